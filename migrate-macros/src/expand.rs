@@ -1,0 +1,60 @@
+//! Writing the embedded migrations as a static array of `::migrate_runtime::Migration`.
+
+use migrate_runtime::source::Loaded;
+use migrate_runtime::{Migration, Section};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub(crate) fn expand(loaded: &Loaded) -> TokenStream {
+    // `include_str!` makes the compiler track each file, so editing one rebuilds the crate.
+    // The constant is never used, so the text is not stored twice.
+    let tracked = loaded.files.iter().map(|file| {
+        let file = file.to_string_lossy();
+        quote!(::core::include_str!(#file))
+    });
+    let count = loaded.migrations.len();
+    let migrations = loaded.migrations.iter().map(migration);
+    quote! {{
+        const _: &[&str] = &[#(#tracked),*];
+        static MIGRATIONS: [::migrate_runtime::Migration; #count] = [#(#migrations),*];
+        &MIGRATIONS
+    }}
+}
+
+fn migration(migration: &Migration) -> TokenStream {
+    let version = migration.version();
+    let name = migration.name();
+    let up = section(migration.up());
+    let down = match migration.down() {
+        Some(down) => {
+            let down = section(down);
+            quote!(::core::option::Option::Some(#down))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let checksum = migration.checksum();
+    let digest = checksum.as_bytes();
+    let requires = migration.requires();
+    let environments = migration.environments().collect::<Vec<_>>().join(",");
+    quote! {
+        ::migrate_runtime::Migration::__embedded(
+            #version,
+            #name,
+            #up,
+            #down,
+            ::migrate_runtime::Checksum::from_bytes([#(#digest),*]),
+            &[#(#requires),*],
+            #environments,
+        )
+    }
+}
+
+fn section(section: &Section) -> TokenStream {
+    let path = section.path();
+    let line = section.line();
+    let transactional = section.is_transactional();
+    let sql = section.sql();
+    quote! {
+        ::migrate_runtime::Section::__embedded(#path, #line, #transactional, #sql)
+    }
+}

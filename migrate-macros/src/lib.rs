@@ -1,0 +1,42 @@
+//! `embed_migrations!`: reads a directory of PostgreSQL migration files at compile time,
+//! checks them, and embeds them in the executable as a `&'static [Migration]`.
+//!
+//! The macro is three steps, one module each: [`args`] reads the macro's input, [`load`]
+//! reads and checks the directory with the parser shared with the runtime
+//! (`migrate_runtime::source`), and [`expand`] writes the static array.
+
+mod args;
+mod expand;
+mod load;
+
+use proc_macro::TokenStream;
+
+/// Embeds every migration in a directory, checked at compile time.
+///
+/// ```ignore
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!();
+/// static OTHERS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("db/migrations");
+/// ```
+///
+/// The path is relative to the invoking crate's root (`CARGO_MANIFEST_DIR`) and defaults to
+/// `"migrations"`. The result is sorted by version. Any problem in the directory (a bad file
+/// name, a duplicate version, an empty UP section, a statement that cannot run inside a
+/// transaction, ...) is a compile error naming the file and line; every problem is reported
+/// in the same build.
+///
+/// # When the crate is rebuilt
+///
+/// Each embedded file is tracked by the compiler, so editing, renaming or deleting a migration
+/// rebuilds the crate. Adding a *new* file does not: a procedural macro cannot watch a
+/// directory on stable Rust. A crate whose migrations grow over time should therefore call
+/// `migrate_runtime::build::rerun_if_migrations_change("migrations")` from its `build.rs`.
+/// Without it, the first build after adding a file (and nothing else) keeps the old set, until
+/// any other change to the crate.
+#[proc_macro]
+pub fn embed_migrations(input: TokenStream) -> TokenStream {
+    let args = syn::parse_macro_input!(input as args::Args);
+    load::load(&args)
+        .map(|loaded| expand::expand(&loaded))
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

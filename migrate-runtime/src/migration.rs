@@ -1,0 +1,285 @@
+//! The `Migration` value: one versioned schema change, as embedded by `embed_migrations!` or
+//! read from a directory at run time.
+
+use std::borrow::Cow;
+
+use crate::Checksum;
+
+/// One migration: a version, a name, the SQL to apply it and, optionally, the SQL to revert it.
+///
+/// Migrations embedded by `migrate_macros::embed_migrations!` borrow everything from the
+/// executable's static data, so holding and applying them allocates nothing; migrations read
+/// from a directory at run time ([`crate::source::read_dir`]) own their text.
+///
+/// ```no_run
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// for migration in MIGRATIONS {
+///     println!("{} {} ({})", migration.version(), migration.name(), migration.path());
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    version: i64,
+    name: Cow<'static, str>,
+    up: Section,
+    down: Option<Section>,
+    checksum: Checksum,
+    requires: Cow<'static, [i64]>,
+    /// Lowercased environment names joined with `,`; empty when the migration runs everywhere.
+    environments: Cow<'static, str>,
+}
+
+impl Migration {
+    /// Used by the code `embed_migrations!` generates; not a stable API.
+    #[doc(hidden)]
+    pub const fn __embedded(
+        version: i64,
+        name: &'static str,
+        up: Section,
+        down: Option<Section>,
+        checksum: Checksum,
+        requires: &'static [i64],
+        environments: &'static str,
+    ) -> Migration {
+        Migration {
+            version,
+            name: Cow::Borrowed(name),
+            up,
+            down,
+            checksum,
+            requires: Cow::Borrowed(requires),
+            environments: Cow::Borrowed(environments),
+        }
+    }
+
+    pub(crate) fn owned(
+        version: i64,
+        name: String,
+        up: Section,
+        down: Option<Section>,
+        checksum: Checksum,
+        requires: Vec<i64>,
+        environments: Vec<String>,
+    ) -> Migration {
+        Migration {
+            version,
+            name: Cow::Owned(name),
+            checksum,
+            up,
+            down,
+            requires: Cow::Owned(requires),
+            environments: Cow::Owned(environments.join(",")),
+        }
+    }
+
+    /// The version: the file name's number, read as an integer (see the README for how
+    /// diesel's dashed timestamps map to integers).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let newest = MIGRATIONS.last().map(|m| m.version());
+    /// ```
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The name part of the file name, e.g. `create_users` for `001_create_users.sql`.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// assert!(!migration.name().is_empty());
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file holding the UP section, relative to the crate root (or to the directory given
+    /// at run time), with `/` separators.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// println!("applying {}", migration.path());
+    /// ```
+    pub fn path(&self) -> &str {
+        self.up.path()
+    }
+
+    /// The SQL that applies the migration.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// println!("{}", migration.up().sql());
+    /// ```
+    pub fn up(&self) -> &Section {
+        &self.up
+    }
+
+    /// The SQL that reverts the migration; `None` when it is irreversible (no DOWN section, or
+    /// an empty one).
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// if migration.down().is_none() {
+    ///     eprintln!("{} cannot be reverted", migration.path());
+    /// }
+    /// ```
+    pub fn down(&self) -> Option<&Section> {
+        self.down.as_ref()
+    }
+
+    /// The checksum recorded when the migration is applied (see [`Checksum`]).
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// println!("{} {}", migration.version(), migration.checksum());
+    /// ```
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+
+    /// Versions named by `-- migrate:requires`: each exists and is lower than this one.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// for version in migration.requires() {
+    ///     println!("{} needs {version}", migration.version());
+    /// }
+    /// ```
+    pub fn requires(&self) -> &[i64] {
+        &self.requires
+    }
+
+    /// Environments named by `-- migrate:env`, lowercased; empty when the migration applies in
+    /// every environment.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// let production_only = migration.environments().eq(["production"]);
+    /// ```
+    pub fn environments(&self) -> impl Iterator<Item = &str> {
+        self.environments.split(',').filter(|name| !name.is_empty())
+    }
+
+    /// Whether the migration applies in `environment` (compared case-insensitively).
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// if !migration.applies_in("staging") {
+    ///     println!("skipping {} in staging", migration.path());
+    /// }
+    /// ```
+    pub fn applies_in(&self, environment: &str) -> bool {
+        self.environments.is_empty()
+            || self
+                .environments()
+                .any(|name| name.eq_ignore_ascii_case(environment))
+    }
+}
+
+/// The UP or DOWN part of a migration: the SQL to run, where it came from and how to run it.
+///
+/// ```no_run
+/// # let migration: migrate_runtime::Migration = unimplemented!();
+/// let up = migration.up();
+/// println!("{}:{} ({} transaction)", up.path(), up.line(),
+///     if up.is_transactional() { "in a" } else { "outside any" });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    path: Cow<'static, str>,
+    line: u32,
+    transactional: bool,
+    sql: Cow<'static, str>,
+}
+
+impl Section {
+    /// Used by the code `embed_migrations!` generates; not a stable API.
+    #[doc(hidden)]
+    pub const fn __embedded(
+        path: &'static str,
+        line: u32,
+        transactional: bool,
+        sql: &'static str,
+    ) -> Section {
+        Section {
+            path: Cow::Borrowed(path),
+            line,
+            transactional,
+            sql: Cow::Borrowed(sql),
+        }
+    }
+
+    pub(crate) fn owned(path: String, line: u32, transactional: bool, sql: String) -> Section {
+        Section {
+            path: Cow::Owned(path),
+            line,
+            transactional,
+            sql: Cow::Owned(sql),
+        }
+    }
+
+    /// The SQL sent to the server. A `BEGIN; ... COMMIT;` wrapper around the whole section has
+    /// been removed, since the runner provides the transaction.
+    ///
+    /// ```no_run
+    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// assert!(!section.sql().trim().is_empty());
+    /// ```
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The file the section comes from, relative to the crate root.
+    ///
+    /// ```no_run
+    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// assert!(section.path().ends_with(".sql"));
+    /// ```
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The 1-based line of the file on which the first character of [`Section::sql`] stands.
+    ///
+    /// ```no_run
+    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// assert!(section.line() >= 1);
+    /// ```
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// `false` for `-- migrate:no-transaction` (and the other tools' equivalents): the
+    /// statements run one by one, each outside any transaction.
+    ///
+    /// ```no_run
+    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// let mode = if section.is_transactional() { "transaction" } else { "statement by statement" };
+    /// ```
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Maps a position in [`Section::sql`] (a 1-based character count, as in PostgreSQL's
+    /// error `position` field) to a 1-based line and column in the file.
+    ///
+    /// ```
+    /// use migrate_runtime::Section;
+    /// # let section = Section::__embedded("m/001_a.sql", 3, true, "SELECT 1;\nSELEC 2;");
+    /// // A server error at character 11 of that SQL is at line 4, column 1 of the file.
+    /// assert_eq!(section.file_position(11), (4, 1));
+    /// ```
+    pub fn file_position(&self, character: usize) -> (u32, u32) {
+        let (mut line, mut column) = (self.line, 1);
+        for c in self.sql.chars().take(character.saturating_sub(1)) {
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        (line, column)
+    }
+}

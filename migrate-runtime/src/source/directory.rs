@@ -1,0 +1,642 @@
+//! Reading a migrations directory: finding its files, pairing them according to the layout,
+//! parsing each migration, and the checks that span files (duplicate versions, `requires`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use super::file_name::{self, Layout, MigrationFile};
+use super::sections::{self, CheckedSection, Directive, DirectiveKind, Markers, RawSection};
+use super::{Diagnostic, Diagnostics, Reporter};
+use crate::{Checksum, Migration, Section};
+
+/// What [`read_dir`] found: the migrations in version order, and every file it read (so a
+/// build can be told to watch them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// The migrations, sorted by version.
+    pub migrations: Vec<Migration>,
+    /// Every file read, as `root.join(...)` paths.
+    pub files: Vec<PathBuf>,
+}
+
+/// Reads and checks every migration in `root/dir`. Paths in the result and in diagnostics
+/// are `dir/...`, so they read the same on every machine.
+///
+/// All problems in the directory are reported together; nothing is skipped silently.
+///
+/// ```no_run
+/// use std::path::Path;
+///
+/// match migrate_runtime::source::read_dir(Path::new("."), "migrations") {
+///     Ok(loaded) => println!("{} migrations", loaded.migrations.len()),
+///     Err(problems) => eprintln!("{problems}"),
+/// }
+/// ```
+pub fn read_dir(root: &Path, dir: &str) -> Result<Loaded, Diagnostics> {
+    let dir = dir.trim_end_matches('/');
+    let mut loader = Loader {
+        root,
+        dir,
+        files: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    let candidates = loader.find_candidates();
+    let parsed: Vec<Parsed> = candidates
+        .into_iter()
+        .filter_map(|candidate| loader.parse(candidate))
+        .collect();
+    loader.check_set(&parsed);
+    if !loader.diagnostics.is_empty() {
+        return Err(Diagnostics(loader.diagnostics));
+    }
+    let mut migrations: Vec<Migration> = parsed.into_iter().map(Parsed::into_migration).collect();
+    migrations.sort_by_key(Migration::version);
+    Ok(Loaded {
+        migrations,
+        files: loader.files,
+    })
+}
+
+struct Loader<'a> {
+    root: &'a Path,
+    dir: &'a str,
+    files: Vec<PathBuf>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// One migration's files, before they are read.
+struct Candidate {
+    layout: Layout,
+    version: i64,
+    name: String,
+    up: String,
+    down: Option<String>,
+    metadata: Option<String>,
+}
+
+/// One migration, read and checked on its own.
+struct Parsed {
+    version: i64,
+    name: String,
+    up: Section,
+    down: Option<Section>,
+    checksum: Checksum,
+    requires: Vec<(i64, u32)>,
+    environments: Vec<String>,
+}
+
+impl Parsed {
+    fn into_migration(self) -> Migration {
+        Migration::owned(
+            self.version,
+            self.name,
+            self.up,
+            self.down,
+            self.checksum,
+            self.requires
+                .into_iter()
+                .map(|(version, _)| version)
+                .collect(),
+            self.environments,
+        )
+    }
+}
+
+impl Loader<'_> {
+    fn display(&self, name: &str) -> String {
+        if self.dir.is_empty() || self.dir == "." {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", self.dir)
+        }
+    }
+
+    fn report<'r>(&'r mut self, path: &'r str) -> Reporter<'r> {
+        Reporter::new(path, &mut self.diagnostics)
+    }
+
+    fn error(&mut self, path: &str, message: impl Into<String>, help: impl Into<String>) {
+        self.report(path).error(None, message, Some(help));
+    }
+
+    /// The directory's entries, paired into migrations according to their layout.
+    fn find_candidates(&mut self) -> Vec<Candidate> {
+        let dir_path = self.root.join(self.dir);
+        if !dir_path.is_dir() {
+            let dir = if self.dir.is_empty() { "." } else { self.dir };
+            self.error(
+                dir,
+                "the migrations directory does not exist",
+                "create it, or name the directory relative to the crate root, e.g. `embed_migrations!(\"db/migrations\")`",
+            );
+            return Vec::new();
+        }
+        let mut file_names: Vec<String> = Vec::new();
+        let mut diesel_dirs: Vec<(String, String, String)> = Vec::new();
+        for entry in WalkDir::new(&dir_path)
+            .min_depth(1)
+            .max_depth(1)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    let dir = self.dir.to_owned();
+                    self.error(
+                        &dir,
+                        format!("cannot list the directory: {error}"),
+                        "check its permissions",
+                    );
+                    continue;
+                }
+            };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                let shown = self.display(&entry.file_name().to_string_lossy());
+                self.error(
+                    &shown,
+                    "the file name is not valid UTF-8",
+                    "rename it using ASCII letters, digits and underscores",
+                );
+                continue;
+            };
+            if !entry.file_type().is_dir() {
+                file_names.push(name);
+            } else if let Some((version, migration_name)) = file_name::parse_diesel_dir_name(&name)
+            {
+                diesel_dirs.push((version.to_owned(), migration_name.to_owned(), name.clone()));
+            }
+        }
+        let mut files: Vec<(&str, MigrationFile<'_>)> = Vec::new();
+        for name in &file_names {
+            match file_name::parse_file_name(name) {
+                Ok(None) => {}
+                Ok(Some(parsed)) => files.push((name, parsed)),
+                Err(why) => {
+                    let shown = self.display(name);
+                    self.error(
+                        &shown,
+                        format!("`{name}` is not a valid migration file name: {why}"),
+                        "rename the file, or move it out of the migrations directory",
+                    );
+                }
+            }
+        }
+        if !self.check_single_layout(&files, &diesel_dirs) {
+            return Vec::new();
+        }
+        let mut candidates = self.pair_files(&files);
+        for (version, name, dir_name) in diesel_dirs {
+            candidates.extend(self.diesel_candidate(&version, &name, &dir_name));
+        }
+        candidates
+    }
+
+    fn check_single_layout(
+        &mut self,
+        files: &[(&str, MigrationFile<'_>)],
+        diesel_dirs: &[(String, String, String)],
+    ) -> bool {
+        let mut examples: BTreeMap<Layout, String> = BTreeMap::new();
+        for (name, file) in files {
+            examples
+                .entry(file.layout())
+                .or_insert_with(|| (*name).to_owned());
+        }
+        if let Some((_, _, dir_name)) = diesel_dirs.first() {
+            examples
+                .entry(Layout::DieselDirectories)
+                .or_insert_with(|| format!("{dir_name}/"));
+        }
+        if examples.len() < 2 {
+            return true;
+        }
+        let listed: Vec<String> = examples
+            .iter()
+            .map(|(layout, example)| format!("{} such as `{example}`", layout.describe()))
+            .collect();
+        let dir = self.dir.to_owned();
+        self.error(
+            &dir,
+            format!("the directory mixes layouts: {}", listed.join(" and ")),
+            "use one layout per directory: rename the files of one layout to the other",
+        );
+        false
+    }
+
+    /// Pairs `001_a.sql` with `rollback-001.sql`, and `001_a.up.sql` with `001_a.down.sql`.
+    fn pair_files(&mut self, files: &[(&str, MigrationFile<'_>)]) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        let mut rollbacks: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+        let mut downs: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        for (name, file) in files {
+            match file {
+                MigrationFile::Rollback { version } => {
+                    if let Some(version) = self.version(name, version, Layout::SingleFile) {
+                        rollbacks.entry(version).or_default().push(name);
+                    }
+                }
+                MigrationFile::Down { version, name: n } => {
+                    downs.insert((version, n), name);
+                }
+                _ => {}
+            }
+        }
+        for (file, file_kind) in files {
+            let (layout, version_text, name, down) = match file_kind {
+                MigrationFile::Single { version, name } => {
+                    (Layout::SingleFile, *version, *name, None)
+                }
+                MigrationFile::Up { version, name } => (
+                    Layout::UpDownFiles,
+                    *version,
+                    *name,
+                    downs
+                        .remove(&(*version, *name))
+                        .map(|down| self.display(down)),
+                ),
+                _ => continue,
+            };
+            let Some(version) = self.version(file, version_text, layout) else {
+                continue;
+            };
+            let down = match layout {
+                Layout::SingleFile => rollbacks
+                    .remove(&version)
+                    .and_then(|names| self.one_rollback(version, &names)),
+                _ => down,
+            };
+            candidates.push(Candidate {
+                layout,
+                version,
+                name: name.to_owned(),
+                up: self.display(file),
+                down,
+                metadata: None,
+            });
+        }
+        for (version, names) in rollbacks {
+            let shown = self.display(names[0]);
+            self.error(
+                &shown,
+                format!("a rollback file for version {version}, but no migration has that version"),
+                "rename it to match its migration (`rollback-{version}.sql`), or delete it",
+            );
+        }
+        for ((version, name), file) in downs {
+            let shown = self.display(file);
+            self.error(&shown, format!("`{file}` has no matching `{version}_{name}.up.sql`"), "every `.down.sql` needs the `.up.sql` of the same version and name; rename or add it");
+        }
+        candidates
+    }
+
+    fn one_rollback(&mut self, version: i64, names: &[&str]) -> Option<String> {
+        if let [first, second, ..] = names {
+            let shown = self.display(second);
+            self.error(
+                &shown,
+                format!("version {version} has two rollback files: `{first}` and `{second}`"),
+                "keep one of them",
+            );
+        }
+        names.first().map(|name| self.display(name))
+    }
+
+    fn diesel_candidate(
+        &mut self,
+        version_text: &str,
+        name: &str,
+        dir_name: &str,
+    ) -> Option<Candidate> {
+        let shown_dir = self.display(dir_name);
+        let version = self.version(
+            &format!("{dir_name}/"),
+            version_text,
+            Layout::DieselDirectories,
+        )?;
+        let dir_path = self.root.join(self.dir).join(dir_name);
+        let has = |file: &str| dir_path.join(file).is_file();
+        let (has_up, has_down, has_metadata) =
+            (has("up.sql"), has("down.sql"), has("metadata.toml"));
+        for entry in fs::read_dir(&dir_path).into_iter().flatten().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let known = ["up.sql", "down.sql", "metadata.toml"].contains(&file.as_str());
+            if !known
+                && !file_name::is_ignored(&file)
+                && file.to_ascii_lowercase().ends_with(".sql")
+            {
+                self.error(&format!("{shown_dir}/{file}"), "an unexpected SQL file in a diesel migration directory", "a diesel migration directory holds `up.sql`, `down.sql` and `metadata.toml`; move or rename this file");
+            }
+        }
+        if !has_up {
+            self.error(
+                &shown_dir,
+                "a diesel migration directory without `up.sql`",
+                "add `up.sql` with the migration's SQL, or remove the directory",
+            );
+            return None;
+        }
+        Some(Candidate {
+            layout: Layout::DieselDirectories,
+            version,
+            name: name.to_owned(),
+            up: format!("{shown_dir}/up.sql"),
+            down: has_down.then(|| format!("{shown_dir}/down.sql")),
+            metadata: has_metadata.then(|| format!("{shown_dir}/metadata.toml")),
+        })
+    }
+
+    fn version(&mut self, file: &str, text: &str, layout: Layout) -> Option<i64> {
+        let parsed = match layout {
+            Layout::DieselDirectories => file_name::diesel_version(text),
+            _ => file_name::numeric_version(text),
+        };
+        parsed
+            .map_err(|why| {
+                let shown = self.display(file);
+                self.error(&shown, why, "renumber the migration");
+            })
+            .ok()
+    }
+
+    /// Reads a file as UTF-8 text without BOM and with LF line endings.
+    fn read_text(&mut self, path: &str) -> Option<String> {
+        let full = self.root.join(path);
+        self.files.push(full.clone());
+        let bytes = match fs::read(&full) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                self.error(
+                    path,
+                    format!("cannot be read: {error}"),
+                    "check that the file exists and is readable",
+                );
+                return None;
+            }
+        };
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Some(text.replace("\r\n", "\n")),
+            Err(error) => {
+                let valid = &bytes[..error.valid_up_to()];
+                let line = 1 + valid.iter().filter(|b| **b == b'\n').count() as u32;
+                self.report(path).error(
+                    Some(line),
+                    format!("the file is not valid UTF-8 (byte {})", error.valid_up_to()),
+                    Some("save the file as UTF-8"),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse(&mut self, candidate: Candidate) -> Option<Parsed> {
+        let run_in_transaction = match &candidate.metadata {
+            Some(path) => self.diesel_metadata(path)?,
+            None => true,
+        };
+        let up_text = self.read_text(&candidate.up)?;
+        let markers = match candidate.layout {
+            Layout::SingleFile => Markers::Allowed,
+            _ => Markers::Forbidden,
+        };
+        let up_path = candidate.up.clone();
+        let mut report = Reporter::new(&up_path, &mut self.diagnostics);
+        let errors_before = report.count();
+        let split = sections::split_file(&up_text, markers, &mut report)?;
+        let header = Header::read(&split.directives, candidate.layout, &mut report);
+        let file_no_transaction = header.no_transaction || !run_in_transaction;
+        let up_raw = split.up.expect("split_file always yields an UP section");
+        let up_transactional = section_transactional(up_raw, file_no_transaction, &mut report);
+        let up = sections::check_section(up_raw, up_transactional, "UP", &mut report)
+            .map(|checked| section(&up_path, checked, up_transactional));
+        let mut down = split.down.and_then(|raw| {
+            let transactional = section_transactional(raw, file_no_transaction, &mut report);
+            sections::check_section(raw, transactional, "DOWN", &mut report)
+                .map(|checked| section(&up_path, checked, transactional))
+        });
+        if let (Some(raw), Some(down_file)) = (split.down, &candidate.down) {
+            report.error(
+                Some(raw.line - 1),
+                format!("a DOWN section here and a separate down file `{down_file}`"),
+                Some("keep one of them"),
+            );
+        }
+        let failed = report.count() > errors_before;
+        if let Some(down_path) = &candidate.down {
+            down = self.read_down_file(down_path, !run_in_transaction);
+        }
+        if failed {
+            return None;
+        }
+        Some(Parsed {
+            version: candidate.version,
+            name: candidate.name,
+            checksum: Checksum::of_up_section(up_raw.text, up_transactional),
+            up: up?,
+            down,
+            requires: header.requires,
+            environments: header.environments,
+        })
+    }
+
+    /// A `.down.sql`, `down.sql` or `rollback-N.sql`: one section, whose header may only say
+    /// `no-transaction`.
+    fn read_down_file(&mut self, path: &str, no_transaction: bool) -> Option<Section> {
+        let text = self.read_text(path)?;
+        let mut report = Reporter::new(path, &mut self.diagnostics);
+        let split = sections::split_file(&text, Markers::Forbidden, &mut report)?;
+        let mut file_no_transaction = no_transaction;
+        for directive in &split.directives {
+            match directive.kind {
+                DirectiveKind::NoTransaction => file_no_transaction = true,
+                _ => report.error(
+                    Some(directive.line),
+                    "`requires` and `env` belong in the migration's UP file",
+                    Some("move this directive to the UP file's header"),
+                ),
+            }
+        }
+        let raw = split.up?;
+        let transactional = !file_no_transaction;
+        sections::check_section(raw, transactional, "DOWN", &mut report)
+            .map(|checked| section(path, checked, transactional))
+    }
+
+    /// diesel's `metadata.toml`: `run_in_transaction = false` is the one setting.
+    fn diesel_metadata(&mut self, path: &str) -> Option<bool> {
+        let text = self.read_text(path)?;
+        let mut report = Reporter::new(path, &mut self.diagnostics);
+        let table: toml::Table = match toml::from_str(&text) {
+            Ok(table) => table,
+            Err(error) => {
+                let line = error
+                    .span()
+                    .map(|span| 1 + text[..span.start].matches('\n').count() as u32);
+                report.error(
+                    line,
+                    format!("invalid TOML: {}", error.message()),
+                    Some("diesel's metadata.toml holds `run_in_transaction = false`"),
+                );
+                return None;
+            }
+        };
+        let mut run_in_transaction = true;
+        for (key, value) in table {
+            match (key.as_str(), value.as_bool()) {
+                ("run_in_transaction", Some(flag)) => run_in_transaction = flag,
+                ("run_in_transaction", None) => {
+                    report.error(
+                        None,
+                        "`run_in_transaction` must be `true` or `false`",
+                        None::<&str>,
+                    );
+                    return None;
+                }
+                _ => {
+                    report.error(
+                        None,
+                        format!("unknown setting `{key}`"),
+                        Some("the only setting understood is `run_in_transaction`"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(run_in_transaction)
+    }
+
+    /// Checks that need every migration: duplicate versions and `requires`.
+    fn check_set(&mut self, parsed: &[Parsed]) {
+        let mut by_version: BTreeMap<i64, &Parsed> = BTreeMap::new();
+        for migration in parsed {
+            if let Some(first) = by_version.insert(migration.version, migration) {
+                let message = format!(
+                    "version {} is used by both `{}` and `{}`",
+                    migration.version,
+                    first.up.path(),
+                    migration.up.path()
+                );
+                let path = migration.up.path().to_owned();
+                self.error(&path, message, "give one of them a new version number; versions compare as integers, so `001` and `1` are the same");
+            }
+        }
+        for migration in parsed {
+            for &(required, line) in &migration.requires {
+                let problem = if !by_version.contains_key(&required) {
+                    Some(format!("requires version {required}, which does not exist"))
+                } else if required >= migration.version {
+                    Some(format!(
+                        "requires version {required}, which is not lower than its own version {}",
+                        migration.version
+                    ))
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    let path = migration.up.path().to_owned();
+                    self.report(&path).error(Some(line), problem, Some("a migration may only require migrations with lower versions that exist"));
+                }
+            }
+        }
+    }
+}
+
+fn section(path: &str, checked: CheckedSection<'_>, transactional: bool) -> Section {
+    Section::owned(
+        path.to_owned(),
+        checked.line,
+        transactional,
+        checked.sql.to_owned(),
+    )
+}
+
+/// Whether a section runs in a transaction: not when the file says `no-transaction` (or
+/// diesel's metadata does), nor when its marker says `transaction:false`.
+fn section_transactional(
+    raw: RawSection<'_>,
+    file_no_transaction: bool,
+    report: &mut Reporter<'_>,
+) -> bool {
+    match raw.transaction_option {
+        Some(false) => false,
+        Some(true) if file_no_transaction => {
+            report.error(
+                Some(raw.line - 1),
+                "`transaction:true` on this marker contradicts the file's `no-transaction` setting",
+                Some("keep one of them"),
+            );
+            false
+        }
+        _ => !file_no_transaction,
+    }
+}
+
+/// The directives at the top of an UP file, read and checked.
+struct Header {
+    no_transaction: bool,
+    requires: Vec<(i64, u32)>,
+    environments: Vec<String>,
+}
+
+impl Header {
+    fn read(directives: &[Directive<'_>], layout: Layout, report: &mut Reporter<'_>) -> Header {
+        let mut header = Header {
+            no_transaction: false,
+            requires: Vec::new(),
+            environments: Vec::new(),
+        };
+        for directive in directives {
+            let line = Some(directive.line);
+            match directive.kind {
+                DirectiveKind::NoTransaction => header.no_transaction = true,
+                DirectiveKind::Requires(list) => {
+                    let items = list_items(list);
+                    if items.is_empty() {
+                        report.error(line, "`-- migrate:requires` lists no version", Some("write the versions this migration needs, e.g. `-- migrate:requires 001, 003`"));
+                    }
+                    for item in items {
+                        let version = match layout {
+                            Layout::DieselDirectories => file_name::diesel_version(item),
+                            _ if item.bytes().all(|b| b.is_ascii_digit()) => {
+                                file_name::numeric_version(item)
+                            }
+                            _ => Err(format!("`{item}` is not a version number")),
+                        };
+                        match version {
+                            Ok(version) => header.requires.push((version, directive.line)),
+                            Err(why) => report.error(line, why, Some("list versions as they appear in file names, e.g. `-- migrate:requires 001, 003`")),
+                        }
+                    }
+                }
+                DirectiveKind::Env(list) => {
+                    let items = list_items(list);
+                    if items.is_empty() {
+                        report.error(line, "`-- migrate:env` lists no environment", Some("write where this migration applies, e.g. `-- migrate:env production`"));
+                    }
+                    for item in items {
+                        if item
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                        {
+                            header.environments.push(item.to_ascii_lowercase());
+                        } else {
+                            report.error(line, format!("`{item}` is not an environment name"), Some("environment names are letters, digits, `_` and `-`, separated by commas"));
+                        }
+                    }
+                }
+            }
+        }
+        header
+    }
+}
+
+/// `001, 003` or `001 003` or `production,staging`.
+fn list_items(list: &str) -> Vec<&str> {
+    list.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|item| !item.is_empty())
+        .collect()
+}

@@ -1,0 +1,98 @@
+//! The migration file format, shared by `embed_migrations!` and the runtime: file names and
+//! layouts, sections and directives, the SQL lexer, the checks, and the checksum. Nothing here
+//! needs a database, so `migrate-macros` uses this module without the `runtime` feature.
+
+pub(crate) mod checksum;
+mod directory;
+mod file_name;
+pub mod lexer;
+mod sections;
+pub mod statements;
+
+use std::fmt;
+
+pub use directory::{read_dir, Loaded};
+
+/// One problem found while reading migrations: the file, the line where it applies, what is
+/// wrong and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file (or directory), relative to the crate root, with `/` separators.
+    pub path: String,
+    /// The 1-based line, when the problem is on one.
+    pub line: Option<u32>,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path, self.message)?,
+            None => write!(f, "{}: {}", self.path, self.message)?,
+        }
+        match &self.help {
+            Some(help) => write!(f, "\n  help: {help}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Every problem found in a migrations directory (never empty).
+///
+/// ```no_run
+/// # use std::path::Path;
+/// if let Err(problems) = migrate_runtime::source::read_dir(Path::new("."), "migrations") {
+///     for problem in &problems.0 {
+///         eprintln!("{problem}");
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, diagnostic) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{diagnostic}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects diagnostics for one file.
+pub(crate) struct Reporter<'a> {
+    path: &'a str,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Reporter<'a> {
+    pub(crate) fn new(path: &'a str, out: &'a mut Vec<Diagnostic>) -> Self {
+        Reporter { path, out }
+    }
+
+    pub(crate) fn error(
+        &mut self,
+        line: Option<u32>,
+        message: impl Into<String>,
+        help: Option<impl Into<String>>,
+    ) {
+        self.out.push(Diagnostic {
+            path: self.path.to_owned(),
+            line,
+            message: message.into(),
+            help: help.map(Into::into),
+        });
+    }
+
+    /// Diagnostics collected so far (for this and earlier files), to tell whether a step
+    /// added any.
+    pub(crate) fn count(&self) -> usize {
+        self.out.len()
+    }
+}
