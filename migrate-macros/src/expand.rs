@@ -21,6 +21,17 @@ pub(crate) fn expand(loaded: &Loaded) -> TokenStream {
     }}
 }
 
+/// Every problem as its own `compile_error!`, inside an expression of the right type so the
+/// problems are all reported and nothing else cascades from them.
+pub(crate) fn errors(problems: syn::Error) -> TokenStream {
+    let errors = problems.into_compile_error();
+    quote! {{
+        #errors
+        const NONE: &[::migrate_runtime::Migration] = &[];
+        NONE
+    }}
+}
+
 fn migration(migration: &Migration) -> TokenStream {
     let version = migration.version();
     let name = migration.name();

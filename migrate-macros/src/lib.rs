@@ -13,9 +13,15 @@ use proc_macro::TokenStream;
 
 /// Embeds every migration in a directory, checked at compile time.
 ///
-/// ```ignore
+/// ```no_run
+/// # /* This crate has no migrations/ of its own, so the example compiles the repository's.
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!();
 /// static OTHERS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("db/migrations");
+/// # */
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// for migration in MIGRATIONS {
+///     println!("{} {}", migration.version(), migration.name());
+/// }
 /// ```
 ///
 /// The path is relative to the invoking crate's root (`CARGO_MANIFEST_DIR`) and defaults to
@@ -35,8 +41,9 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn embed_migrations(input: TokenStream) -> TokenStream {
     let args = syn::parse_macro_input!(input as args::Args);
-    load::load(&args)
-        .map(|loaded| expand::expand(&loaded))
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    match load::load(&args) {
+        Ok(loaded) => expand::expand(&loaded),
+        Err(problems) => expand::errors(problems),
+    }
+    .into()
 }

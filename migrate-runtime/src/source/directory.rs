@@ -1,7 +1,7 @@
 //! Reading a migrations directory: finding its files, pairing them according to the layout,
 //! parsing each migration, and the checks that span files (duplicate versions, `requires`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -44,11 +44,13 @@ pub fn read_dir(root: &Path, dir: &str) -> Result<Loaded, Diagnostics> {
         diagnostics: Vec::new(),
     };
     let candidates = loader.find_candidates();
+    loader.check_unique_versions(&candidates);
+    let versions: BTreeSet<i64> = candidates.iter().map(|c| c.version).collect();
     let parsed: Vec<Parsed> = candidates
         .into_iter()
         .filter_map(|candidate| loader.parse(candidate))
         .collect();
-    loader.check_set(&parsed);
+    loader.check_requires(&parsed, &versions);
     if !loader.diagnostics.is_empty() {
         return Err(Diagnostics(loader.diagnostics));
     }
@@ -509,24 +511,25 @@ impl Loader<'_> {
         Some(run_in_transaction)
     }
 
-    /// Checks that need every migration: duplicate versions and `requires`.
-    fn check_set(&mut self, parsed: &[Parsed]) {
-        let mut by_version: BTreeMap<i64, &Parsed> = BTreeMap::new();
-        for migration in parsed {
-            if let Some(first) = by_version.insert(migration.version, migration) {
+    /// Two files may not share a version, whatever else is wrong with them.
+    fn check_unique_versions(&mut self, candidates: &[Candidate]) {
+        let mut first_with: BTreeMap<i64, &str> = BTreeMap::new();
+        for candidate in candidates {
+            if let Some(first) = first_with.insert(candidate.version, &candidate.up) {
                 let message = format!(
-                    "version {} is used by both `{}` and `{}`",
-                    migration.version,
-                    first.up.path(),
-                    migration.up.path()
+                    "version {} is used by both `{first}` and `{}`",
+                    candidate.version, candidate.up
                 );
-                let path = migration.up.path().to_owned();
-                self.error(&path, message, "give one of them a new version number; versions compare as integers, so `001` and `1` are the same");
+                self.error(&candidate.up, message, "give one of them a new version number; versions compare as integers, so `001` and `1` are the same");
             }
         }
+    }
+
+    /// `requires` names versions that exist and are lower.
+    fn check_requires(&mut self, parsed: &[Parsed], versions: &BTreeSet<i64>) {
         for migration in parsed {
             for &(required, line) in &migration.requires {
-                let problem = if !by_version.contains_key(&required) {
+                let problem = if !versions.contains(&required) {
                     Some(format!("requires version {required}, which does not exist"))
                 } else if required >= migration.version {
                     Some(format!(
