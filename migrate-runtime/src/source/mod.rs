@@ -6,6 +6,8 @@ pub(crate) mod checksum;
 mod directory;
 mod file_name;
 pub mod lexer;
+#[cfg(test)]
+mod random_sql;
 mod sections;
 pub mod statements;
 

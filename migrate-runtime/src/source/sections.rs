@@ -712,4 +712,36 @@ mod tests {
         assert!(checked.is_none());
         assert!(diagnostics.is_empty());
     }
+
+    #[test]
+    fn random_files_never_panic_and_errors_have_lines_in_the_file() {
+        let mut inputs: Vec<String> = crate::source::random_sql::inputs(5_000).collect();
+        // Give the marker and directive paths their share of inputs.
+        for (index, input) in inputs.iter_mut().enumerate() {
+            match index % 4 {
+                0 => input.insert_str(0, "-- migrate:up\n"),
+                1 => input.push_str("\n-- migrate:down\nSELECT 1;"),
+                2 => input.insert_str(0, "-- migrate:no-transaction\n-- UP\n"),
+                _ => {}
+            }
+        }
+        for input in &inputs {
+            let lines = input.matches('\n').count() as u32 + 1;
+            let (split, mut diagnostics) = split(input, Markers::Allowed);
+            if let Some(split) = split {
+                for (section, name) in [(split.up, "UP"), (split.down, "DOWN")] {
+                    let Some(section) = section else { continue };
+                    let mut reporter = Reporter::new("m.sql", &mut diagnostics);
+                    if let Some(checked) = check_section(section, true, name, &mut reporter) {
+                        assert!(input.contains(checked.sql));
+                        assert!(checked.line <= lines);
+                    }
+                }
+            }
+            for diagnostic in diagnostics {
+                let line = diagnostic.line.unwrap_or(1);
+                assert!((1..=lines).contains(&line), "{diagnostic} in {input:?}");
+            }
+        }
+    }
 }
