@@ -1,15 +1,18 @@
 //! PostgreSQL migrations that ship inside the executable.
 //!
 //! `migrate_macros::embed_migrations!` reads a directory of SQL files at compile time, checks
-//! them with the parser in [`source`], and embeds them as a `&'static [Migration]`. This crate
-//! holds that parser (always) and, with the default `runtime` feature, the code that applies
-//! migrations to a database.
+//! them with the parser in [`source`], and embeds them as a `&'static [Migration]`. With the
+//! default `runtime` feature, [`Migrator`] applies them at start-up: each migration and its
+//! history row in one transaction, under an advisory lock, after checking that the database's
+//! history agrees with the binary.
 //!
 //! ```no_run
 //! static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 //!
-//! for migration in MIGRATIONS {
-//!     println!("{:>4} {}", migration.version(), migration.name());
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let mut client = postgres::Client::connect(&std::env::var("DATABASE_URL")?, postgres::NoTls)?;
+//!     migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
+//!     Ok(())
 //! }
 //! ```
 #![warn(missing_docs)]
@@ -18,5 +21,29 @@ pub mod build;
 mod migration;
 pub mod source;
 
+#[cfg(feature = "runtime")]
+mod apply;
+#[cfg(feature = "runtime")]
+mod error;
+#[cfg(feature = "runtime")]
+mod history;
+#[cfg(feature = "runtime")]
+mod lock;
+#[cfg(feature = "runtime")]
+mod migrator;
+#[cfg(all(feature = "runtime", debug_assertions))]
+mod stale;
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use migration::{Migration, Section};
 pub use source::checksum::Checksum;
+
+#[cfg(feature = "runtime")]
+pub use error::{Error, MigrationFailure, StatementProgress};
+#[cfg(feature = "runtime")]
+pub use history::AppliedMigration;
+#[cfg(feature = "runtime")]
+pub use lock::LockScope;
+#[cfg(feature = "runtime")]
+pub use migrator::{AppliedReport, Migrator, Report};

@@ -1,0 +1,247 @@
+//! The runtime's one error type. Each variant says what happened, where (file, line, version)
+//! and what to do; none of them ever contains a password.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::Checksum;
+
+/// Everything that can go wrong while checking or applying migrations.
+///
+/// ```no_run
+/// # fn demo(client: &mut postgres::Client, migrations: &[migrate_runtime::Migration]) {
+/// use migrate_runtime::{Error, Migrator};
+///
+/// match Migrator::new(migrations).run(client) {
+///     Ok(report) => println!("applied {}", report.applied.len()),
+///     Err(Error::MigrationFailed(failure)) => eprintln!("{failure}"),
+///     Err(other) => eprintln!("{other}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A migration's SQL failed; nothing of it was kept (transactional migrations).
+    #[error("{0}")]
+    MigrationFailed(Box<MigrationFailure>),
+
+    /// An applied migration's file changed after it was applied.
+    #[error(
+        "error: migration {version} ({name}) was changed after it was applied\n  --> {path}\n   = applied checksum:  {applied}\n   = embedded checksum: {embedded}\n   = help: restore the file as it was when applied (see its version control history) and put the change in a new migration"
+    )]
+    ChecksumMismatch {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// The file, relative to its crate.
+        path: String,
+        /// The checksum recorded in the database.
+        applied: String,
+        /// The checksum of the migration in this binary.
+        embedded: Checksum,
+    },
+
+    /// The database has applied migrations that this binary does not contain: it is older
+    /// than the database.
+    #[error(
+        "error: the database has {} applied migration(s) this binary does not contain: {}\n   = help: this binary is older than the database; deploy the build that contains them (or newer)",
+        .0.len(),
+        list_versions(.0)
+    )]
+    MissingFromBinary(Vec<(i64, String)>),
+
+    /// A pending migration has a lower version than one already applied.
+    #[error(
+        "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or allow out-of-order migrations if applying it late is intended"
+    )]
+    OutOfOrder {
+        /// The pending migration's version.
+        version: i64,
+        /// The pending migration's name.
+        name: String,
+        /// Its file.
+        path: String,
+        /// The highest version applied so far.
+        highest_applied: i64,
+    },
+
+    /// The history table records a migration as failed or still running (a no-transaction
+    /// migration that stopped part-way).
+    #[error(
+        "error: migration {version} ({name}) is marked `{status}` in the history table{}\n   = help: check what it changed, fix the database by hand, then run `repair` to mark it applied or rolled back",
+        error_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    Unfinished {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// `failed` or `running`.
+        status: String,
+        /// The error recorded with it, if any.
+        error_message: Option<String>,
+    },
+
+    /// Another session held the migration lock for longer than the configured wait.
+    #[error(
+        "error: waited {waited:?} for the migration lock on {table}, held by {}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck",
+        describe_holder(*holder_pid, holder_application.as_deref())
+    )]
+    LockTimeout {
+        /// The history table whose lock was wanted.
+        table: String,
+        /// How long the run waited.
+        waited: Duration,
+        /// The server process id of the session holding the lock, if it could be found.
+        holder_pid: Option<i32>,
+        /// That session's `application_name`.
+        holder_application: Option<String>,
+    },
+
+    /// A setting given to the [`crate::Migrator`] cannot be used.
+    #[error("error: invalid migrator setting: {0}")]
+    InvalidSetting(String),
+
+    /// The database refused or lost the connection, outside of a migration's own SQL.
+    #[error("error: database error while {context}: {source}")]
+    Database {
+        /// What the runner was doing.
+        context: String,
+        /// The driver's error (never includes connection parameters).
+        #[source]
+        source: postgres::Error,
+    },
+}
+
+impl Error {
+    /// The SQLSTATE of the underlying server error, when there is one.
+    ///
+    /// ```no_run
+    /// # fn demo(error: migrate_runtime::Error) {
+    /// if error.sqlstate() == Some("42P01") {
+    ///     eprintln!("a migration refers to a table that does not exist");
+    /// }
+    /// # }
+    /// ```
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::MigrationFailed(failure) => Some(&failure.sqlstate),
+            Error::Database { source, .. } => source.code().map(|code| code.code()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn database(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Database { context, source }
+    }
+}
+
+/// Where and why a migration's SQL failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationFailure {
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
+    /// The file the failing SQL is in, relative to its crate.
+    pub path: String,
+    /// The 1-based line in that file, when the server said where the error is (otherwise the
+    /// line where the section starts).
+    pub line: u32,
+    /// The 1-based column, when the server said where the error is.
+    pub column: Option<u32>,
+    /// The SQLSTATE code, e.g. `42P01`.
+    pub sqlstate: String,
+    /// The server's message.
+    pub message: String,
+    /// The server's detail, if any.
+    pub detail: Option<String>,
+    /// The server's hint, if any.
+    pub hint: Option<String>,
+    /// For a migration that runs outside a transaction: which statement failed. The
+    /// statements before it stay applied.
+    pub statements: Option<StatementProgress>,
+}
+
+/// How far a no-transaction migration got before a statement failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementProgress {
+    /// The 1-based number of the statement that failed.
+    pub failed: usize,
+    /// How many statements the migration has.
+    pub total: usize,
+}
+
+impl MigrationFailure {
+    /// One line for the history table: SQLSTATE, message and location.
+    pub fn summary(&self) -> String {
+        let column = self.column.map(|c| format!(":{c}")).unwrap_or_default();
+        let statement = self
+            .statements
+            .map(|s| format!(" (statement {} of {})", s.failed, s.total))
+            .unwrap_or_default();
+        format!(
+            "{}: {} at {}:{}{column}{statement}",
+            self.sqlstate, self.message, self.path, self.line
+        )
+    }
+}
+
+impl fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "error: migration {} ({}) failed: {}",
+            self.version, self.name, self.message
+        )?;
+        match self.column {
+            Some(column) => writeln!(f, "  --> {}:{}:{column}", self.path, self.line)?,
+            None => writeln!(
+                f,
+                "  --> {}:{} (the server did not say which statement)",
+                self.path, self.line
+            )?,
+        }
+        write!(f, "   = SQLSTATE {}", self.sqlstate)?;
+        if let Some(detail) = &self.detail {
+            write!(f, "\n   = detail: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n   = hint: {hint}")?;
+        }
+        match self.statements {
+            None => write!(
+                f,
+                "\n   = note: nothing of this migration was kept; migrations before it stay applied"
+            ),
+            Some(progress) => write!(
+                f,
+                "\n   = note: statement {} of {} failed; this migration runs outside a transaction, so the {} statement(s) before it stay applied\n   = help: fix the database by hand (finish or undo those statements), then run `repair` to mark the migration rolled back or applied",
+                progress.failed,
+                progress.total,
+                progress.failed - 1
+            ),
+        }
+    }
+}
+
+fn list_versions(missing: &[(i64, String)]) -> String {
+    missing
+        .iter()
+        .map(|(version, name)| format!("{version} ({name})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_holder(pid: Option<i32>, application: Option<&str>) -> String {
+    match (pid, application) {
+        (Some(pid), Some(app)) if !app.is_empty() => {
+            format!("pid {pid} (application_name `{app}`)")
+        }
+        (Some(pid), _) => format!("pid {pid}"),
+        (None, _) => "a session that has since released it".to_owned(),
+    }
+}

@@ -1,0 +1,163 @@
+//! The migration lock: a PostgreSQL advisory lock whose key is derived from the history
+//! table, so two applications with different history tables never block each other.
+
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, SimpleQueryMessage};
+use sha2::{Digest, Sha256};
+
+use crate::history::{self, AppliedMigration, HistoryTables};
+use crate::Error;
+
+/// How the migration lock is held.
+///
+/// ```no_run
+/// # let migrations: &[migrate_runtime::Migration] = &[];
+/// use migrate_runtime::{LockScope, Migrator};
+///
+/// // Behind PgBouncer in transaction pooling mode:
+/// let migrator = Migrator::new(migrations).lock_scope(LockScope::Transaction);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LockScope {
+    /// One session-level advisory lock for the whole run (the default). Everything the run
+    /// does, including no-transaction migrations, is exclusive.
+    #[default]
+    Session,
+    /// For connection poolers in transaction mode (PgBouncer `pool_mode = transaction`), where
+    /// a session lock could be taken on one server connection and released on another: every
+    /// transaction the run commits takes a transaction-level advisory lock first, and history
+    /// is re-checked inside it. A no-transaction migration is claimed by a `running` row under
+    /// that lock; a concurrent run that finds it refuses instead of waiting.
+    Transaction,
+}
+
+/// The advisory lock key for a history table: the first 8 bytes of a SHA-256 of its name.
+pub(crate) fn key(tables: &HistoryTables) -> i64 {
+    let digest = Sha256::digest(format!("migrate-runtime lock {}", tables.migrations()));
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Statements that take the transaction-level lock, waiting at most `wait`, without changing
+/// `lock_timeout` for the migration's own statements. Must run inside a transaction.
+pub(crate) fn transaction_lock_sql(key: i64, wait: Duration) -> String {
+    format!(
+        "SELECT set_config('migrate.lock_timeout', current_setting('lock_timeout'), true);\n\
+         SET LOCAL lock_timeout = '{}ms';\n\
+         SELECT pg_advisory_xact_lock({key});\n\
+         SELECT set_config('lock_timeout', current_setting('migrate.lock_timeout'), true);\n",
+        wait.as_millis().max(1)
+    )
+}
+
+/// A held session lock; dropping it releases the lock, on every path including panics.
+pub(crate) struct SessionLock<'c> {
+    client: &'c mut Client,
+    key: Option<i64>,
+}
+
+impl Deref for SessionLock<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client
+    }
+}
+
+impl DerefMut for SessionLock<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+    }
+}
+
+impl Drop for SessionLock<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            // A broken connection has already lost the lock with its session.
+            if let Err(error) = self
+                .client
+                .simple_query(&format!("SELECT pg_advisory_unlock({key})"))
+            {
+                log::debug!("releasing the migration lock: {error}");
+            }
+        }
+    }
+}
+
+/// Takes the lock for `tables` (session or transaction scope), creates the history tables if
+/// needed and reads them, all in one round trip. With [`LockScope::Transaction`] the returned
+/// guard holds nothing: the lock ended with that transaction.
+pub(crate) fn acquire<'c>(
+    client: &'c mut Client,
+    tables: &HistoryTables,
+    scope: LockScope,
+    wait: Duration,
+) -> Result<(SessionLock<'c>, Vec<AppliedMigration>), Error> {
+    let key = key(tables);
+    let lock = match scope {
+        LockScope::Session => format!(
+            // SET LOCAL ends with the transaction; the session lock outlives it.
+            "SET LOCAL lock_timeout = '{}ms';\nSELECT pg_advisory_lock({key});\n",
+            wait.as_millis().max(1)
+        ),
+        LockScope::Transaction => transaction_lock_sql(key, wait),
+    };
+    let batch = format!(
+        "BEGIN;\n{lock}{}{};\nCOMMIT;",
+        tables.create_sql(),
+        tables.select_sql()
+    );
+    let started = Instant::now();
+    let result = client.simple_query(&batch);
+    let mut guard = SessionLock {
+        client,
+        key: (scope == LockScope::Session).then_some(key),
+    };
+    match result {
+        Ok(messages) => Ok((guard, history::parse_rows(&messages))),
+        Err(error) => {
+            let _ = guard.simple_query("ROLLBACK");
+            if error.code().is_some_and(|c| c.code() == "55P03") {
+                // The lock was never granted: nothing to release.
+                guard.key = None;
+                let (holder_pid, holder_application) = holder(&mut guard, key);
+                return Err(Error::LockTimeout {
+                    table: tables.display(),
+                    waited: started.elapsed(),
+                    holder_pid,
+                    holder_application,
+                });
+            }
+            Err(Error::database(
+                "taking the migration lock and creating the history tables",
+            )(error))
+        }
+    }
+}
+
+/// The session holding the advisory lock `key`, if any.
+fn holder(client: &mut Client, key: i64) -> (Option<i32>, Option<String>) {
+    let key = key as u64;
+    let query = format!(
+        "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
+        key >> 32,
+        key & 0xffff_ffff
+    );
+    let row = client.simple_query(&query).ok().and_then(|messages| {
+        messages.into_iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+    });
+    match row {
+        Some(row) => (
+            row.get(0).and_then(|pid| pid.parse().ok()),
+            row.get(1).map(str::to_owned),
+        ),
+        None => (None, None),
+    }
+}

@@ -1,0 +1,319 @@
+//! `Migrator`: the settings of a run, the checks made before anything runs, and `run`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use postgres::Client;
+
+use crate::apply::{self, Batch};
+use crate::history::{AppliedMigration, HistoryTables};
+use crate::lock::{self, LockScope};
+use crate::{Error, Migration};
+
+/// Applies a set of migrations to a database.
+///
+/// ```no_run
+/// use migrate_runtime::Migrator;
+///
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// let mut client = postgres::Client::connect("host=localhost user=postgres", postgres::NoTls)?;
+/// let report = Migrator::new(MIGRATIONS).run(&mut client)?;
+/// for applied in &report.applied {
+///     println!("applied {} {} in {:?}", applied.version, applied.name, applied.duration);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Migrator<'m> {
+    pub(crate) migrations: &'m [Migration],
+    pub(crate) tables: HistoryTables,
+    target: Option<i64>,
+    grouped: bool,
+    allow_out_of_order: bool,
+    environment: Option<String>,
+    pub(crate) applied_by: Option<String>,
+    pub(crate) lock_wait: Duration,
+    pub(crate) lock_scope: LockScope,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The migrations applied, in order.
+    pub applied: Vec<AppliedReport>,
+}
+
+/// One migration applied by a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedReport {
+    /// Its version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// How long its SQL took on the server (for no-transaction migrations, all its statements).
+    pub duration: Duration,
+}
+
+impl<'m> Migrator<'m> {
+    /// A migrator with the defaults: history in `public.schema_migrations`, every migration,
+    /// one transaction per migration, in order, no environment, applied by the database user,
+    /// waiting up to 60 s for the lock.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// ```
+    pub fn new(migrations: &'m [Migration]) -> Self {
+        Migrator {
+            migrations,
+            tables: HistoryTables::new("public", "schema_migrations"),
+            target: None,
+            grouped: false,
+            allow_out_of_order: false,
+            environment: None,
+            applied_by: None,
+            lock_wait: Duration::from_secs(60),
+            lock_scope: LockScope::Session,
+        }
+    }
+
+    /// Where the history is kept: `schema.table`, plus `schema.{table}_history` for the
+    /// action log. The schema is created if missing.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+    ///     .history_table("platform", "schema_migrations");
+    /// ```
+    pub fn history_table(mut self, schema: &str, table: &str) -> Self {
+        self.tables = HistoryTables::new(schema, table);
+        self
+    }
+
+    /// Applies migrations up to and including `version`, and no further.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).target(20241201000003);
+    /// ```
+    pub fn target(mut self, version: i64) -> Self {
+        self.target = Some(version);
+        self
+    }
+
+    /// Applies everything pending in one transaction: all or nothing. Refused when a pending
+    /// migration runs outside a transaction.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).grouped(true);
+    /// ```
+    pub fn grouped(mut self, grouped: bool) -> Self {
+        self.grouped = grouped;
+        self
+    }
+
+    /// Lets a pending migration with a lower version than the highest applied one run
+    /// (normally an error: it usually means two branches were merged without renumbering).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).allow_out_of_order(true);
+    /// ```
+    pub fn allow_out_of_order(mut self, allow: bool) -> Self {
+        self.allow_out_of_order = allow;
+        self
+    }
+
+    /// The environment this run is in. Migrations marked `-- migrate:env ...` apply only when
+    /// one of their environments matches (case-insensitively); without an environment they
+    /// are skipped. The environment is recorded in the action log.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let env = std::env::var("MIGRATE_ENV").unwrap_or_else(|_| "development".into());
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).environment(&env);
+    /// ```
+    pub fn environment(mut self, environment: &str) -> Self {
+        self.environment = Some(environment.to_owned());
+        self
+    }
+
+    /// Who the history records as applying the migrations (default: the database user).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).applied_by("deploy-bot");
+    /// ```
+    pub fn applied_by(mut self, who: &str) -> Self {
+        self.applied_by = Some(who.to_owned());
+        self
+    }
+
+    /// How long to wait for another process's migration lock before giving up with
+    /// [`Error::LockTimeout`] (default 60 s).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+    ///     .lock_wait(std::time::Duration::from_secs(5));
+    /// ```
+    pub fn lock_wait(mut self, limit: Duration) -> Self {
+        self.lock_wait = limit;
+        self
+    }
+
+    /// How the lock is held; see [`LockScope`].
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+    ///     .lock_scope(migrate_runtime::LockScope::Transaction);
+    /// ```
+    pub fn lock_scope(mut self, scope: LockScope) -> Self {
+        self.lock_scope = scope;
+        self
+    }
+
+    /// Checks the database's history against these migrations and applies what is pending.
+    ///
+    /// When nothing is pending this costs one round trip and takes no lock. Otherwise it takes
+    /// the migration lock, re-reads the history under it (another process may have just
+    /// applied everything), and applies each pending migration together with its history rows
+    /// in one transaction and one round trip.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// # let mut client: postgres::Client = unimplemented!();
+    /// migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    pub fn run(&self, client: &mut Client) -> Result<Report, Error> {
+        self.check_settings()?;
+        #[cfg(debug_assertions)]
+        crate::stale::warn_about_unembedded_files(self.migrations);
+        if let Some(applied) = self.tables.read(client)? {
+            if self.pending(&applied)?.is_empty() {
+                return Ok(Report::default());
+            }
+        }
+        let (mut locked, applied) =
+            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
+        let pending = self.pending(&applied)?;
+        let mut report = Report::default();
+        if self.grouped {
+            apply::grouped(self, &mut locked, &pending, &mut report)?;
+        } else {
+            for migration in pending {
+                match apply::one(self, &mut locked, migration)? {
+                    Batch::Applied(applied) => report.applied.push(applied),
+                    Batch::AppliedElsewhere => {}
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The history table's rows, in version order (empty before the first run). One round
+    /// trip; takes no lock.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// # let mut client: postgres::Client = unimplemented!();
+    /// for row in migrate_runtime::Migrator::new(MIGRATIONS).applied(&mut client)? {
+    ///     println!("{} {} {}", row.version, row.name, row.status);
+    /// }
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    pub fn applied(&self, client: &mut Client) -> Result<Vec<AppliedMigration>, Error> {
+        Ok(self.tables.read(client)?.unwrap_or_default())
+    }
+
+    fn check_settings(&self) -> Result<(), Error> {
+        if self.tables.is_empty() {
+            return Err(Error::InvalidSetting(
+                "the history schema and table names must not be empty".to_owned(),
+            ));
+        }
+        if self.grouped {
+            if let Some(m) = self.migrations.iter().find(|m| !m.up().is_transactional()) {
+                return Err(Error::InvalidSetting(format!(
+                    "grouped mode runs everything in one transaction, but {} runs outside any transaction",
+                    m.path()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The migrations `run` would apply, after checking the history against this binary.
+    pub(crate) fn pending(
+        &self,
+        applied: &[AppliedMigration],
+    ) -> Result<Vec<&'m Migration>, Error> {
+        let in_binary: BTreeMap<i64, &Migration> =
+            self.migrations.iter().map(|m| (m.version(), m)).collect();
+        if let Some(row) = applied.iter().find(|row| row.status != "applied") {
+            return Err(Error::Unfinished {
+                version: row.version,
+                name: row.name.clone(),
+                status: row.status.clone(),
+                error_message: row.error_message.clone(),
+            });
+        }
+        let missing: Vec<(i64, String)> = applied
+            .iter()
+            .filter(|row| !in_binary.contains_key(&row.version))
+            .map(|row| (row.version, row.name.clone()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::MissingFromBinary(missing));
+        }
+        for row in applied {
+            let migration = in_binary[&row.version];
+            if row.checksum != migration.checksum().to_string() {
+                return Err(Error::ChecksumMismatch {
+                    version: row.version,
+                    name: migration.name().to_owned(),
+                    path: migration.path().to_owned(),
+                    applied: row.checksum.clone(),
+                    embedded: migration.checksum(),
+                });
+            }
+        }
+        let highest_applied = applied.iter().map(|row| row.version).max();
+        let applied_versions: std::collections::BTreeSet<i64> =
+            applied.iter().map(|row| row.version).collect();
+        let pending: Vec<&Migration> = self
+            .migrations
+            .iter()
+            .filter(|m| !applied_versions.contains(&m.version()))
+            .filter(|m| self.target.is_none_or(|target| m.version() <= target))
+            .filter(|m| self.in_environment(m))
+            .collect();
+        if let (Some(highest_applied), false) = (highest_applied, self.allow_out_of_order) {
+            if let Some(m) = pending.iter().find(|m| m.version() < highest_applied) {
+                return Err(Error::OutOfOrder {
+                    version: m.version(),
+                    name: m.name().to_owned(),
+                    path: m.path().to_owned(),
+                    highest_applied,
+                });
+            }
+        }
+        Ok(pending)
+    }
+
+    fn in_environment(&self, migration: &Migration) -> bool {
+        match &self.environment {
+            Some(environment) => migration.applies_in(environment),
+            None => migration.environments().next().is_none(),
+        }
+    }
+
+    pub(crate) fn environment_name(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+}

@@ -1,0 +1,508 @@
+//! A throwaway PostgreSQL server for tests and demos: a fresh cluster in a temporary
+//! directory, on a private socket and port, removed when dropped (or, if the process is
+//! killed, by a watchdog when the process is gone).
+//!
+//! ```no_run
+//! use migrate_runtime::testing::TestServer;
+//! use migrate_runtime::Migrator;
+//!
+//! static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+//!
+//! let server = TestServer::shared();
+//! // A database already migrated: the set is applied once, to a template, then cloned.
+//! let database = server.migrated_database(&Migrator::new(MIGRATIONS))?;
+//! let mut client = database.client()?;
+//! # Ok::<(), migrate_runtime::testing::TestServerError>(())
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use postgres::{Client, NoTls};
+use postgres_protocol::escape::escape_identifier;
+use sha2::{Digest, Sha256};
+
+use crate::Migrator;
+
+/// Why a throwaway server could not be started or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestServerError {
+    /// No PostgreSQL server binaries were found.
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found in $PG_BIN, on $PATH or in /usr/lib/postgresql/*/bin\n  help: install the server: `apt-get install postgresql` (Debian, Ubuntu), `dnf install postgresql-server` (Fedora), `brew install postgresql` (macOS); or set PG_BIN to the directory holding initdb"
+    )]
+    NotInstalled,
+    /// A server program failed.
+    #[error("`{program}` failed: {output}")]
+    Command {
+        /// The program that failed.
+        program: String,
+        /// What it printed.
+        output: String,
+    },
+    /// A file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server refused a query.
+    #[error("throwaway server: {0}")]
+    Database(#[from] postgres::Error),
+    /// Migrating a template database failed.
+    #[error("migrating the template database: {0}")]
+    Migrate(#[from] crate::Error),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestServerError {
+    let context = context.into();
+    move |source| TestServerError::Io { context, source }
+}
+
+/// A running throwaway PostgreSQL server.
+pub struct TestServer {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    run_as: Option<(u32, u32)>,
+    templates: Mutex<BTreeSet<String>>,
+    next_database: AtomicUsize,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("dir", &self.dir)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Starts a new server tuned for tests (no fsync: fast, not crash-safe). It is stopped
+    /// and its directory removed when the value is dropped.
+    ///
+    /// ```no_run
+    /// let server = migrate_runtime::testing::TestServer::start()?;
+    /// let mut client = server.connect("postgres")?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn start() -> Result<TestServer, TestServerError> {
+        Self::start_with(false)
+    }
+
+    /// Starts a new server with PostgreSQL's durable defaults (fsync on), for measurements
+    /// that must reflect production commit costs.
+    ///
+    /// ```no_run
+    /// let server = migrate_runtime::testing::TestServer::start_durable()?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn start_durable() -> Result<TestServer, TestServerError> {
+        Self::start_with(true)
+    }
+
+    /// One server per process, started on first use and shared by every test in it. Panics
+    /// with the reason (e.g. how to install PostgreSQL) when it cannot start.
+    ///
+    /// ```no_run
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn shared() -> &'static TestServer {
+        static SHARED: OnceLock<TestServer> = OnceLock::new();
+        SHARED.get_or_init(|| match TestServer::start() {
+            Ok(server) => server,
+            Err(error) => panic!("cannot start the throwaway PostgreSQL server: {error}"),
+        })
+    }
+
+    fn start_with(durable: bool) -> Result<TestServer, TestServerError> {
+        let bin = find_binaries().ok_or(TestServerError::NotInstalled)?;
+        let dir = tempfile::Builder::new()
+            .prefix("migrate-pg-")
+            .tempdir()
+            .map_err(io("creating the server directory"))?
+            .keep();
+        let run_as = unprivileged_user_if_root();
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(io("handing the server directory to an unprivileged user"))?;
+        }
+        let mut server = TestServer {
+            dir,
+            bin,
+            port: 0,
+            run_as,
+            templates: Mutex::new(BTreeSet::new()),
+            next_database: AtomicUsize::new(1),
+        };
+        server.initdb()?;
+        server.spawn_watchdog()?;
+        // A free port can be taken by someone else between choosing and binding it.
+        let mut last_error = None;
+        for _ in 0..3 {
+            server.port = free_port()?;
+            match server.pg_ctl_start(durable) {
+                Ok(()) => return Ok(server),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.expect("three attempts were made"))
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = self.run_as {
+            // initdb and postgres refuse to run as root.
+            command.uid(uid).gid(gid).env("HOME", &self.dir);
+        }
+        command.current_dir(&self.dir).stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), TestServerError> {
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .map_err(io(format!("running {program}")))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        if let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) {
+            text.push_str("\nserver log:\n");
+            text.push_str(&log);
+        }
+        Err(TestServerError::Command {
+            program: program.to_owned(),
+            output: text.trim().to_owned(),
+        })
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn initdb(&self) -> Result<(), TestServerError> {
+        let data = self.data();
+        self.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--locale=C".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        )
+    }
+
+    fn pg_ctl_start(&self, durable: bool) -> Result<(), TestServerError> {
+        let mut options = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            self.dir.display(),
+            self.port
+        );
+        if !durable {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let data = self.data();
+        let log = self.dir.join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "-w".as_ref(),
+                "start".as_ref(),
+            ],
+        )
+    }
+
+    /// A shell that waits for this process to end (however it ends: a killed test run never
+    /// drops anything) and then stops the server and removes its directory.
+    fn spawn_watchdog(&self) -> Result<(), TestServerError> {
+        let script = format!(
+            "while [ -d /proc/{pid} ] && [ -d '{dir}' ]; do sleep 1; done; \
+             '{pg_ctl}' -D '{dir}/data' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            dir = self.dir.display(),
+            pg_ctl = self.bin.join("pg_ctl").display(),
+        );
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = self.run_as {
+            watchdog.uid(uid).gid(gid);
+        }
+        watchdog
+            .spawn()
+            .map_err(io("starting the server's watchdog"))?;
+        Ok(())
+    }
+
+    /// The TCP port the server listens on (on 127.0.0.1).
+    ///
+    /// ```no_run
+    /// println!("{}", migrate_runtime::testing::TestServer::shared().port());
+    /// ```
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Connection settings for `database` over the server's private Unix socket.
+    ///
+    /// ```no_run
+    /// let config = migrate_runtime::testing::TestServer::shared().config("postgres");
+    /// ```
+    pub fn config(&self, database: &str) -> postgres::Config {
+        let mut config = postgres::Config::new();
+        config
+            .host_path(&self.dir)
+            .port(self.port)
+            .user("postgres")
+            .dbname(database)
+            .application_name("migrate-runtime-tests");
+        config
+    }
+
+    /// A `postgresql://` URL for `database` over TCP on 127.0.0.1 (no password: the server
+    /// trusts local connections).
+    ///
+    /// ```no_run
+    /// std::env::set_var("DATABASE_URL", migrate_runtime::testing::TestServer::shared().url("postgres"));
+    /// ```
+    pub fn url(&self, database: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Connects to `database`.
+    ///
+    /// ```no_run
+    /// let mut client = migrate_runtime::testing::TestServer::shared().connect("postgres")?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn connect(&self, database: &str) -> Result<Client, TestServerError> {
+        Ok(self.config(database).connect(NoTls)?)
+    }
+
+    /// A new, empty database.
+    ///
+    /// ```no_run
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn create_database(&self) -> Result<TestDatabase<'_>, TestServerError> {
+        self.new_database(None)
+    }
+
+    /// A new database with `migrator`'s migrations applied. The first call for a given set
+    /// and settings migrates a template database; later calls clone it with
+    /// `CREATE DATABASE ... TEMPLATE`, so a suite of many tests migrates once.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let server = migrate_runtime::testing::TestServer::shared();
+    /// let database = server.migrated_database(&migrate_runtime::Migrator::new(MIGRATIONS))?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn migrated_database(
+        &self,
+        migrator: &Migrator<'_>,
+    ) -> Result<TestDatabase<'_>, TestServerError> {
+        let key = Sha256::digest(format!("{migrator:?}"));
+        let template = format!("template_{}", hex(&key[..8]));
+        {
+            let mut templates = self.templates.lock().unwrap_or_else(|e| e.into_inner());
+            if !templates.contains(&template) {
+                let mut admin = self.connect("postgres")?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {}", escape_identifier(&template)))?;
+                let mut client = self.connect(&template)?;
+                migrator.run(&mut client)?;
+                client.close()?;
+                templates.insert(template.clone());
+            }
+        }
+        self.new_database(Some(&template))
+    }
+
+    fn new_database(&self, template: Option<&str>) -> Result<TestDatabase<'_>, TestServerError> {
+        let name = format!(
+            "test_{}",
+            self.next_database.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut sql = format!("CREATE DATABASE {}", escape_identifier(&name));
+        if let Some(template) = template {
+            sql.push_str(&format!(" TEMPLATE {}", escape_identifier(template)));
+        }
+        self.connect("postgres")?.batch_execute(&sql)?;
+        Ok(TestDatabase { server: self, name })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A database on a [`TestServer`], dropped (with its connections) when the value is.
+#[derive(Debug)]
+pub struct TestDatabase<'s> {
+    server: &'s TestServer,
+    name: String,
+}
+
+impl TestDatabase<'_> {
+    /// The database's name.
+    ///
+    /// ```no_run
+    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// println!("{}", database.name());
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A new connection to it.
+    ///
+    /// ```no_run
+    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// let mut client = database.client()?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn client(&self) -> Result<Client, TestServerError> {
+        self.server.connect(&self.name)
+    }
+
+    /// Its connection settings (Unix socket).
+    ///
+    /// ```no_run
+    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// let config = database.config();
+    /// ```
+    pub fn config(&self) -> postgres::Config {
+        self.server.config(&self.name)
+    }
+
+    /// Its URL (TCP on 127.0.0.1).
+    ///
+    /// ```no_run
+    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// let url = database.url();
+    /// ```
+    pub fn url(&self) -> String {
+        self.server.url(&self.name)
+    }
+}
+
+impl Drop for TestDatabase<'_> {
+    fn drop(&mut self) {
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            escape_identifier(&self.name)
+        );
+        if let Err(error) = self
+            .server
+            .connect("postgres")
+            .map(|mut admin| admin.batch_execute(&sql))
+        {
+            log::debug!("dropping test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// `initdb`, `pg_ctl` and `postgres` side by side: `$PG_BIN`, then `$PATH`, then the newest
+/// `/usr/lib/postgresql/*/bin`.
+fn find_binaries() -> Option<PathBuf> {
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|p| dir.join(p).is_file())
+    };
+    let from_env = std::env::var_os("PG_BIN").map(PathBuf::from);
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut packaged: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    packaged.sort();
+    from_env
+        .into_iter()
+        .chain(on_path)
+        .chain(packaged.into_iter().rev().map(|(_, dir)| dir))
+        .find(|dir| has_all(dir))
+}
+
+/// When running as root, the uid/gid of `nobody` (the server refuses to run as root).
+fn unprivileged_user_if_root() -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid_line = status.lines().find(|line| line.starts_with("Uid:"))?;
+    let effective: u32 = uid_line.split_whitespace().nth(2)?.parse().ok()?;
+    if effective != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let nobody = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&"nobody"))
+            .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))?
+    });
+    Some(nobody.unwrap_or((65534, 65534)))
+}
+
+fn free_port() -> Result<u16, TestServerError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
