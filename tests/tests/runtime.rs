@@ -1,0 +1,370 @@
+//! `Migrator::run` against a real PostgreSQL: a throwaway server per test binary, a fresh
+//! database per test.
+
+use migrate_runtime::testing::TestServer;
+use migrate_runtime::{Error, Migration, Migrator};
+use migrate_tests::{five, migrations, scalar, tables, RoundTripCounter};
+
+static EXAMPLE: &[Migration] = migrate_macros::embed_migrations!("../migrations");
+
+fn server() -> &'static TestServer {
+    TestServer::shared()
+}
+
+#[test]
+fn fresh_database_gets_everything_in_order_with_correct_history() {
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let report = Migrator::new(EXAMPLE).run(&mut client).unwrap();
+
+    // 011 is production-only, and no environment was given.
+    let expected: Vec<i64> = (1..=10).collect();
+    let applied: Vec<i64> = report.applied.iter().map(|a| a.version).collect();
+    assert_eq!(applied, expected);
+
+    let rows = client
+        .query(
+            "SELECT version, name, checksum, execution_time_ms, applied_by, status, applied_at <= now() \
+             FROM public.schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    for (row, migration) in rows.iter().zip(EXAMPLE) {
+        assert_eq!(row.get::<_, i64>(0), migration.version());
+        assert_eq!(row.get::<_, String>(1), migration.name());
+        assert_eq!(row.get::<_, String>(2), migration.checksum().to_string());
+        assert!(row.get::<_, i64>(3) >= 0);
+        assert_eq!(
+            row.get::<_, String>(4),
+            "postgres",
+            "defaults to the database user"
+        );
+        assert_eq!(row.get::<_, String>(5), "applied");
+        assert!(row.get::<_, bool>(6));
+    }
+    let actions = scalar(
+        &mut client,
+        "SELECT count(*) FROM public.schema_migrations_history WHERE action = 'apply' AND status = 'success'",
+    );
+    assert_eq!(actions, 10);
+    // The schema really is there, including the no-transaction migration's indexes.
+    assert!(tables(&mut client, "platform").contains(&"organizations".to_owned()));
+    let indexes = scalar(
+        &mut client,
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'notifications_unread_idx'",
+    );
+    assert_eq!(indexes, 1);
+}
+
+#[test]
+fn second_run_applies_nothing_writes_nothing_and_costs_one_round_trip() {
+    let database = server().migrated_database(&Migrator::new(EXAMPLE)).unwrap();
+    let proxy = RoundTripCounter::start(server().port());
+    let mut client = proxy.connect(database.name());
+    let before_connect = proxy.ready_messages();
+    let writes = |client: &mut postgres::Client| {
+        scalar(
+            client,
+            "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname = 'schema_migrations'",
+        )
+    };
+    let writes_before = writes(&mut client);
+    let history_before = scalar(
+        &mut client,
+        "SELECT count(*) FROM schema_migrations_history",
+    );
+
+    let counted_from = proxy.ready_messages();
+    let report = Migrator::new(EXAMPLE).run(&mut client).unwrap();
+    let round_trips = proxy.ready_messages() - counted_from;
+
+    assert!(report.applied.is_empty());
+    assert_eq!(round_trips, 1, "a no-op start-up reads the history once");
+    assert!(before_connect >= 1, "the proxy saw the start-up");
+    assert_eq!(writes(&mut client), writes_before);
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM schema_migrations_history"
+        ),
+        history_before
+    );
+}
+
+#[test]
+fn each_transactional_migration_costs_one_round_trip() {
+    let set = migrations(&[
+        (
+            "001_a.sql",
+            "CREATE TABLE a (id int);\nCREATE INDEX a_id ON a (id);\n",
+        ),
+        ("002_b.sql", "CREATE TABLE b (id int);\n"),
+        ("003_c.sql", "CREATE TABLE c (id int);\n"),
+        ("004_d.sql", "CREATE TABLE d (id int);\n"),
+    ]);
+    let database = server().create_database().unwrap();
+    let proxy = RoundTripCounter::start(server().port());
+    let mut client = proxy.connect(database.name());
+
+    let counted_from = proxy.ready_messages();
+    let report = Migrator::new(&set).run(&mut client).unwrap();
+    let round_trips = proxy.ready_messages() - counted_from;
+
+    assert_eq!(report.applied.len(), 4);
+    // History read (table missing), lock + tables + re-read, 4 migrations, unlock.
+    assert_eq!(round_trips, 3 + set.len(), "one round trip per migration");
+}
+
+#[test]
+fn grouped_failure_in_the_third_of_five_leaves_none() {
+    let set = five(true);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set)
+        .grouped(true)
+        .run(&mut client)
+        .unwrap_err();
+
+    let Error::MigrationFailed(failure) = &error else {
+        panic!("expected a migration failure, got {error}");
+    };
+    assert_eq!(
+        (failure.version, failure.line, failure.column),
+        (3, 3, Some(13))
+    );
+    assert!(tables(&mut client, "public")
+        .iter()
+        .all(|t| t.starts_with("schema_migrations")));
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        0
+    );
+    let failed = scalar(
+        &mut client,
+        "SELECT count(*) FROM schema_migrations_history WHERE version = 3 AND status = 'failed'",
+    );
+    assert_eq!(failed, 1);
+}
+
+#[test]
+fn per_migration_failure_keeps_the_first_two_and_records_the_third() {
+    let set = five(true);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set).run(&mut client).unwrap_err();
+
+    let message = error.to_string();
+    assert_eq!(error.sqlstate(), Some("42P01"));
+    assert!(
+        message.contains("migration 3 (c) failed: relation \"missing_table\" does not exist"),
+        "{message}"
+    );
+    assert!(message.contains("--> 003_c.sql:3:13"), "{message}");
+    assert!(message.contains("SQLSTATE 42P01"), "{message}");
+
+    assert_eq!(
+        tables(&mut client, "public"),
+        ["a", "b", "schema_migrations", "schema_migrations_history"]
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        2
+    );
+    let recorded: String = client
+        .query_one(
+            "SELECT error_message FROM schema_migrations_history WHERE version = 3 AND status = 'failed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        recorded,
+        "42P01: relation \"missing_table\" does not exist at 003_c.sql:3:13"
+    );
+
+    // Fixing the file lets the next run continue where it stopped.
+    let fixed = five(false);
+    let report = Migrator::new(&fixed).run(&mut client).unwrap();
+    let versions: Vec<i64> = report.applied.iter().map(|a| a.version).collect();
+    assert_eq!(versions, [3, 4, 5]);
+}
+
+#[test]
+fn tampered_checksum_is_refused_with_both_checksums() {
+    let set = five(false);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    Migrator::new(&set).run(&mut client).unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE schema_migrations SET checksum = 'sha256:{}' WHERE version = 2",
+            "0".repeat(64)
+        ))
+        .unwrap();
+
+    let error = Migrator::new(&set).run(&mut client).unwrap_err();
+    assert!(
+        matches!(error, Error::ChecksumMismatch { version: 2, .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("migration 2 (b) was changed after it was applied"),
+        "{message}"
+    );
+    assert!(message.contains("--> 002_b.sql"), "{message}");
+    assert!(
+        message.contains(&format!("applied checksum:  sha256:{}", "0".repeat(64))),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("embedded checksum: {}", set[1].checksum())),
+        "{message}"
+    );
+    assert!(message.contains("help: restore the file"), "{message}");
+}
+
+#[test]
+fn versions_missing_from_the_binary_are_refused() {
+    let set = five(false);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    Migrator::new(&set).run(&mut client).unwrap();
+
+    let older_binary = &set[..3];
+    let error = Migrator::new(older_binary).run(&mut client).unwrap_err();
+    assert!(
+        matches!(error, Error::MissingFromBinary(ref v) if v.len() == 2),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("4 (d), 5 (e)"), "{message}");
+    assert!(
+        message.contains("this binary is older than the database"),
+        "{message}"
+    );
+}
+
+#[test]
+fn out_of_order_pending_is_refused_unless_allowed() {
+    let all = five(false);
+    let without_third: Vec<Migration> = all.iter().filter(|m| m.version() != 3).cloned().collect();
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    Migrator::new(&without_third).run(&mut client).unwrap();
+
+    let error = Migrator::new(&all).run(&mut client).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::OutOfOrder {
+                version: 3,
+                highest_applied: 5,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--> 003_c.sql"));
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        4
+    );
+
+    let report = Migrator::new(&all)
+        .allow_out_of_order(true)
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.applied[0].version, 3);
+}
+
+#[test]
+fn custom_schema_and_table() {
+    let set = five(false);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let migrator = Migrator::new(&set).history_table("platform", "Migration History");
+    migrator.run(&mut client).unwrap();
+    assert_eq!(
+        tables(&mut client, "platform"),
+        ["Migration History", "Migration History_history"]
+    );
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM platform.\"Migration History\""
+        ),
+        5
+    );
+    assert!(migrator.run(&mut client).unwrap().applied.is_empty());
+}
+
+#[test]
+fn target_version_stops_there() {
+    let set = five(false);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let report = Migrator::new(&set).target(3).run(&mut client).unwrap();
+    assert_eq!(
+        report.applied.iter().map(|a| a.version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let report = Migrator::new(&set).run(&mut client).unwrap();
+    assert_eq!(
+        report.applied.iter().map(|a| a.version).collect::<Vec<_>>(),
+        [4, 5]
+    );
+}
+
+#[test]
+fn environment_filters_migrations_and_is_recorded() {
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let report = Migrator::new(EXAMPLE)
+        .environment("staging")
+        .run(&mut client)
+        .unwrap();
+    assert!(!report.applied.iter().any(|a| a.name == "create_lancio_org"));
+
+    let report = Migrator::new(EXAMPLE)
+        .environment("production")
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.applied[0].name, "create_lancio_org");
+    let lancio = scalar(
+        &mut client,
+        "SELECT count(*) FROM platform.organizations WHERE slug = 'lancio'",
+    );
+    assert_eq!(lancio, 1);
+    let environments = client
+        .query(
+            "SELECT DISTINCT environment FROM schema_migrations_history ORDER BY 1",
+            &[],
+        )
+        .unwrap();
+    let environments: Vec<String> = environments.iter().map(|r| r.get(0)).collect();
+    assert_eq!(environments, ["production", "staging"]);
+}
+
+#[test]
+fn applied_by_is_recorded_and_values_are_escaped() {
+    let set = five(false);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let who = "o'brien\\'; DROP TABLE a; --";
+    Migrator::new(&set)
+        .applied_by(who)
+        .run(&mut client)
+        .unwrap();
+    let recorded: Vec<String> = client
+        .query("SELECT DISTINCT applied_by FROM schema_migrations", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(recorded, [who]);
+    assert!(tables(&mut client, "public").contains(&"a".to_owned()));
+}
