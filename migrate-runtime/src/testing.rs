@@ -16,6 +16,7 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -452,16 +453,28 @@ impl Drop for TestDatabase<'_> {
 /// `initdb`, `pg_ctl` and `postgres` side by side: `$PG_BIN`, then `$PATH`, then the newest
 /// `/usr/lib/postgresql/*/bin`.
 fn find_binaries() -> Option<PathBuf> {
+    find_binaries_in(
+        std::env::var_os("PG_BIN"),
+        std::env::var_os("PATH"),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+fn find_binaries_in(
+    pg_bin: Option<OsString>,
+    path: Option<OsString>,
+    packaged_root: &Path,
+) -> Option<PathBuf> {
     let has_all = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|p| dir.join(p).is_file())
     };
-    let from_env = std::env::var_os("PG_BIN").map(PathBuf::from);
-    let on_path = std::env::var_os("PATH")
+    let from_env = pg_bin.map(PathBuf::from);
+    let on_path = path
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
-    let mut packaged: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut packaged: Vec<(u32, PathBuf)> = std::fs::read_dir(packaged_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -505,4 +518,40 @@ fn free_port() -> Result<u16, TestServerError> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_are_explained() {
+        let empty = tempfile::tempdir().unwrap();
+        let found = find_binaries_in(
+            Some(empty.path().into()),
+            Some(empty.path().into()),
+            empty.path(),
+        );
+        assert_eq!(found, None);
+        let message = TestServerError::NotInstalled.to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("PG_BIN"), "{message}");
+    }
+
+    #[test]
+    fn the_newest_packaged_version_wins_and_pg_bin_comes_first() {
+        let root = tempfile::tempdir().unwrap();
+        for version in ["9", "15", "13"] {
+            let bin = root.path().join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            for program in ["initdb", "pg_ctl", "postgres"] {
+                std::fs::write(bin.join(program), "").unwrap();
+            }
+        }
+        let found = find_binaries_in(None, None, root.path());
+        assert_eq!(found, Some(root.path().join("15/bin")));
+        let pinned = root.path().join("9/bin");
+        let found = find_binaries_in(Some(pinned.clone().into()), None, root.path());
+        assert_eq!(found, Some(pinned));
+    }
 }

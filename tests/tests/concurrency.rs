@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
-use migrate_runtime::{Error, Migration, Migrator};
+use migrate_runtime::{Error, LockScope, Migration, Migrator};
 use migrate_tests::{migrations, scalar};
 use postgres::{Client, NoTls};
 
@@ -55,6 +55,16 @@ fn assert_applied_exactly_once(client: &mut Client, total: usize) {
 
 #[test]
 fn eight_threads_at_once_apply_each_migration_once() {
+    eight_threads(LockScope::Session);
+}
+
+/// The pooler-safe mode: no session lock, every transaction locks and re-checks.
+#[test]
+fn eight_threads_with_transaction_scoped_locks_apply_each_migration_once() {
+    eight_threads(LockScope::Transaction);
+}
+
+fn eight_threads(scope: LockScope) {
     let set = Arc::new(racing_set());
     let database = TestServer::shared().create_database().unwrap();
     let barrier = Arc::new(Barrier::new(8));
@@ -66,6 +76,7 @@ fn eight_threads_at_once_apply_each_migration_once() {
                 let mut client = config.connect(NoTls).unwrap();
                 barrier.wait();
                 Migrator::new(&set)
+                    .lock_scope(scope)
                     .run(&mut client)
                     .map(|r| r.applied.len())
             })

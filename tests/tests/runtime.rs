@@ -368,3 +368,30 @@ fn applied_by_is_recorded_and_values_are_escaped() {
     assert_eq!(recorded, [who]);
     assert!(tables(&mut client, "public").contains(&"a".to_owned()));
 }
+
+#[test]
+fn migrated_databases_are_clones_of_one_template() {
+    let set = migrations(&[("001_only.sql", "CREATE TABLE only_here (id int);\n")]);
+    let migrator = Migrator::new(&set);
+    let first = server().migrated_database(&migrator).unwrap();
+    let second = server().migrated_database(&migrator).unwrap();
+    assert_ne!(first.name(), second.name());
+    let applied_at = |database: &migrate_runtime::testing::TestDatabase<'_>| {
+        scalar(
+            &mut database.client().unwrap(),
+            "SELECT (extract(epoch FROM applied_at) * 1000000)::bigint FROM schema_migrations",
+        )
+    };
+    // Migrated once: both carry the template's history row, to the microsecond.
+    assert_eq!(applied_at(&first), applied_at(&second));
+    // And they are separate databases.
+    first
+        .client()
+        .unwrap()
+        .batch_execute("DROP TABLE only_here")
+        .unwrap();
+    assert_eq!(
+        tables(&mut second.client().unwrap(), "public")[0],
+        "only_here"
+    );
+}
