@@ -92,7 +92,7 @@ fn no_transaction(
     migration: &Migration,
 ) -> Result<Batch, Error> {
     let migrations = migrator.tables.migrations();
-    let applied_by = applied_by(migrator);
+    let applied_by = migrator.applied_by_sql();
     let claim = format!(
         "INSERT INTO {migrations} (version, name, checksum, applied_by, status) VALUES ({}, {}, {}, {applied_by}, 'running')",
         migration.version(),
@@ -124,10 +124,15 @@ fn no_transaction(
         if let Err(error) = client.simple_query(statement.text) {
             let offset = sql[..statement.start].chars().count();
             let mut failure = locate_in_section(error, migration, offset)?;
+            if failure.column.is_none() {
+                // No position from the server, but we know which statement it was.
+                failure.line = migration.up().file_position(offset + 1).0;
+            }
             failure.statements = Some(StatementProgress {
                 failed: index + 1,
                 total: all.len(),
             });
+            failure.invalid_indexes = invalid_indexes(client);
             record_failure(
                 migrator,
                 client,
@@ -184,7 +189,7 @@ impl<'m> BatchSql<'m> {
             ));
         }
         let table = migrator.tables.migrations();
-        let applied_by = applied_by(migrator);
+        let applied_by = migrator.applied_by_sql();
         for migration in migrations {
             batch.push("SELECT set_config('migrate.started', clock_timestamp()::text, true);\n");
             let start = batch.chars;
@@ -301,6 +306,7 @@ fn locate_in_section(
         detail: db.detail().map(str::to_owned),
         hint: db.hint().map(str::to_owned),
         statements: None,
+        invalid_indexes: Vec::new(),
     })
 }
 
@@ -309,6 +315,25 @@ fn original_position(error: &postgres::Error) -> Option<usize> {
         ErrorPosition::Original(position) => Some(*position as usize),
         ErrorPosition::Internal { .. } => None,
     }
+}
+
+/// Indexes marked invalid, as `schema.name` (best effort: an empty list if the query fails).
+fn invalid_indexes(client: &mut Client) -> Vec<String> {
+    let query = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE NOT i.indisvalid ORDER BY 1";
+    client
+        .simple_query(query)
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|message| match message {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Replays `pending` in one transaction, each migration as its own query, and rolls back.
@@ -392,16 +417,9 @@ fn action_row(
         literal(&migration.checksum().to_string()),
         literal(status),
         optional_literal(error),
-        applied_by(migrator),
+        migrator.applied_by_sql(),
         optional_literal(migrator.environment_name()),
     )
-}
-
-fn applied_by(migrator: &Migrator<'_>) -> String {
-    migrator
-        .applied_by
-        .as_deref()
-        .map_or_else(|| "current_user".to_owned(), literal)
 }
 
 fn rollback(client: &mut Client) {

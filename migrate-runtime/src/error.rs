@@ -67,22 +67,10 @@ pub enum Error {
         highest_applied: i64,
     },
 
-    /// The history table records a migration as failed or still running (a no-transaction
-    /// migration that stopped part-way).
-    #[error(
-        "error: migration {version} ({name}) is marked `{status}` in the history table{}\n   = help: check what it changed, fix the database by hand, then run `repair` to mark it applied or rolled back",
-        error_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
-    )]
-    Unfinished {
-        /// The migration's version.
-        version: i64,
-        /// The migration's name.
-        name: String,
-        /// `failed` or `running`.
-        status: String,
-        /// The error recorded with it, if any.
-        error_message: Option<String>,
-    },
+    /// The history table records a no-transaction migration as `failed`, or as `running`
+    /// with no live process behind it: it stopped part-way, and what it did is not undone.
+    #[error("{0}")]
+    Unfinished(Box<Unfinished>),
 
     /// Another session held the migration lock for longer than the configured wait.
     #[error(
@@ -164,6 +152,9 @@ pub struct MigrationFailure {
     /// For a migration that runs outside a transaction: which statement failed. The
     /// statements before it stay applied.
     pub statements: Option<StatementProgress>,
+    /// Indexes PostgreSQL left `INVALID` (a failed `CREATE INDEX CONCURRENTLY` does that);
+    /// each must be dropped before the migration can run again.
+    pub invalid_indexes: Vec<String>,
 }
 
 /// How far a no-transaction migration got before a statement failed.
@@ -183,8 +174,13 @@ impl MigrationFailure {
             .statements
             .map(|s| format!(" (statement {} of {})", s.failed, s.total))
             .unwrap_or_default();
+        let invalid = if self.invalid_indexes.is_empty() {
+            String::new()
+        } else {
+            format!(" [left INVALID: {}]", self.invalid_indexes.join(", "))
+        };
         format!(
-            "{}: {} at {}:{}{column}{statement}",
+            "{}: {} at {}:{}{column}{statement}{invalid}",
             self.sqlstate, self.message, self.path, self.line
         )
     }
@@ -212,6 +208,12 @@ impl fmt::Display for MigrationFailure {
         if let Some(hint) = &self.hint {
             write!(f, "\n   = hint: {hint}")?;
         }
+        for index in &self.invalid_indexes {
+            write!(
+                f,
+                "\n   = note: PostgreSQL left index {index} INVALID; drop it (DROP INDEX CONCURRENTLY {index}) before the migration runs again"
+            )?;
+        }
         match self.statements {
             None => write!(
                 f,
@@ -225,6 +227,110 @@ impl fmt::Display for MigrationFailure {
                 progress.failed - 1
             ),
         }
+    }
+}
+
+/// A no-transaction migration that stopped part-way: what ran, and how to resolve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The migration's version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// Its file, when this binary has it.
+    pub path: Option<String>,
+    /// `failed` or `running`.
+    pub status: String,
+    /// The error recorded when it failed.
+    pub error_message: Option<String>,
+    /// The statements known to have run (1-based number, file line, first line of text). For
+    /// a `running` migration, which of them ran is unknown: this lists them all.
+    pub statements_ran: Vec<(usize, u32, String)>,
+    /// How many statements the migration has, when this binary has it.
+    pub total_statements: Option<usize>,
+}
+
+impl Unfinished {
+    pub(crate) fn new(row: &crate::AppliedMigration, migration: Option<&crate::Migration>) -> Self {
+        let statements: Vec<(usize, u32, String)> = migration
+            .map(|m| {
+                let up = m.up();
+                crate::source::statements::split(up.sql())
+                    .enumerate()
+                    .map(|(index, statement)| {
+                        let offset = up.sql()[..statement.start].chars().count() + 1;
+                        let first_line = statement.text.lines().next().unwrap_or_default();
+                        (index + 1, up.file_position(offset).0, first_line.to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let total_statements = migration.map(|_| statements.len());
+        // A failed migration's record says which statement failed; those before it ran.
+        let ran = match failed_statement(row.error_message.as_deref()) {
+            Some(failed) if row.status == "failed" => failed - 1,
+            _ => statements.len(),
+        };
+        Unfinished {
+            version: row.version,
+            name: row.name.clone(),
+            path: migration.map(|m| m.path().to_owned()),
+            status: row.status.clone(),
+            error_message: row.error_message.clone(),
+            statements_ran: statements.into_iter().take(ran).collect(),
+            total_statements,
+        }
+    }
+}
+
+/// The `k` of a recorded "(statement k of n)".
+fn failed_statement(error_message: Option<&str>) -> Option<usize> {
+    let message = error_message?;
+    let after = &message[message.rfind("(statement ")? + "(statement ".len()..];
+    after.split_whitespace().next()?.parse().ok()
+}
+
+impl fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = self.version;
+        if self.status == "running" {
+            writeln!(
+                f,
+                "error: migration {version} ({}) was interrupted while running outside a transaction (its process was killed or lost its connection)",
+                self.name
+            )?;
+        } else {
+            writeln!(
+                f,
+                "error: migration {version} ({}) failed part-way outside a transaction, and what it did is not undone",
+                self.name
+            )?;
+        }
+        if let Some(path) = &self.path {
+            writeln!(f, "  --> {path}")?;
+        }
+        if let Some(error) = &self.error_message {
+            writeln!(f, "   = recorded error: {error}")?;
+        }
+        let heading = if self.status == "running" {
+            "statements that may have run"
+        } else {
+            "statements that ran and stay applied"
+        };
+        if self.statements_ran.is_empty() {
+            writeln!(f, "   = {heading}: none")?;
+        } else {
+            writeln!(f, "   = {heading}:")?;
+            for (number, line, text) in &self.statements_ran {
+                writeln!(f, "       {number}. line {line}: {text}")?;
+            }
+        }
+        write!(
+            f,
+            "   = help: finish or undo those statements by hand, then record the outcome:\n       \
+             it should run again:  migrator.repair(&mut client, {version}, Repair::RolledBack, \"why\")\n       \
+             it is now complete:   migrator.repair(&mut client, {version}, Repair::Applied, \"why\")"
+        )
     }
 }
 

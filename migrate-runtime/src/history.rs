@@ -99,7 +99,8 @@ CREATE TABLE IF NOT EXISTS {actions} (
     status TEXT NOT NULL CHECK (status IN ('success', 'failed')),
     error_message TEXT,
     executed_by TEXT NOT NULL DEFAULT current_user,
-    environment TEXT
+    environment TEXT,
+    note TEXT
 );
 ",
             schema = escape_identifier(&self.schema),

@@ -31,6 +31,8 @@ mod history;
 mod lock;
 #[cfg(feature = "runtime")]
 mod migrator;
+#[cfg(feature = "runtime")]
+mod repair;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
 #[cfg(feature = "testing")]
@@ -40,10 +42,12 @@ pub use migration::{Migration, Section};
 pub use source::checksum::Checksum;
 
 #[cfg(feature = "runtime")]
-pub use error::{Error, MigrationFailure, StatementProgress};
+pub use error::{Error, MigrationFailure, StatementProgress, Unfinished};
 #[cfg(feature = "runtime")]
 pub use history::AppliedMigration;
 #[cfg(feature = "runtime")]
 pub use lock::LockScope;
 #[cfg(feature = "runtime")]
 pub use migrator::{AppliedReport, Migrator, Report};
+#[cfg(feature = "runtime")]
+pub use repair::{OtherTool, Repair};

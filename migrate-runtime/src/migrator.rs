@@ -6,6 +6,7 @@ use std::time::Duration;
 use postgres::Client;
 
 use crate::apply::{self, Batch};
+use crate::error::Unfinished;
 use crate::history::{AppliedMigration, HistoryTables};
 use crate::lock::{self, LockScope};
 use crate::{Error, Migration};
@@ -195,7 +196,10 @@ impl<'m> Migrator<'m> {
         #[cfg(debug_assertions)]
         crate::stale::warn_about_unembedded_files(self.migrations);
         if let Some(applied) = self.tables.read(client)? {
-            if self.pending(&applied)?.is_empty() {
+            // A `failed` or `running` row is only judged under the lock: a live process may
+            // be running that migration right now.
+            let settled = applied.iter().all(|row| row.status == "applied");
+            if settled && self.pending(&applied)?.is_empty() {
                 return Ok(Report::default());
             }
         }
@@ -256,12 +260,8 @@ impl<'m> Migrator<'m> {
         let in_binary: BTreeMap<i64, &Migration> =
             self.migrations.iter().map(|m| (m.version(), m)).collect();
         if let Some(row) = applied.iter().find(|row| row.status != "applied") {
-            return Err(Error::Unfinished {
-                version: row.version,
-                name: row.name.clone(),
-                status: row.status.clone(),
-                error_message: row.error_message.clone(),
-            });
+            let migration = in_binary.get(&row.version).copied();
+            return Err(Error::Unfinished(Box::new(Unfinished::new(row, migration))));
         }
         let missing: Vec<(i64, String)> = applied
             .iter()
@@ -306,7 +306,7 @@ impl<'m> Migrator<'m> {
         Ok(pending)
     }
 
-    fn in_environment(&self, migration: &Migration) -> bool {
+    pub(crate) fn in_environment(&self, migration: &Migration) -> bool {
         match &self.environment {
             Some(environment) => migration.applies_in(environment),
             None => migration.environments().next().is_none(),
@@ -315,5 +315,12 @@ impl<'m> Migrator<'m> {
 
     pub(crate) fn environment_name(&self) -> Option<&str> {
         self.environment.as_deref()
+    }
+
+    /// The `applied_by` value for SQL: the configured name, escaped, or `current_user`.
+    pub(crate) fn applied_by_sql(&self) -> String {
+        self.applied_by
+            .as_deref()
+            .map_or_else(|| "current_user".to_owned(), crate::history::literal)
     }
 }

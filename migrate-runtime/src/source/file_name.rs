@@ -133,7 +133,14 @@ pub(super) fn numeric_version(digits: &str) -> Result<i64, String> {
 /// 18 places gives integers in that same order: a shorter string that is a prefix of a longer
 /// one sorts first in both. The one case the mapping cannot tell apart (a prefix followed only
 /// by zeros, e.g. `20190311123456` and `201903111234560000`) becomes a duplicate-version error.
-pub(super) fn diesel_version(text: &str) -> Result<i64, String> {
+///
+/// ```
+/// use migrate_runtime::source::diesel_version;
+///
+/// assert_eq!(diesel_version("2019-03-11-123456"), Ok(201_903_111_234_560_000));
+/// assert_eq!(diesel_version("00000000000000"), Ok(0));
+/// ```
+pub fn diesel_version(text: &str) -> Result<i64, String> {
     const WIDTH: usize = 18;
     let digits: String = text.chars().filter(|c| *c != '-').collect();
     if digits.is_empty() || !is_digits(&digits) {

@@ -14,6 +14,7 @@ pub mod statements;
 use std::fmt;
 
 pub use directory::{read_dir, Loaded};
+pub use file_name::diesel_version;
 
 /// One problem found while reading migrations: the file, the line where it applies, what is
 /// wrong and how to fix it.
