@@ -193,11 +193,13 @@ impl fmt::Display for MigrationFailure {
             "error: migration {} ({}) failed: {}",
             self.version, self.name, self.message
         )?;
-        match self.column {
-            Some(column) => writeln!(f, "  --> {}:{}:{column}", self.path, self.line)?,
-            None => writeln!(
+        match (self.column, self.statements) {
+            (Some(column), _) => writeln!(f, "  --> {}:{}:{column}", self.path, self.line)?,
+            // The statement is known (it ran on its own), only the column is not.
+            (None, Some(_)) => writeln!(f, "  --> {}:{}", self.path, self.line)?,
+            (None, None) => writeln!(
                 f,
-                "  --> {}:{} (the server did not say which statement)",
+                "  --> {}:{} (where the migration starts: the server did not say which statement)",
                 self.path, self.line
             )?,
         }

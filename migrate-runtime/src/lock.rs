@@ -138,12 +138,14 @@ pub(crate) fn acquire<'c>(
     }
 }
 
-/// The session holding the advisory lock `key`, if any.
+/// The session holding the advisory lock `key` in this database (advisory locks are per
+/// database, so a session migrating another database on the same server is not it).
 fn holder(client: &mut Client, key: i64) -> (Option<i32>, Option<String>) {
     let key = key as u64;
     let query = format!(
         "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
         key >> 32,
         key & 0xffff_ffff
     );
