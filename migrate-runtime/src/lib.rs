@@ -24,6 +24,8 @@ pub mod source;
 #[cfg(feature = "runtime")]
 mod apply;
 #[cfg(feature = "runtime")]
+pub mod config;
+#[cfg(feature = "runtime")]
 mod error;
 #[cfg(feature = "runtime")]
 mod history;
