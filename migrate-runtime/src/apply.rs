@@ -1,10 +1,10 @@
-//! Applying migrations: the SQL batches sent to the server, and turning a server error into
-//! a failure that points into the migration file.
+//! Running a migration's SQL, up or down: the batches sent to the server, and turning a server
+//! error into a failure that points into the migration file.
 //!
-//! A transactional migration is one simple-query message: `BEGIN`, its SQL, the two history
-//! rows, `COMMIT`. That is one round trip and one commit per migration, and the history row
-//! can only ever commit together with the schema change it records. Values are escaped by the
-//! driver's own functions; identifiers are always quoted.
+//! A transactional migration is one simple-query message: `BEGIN`, its SQL, its history rows,
+//! `COMMIT`. That is one round trip and one commit per migration, and the history can only
+//! change together with the schema change it records. Values are escaped by the driver's own
+//! functions; identifiers are always quoted.
 
 use std::time::{Duration, Instant};
 
@@ -14,36 +14,65 @@ use postgres::{Client, SimpleQueryMessage};
 use crate::error::{MigrationFailure, StatementProgress};
 use crate::history::{literal, optional_literal};
 use crate::lock::{self, LockScope};
-use crate::migrator::{AppliedReport, Migrator, Report};
+use crate::migrator::{AppliedReport, Migrator};
 use crate::source::statements;
-use crate::{Error, Migration};
+use crate::{Error, Migration, Section};
+
+/// Which way a migration runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Its UP section: the migration becomes applied.
+    Up,
+    /// Its DOWN section: the migration is reverted and forgotten.
+    Down,
+}
+
+impl Direction {
+    /// The section to run. Callers check `Migration::down()` before reverting.
+    fn section(self, migration: &Migration) -> &Section {
+        match self {
+            Direction::Up => migration.up(),
+            Direction::Down => migration
+                .down()
+                .expect("reversibility is checked before reverting"),
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Direction::Up => "apply",
+            Direction::Down => "rollback",
+        }
+    }
+}
 
 /// The outcome of one migration's batch.
 pub(crate) enum Batch {
-    Applied(AppliedReport),
-    /// Another process applied it first (only possible with [`LockScope::Transaction`]).
-    AppliedElsewhere,
+    Done(AppliedReport),
+    /// Another process did it first (only possible with [`LockScope::Transaction`]).
+    DoneElsewhere,
 }
 
-/// Applies one migration, in a transaction or statement by statement.
+/// Runs one migration's section, in a transaction or statement by statement.
 pub(crate) fn one(
     migrator: &Migrator<'_>,
     client: &mut Client,
     migration: &Migration,
+    direction: Direction,
 ) -> Result<Batch, Error> {
-    if !migration.up().is_transactional() {
-        return no_transaction(migrator, client, migration);
+    if !direction.section(migration).is_transactional() {
+        return statement_by_statement(migrator, client, migration, direction);
     }
-    let batch = BatchSql::transactional(migrator, &[migration]);
+    let batch = BatchSql::transactional(migrator, &[migration], direction);
     match client.simple_query(&batch.text) {
-        Ok(messages) => Ok(Batch::Applied(batch.reports(&messages).remove(0))),
+        Ok(messages) => Ok(Batch::Done(batch.reports(&messages).remove(0))),
         Err(error) => {
             rollback(client);
-            if applied_elsewhere(migrator, client, migration)? {
-                return Ok(Batch::AppliedElsewhere);
+            if done_elsewhere(migrator, client, migration, direction)? {
+                return Ok(Batch::DoneElsewhere);
             }
             let failure = batch.locate(error, migration)?;
-            record_failure(migrator, client, migration, &failure, None);
+            record_failure(migrator, client, migration, direction, &failure, None);
             Err(Error::MigrationFailed(Box::new(failure)))
         }
     }
@@ -54,51 +83,81 @@ pub(crate) fn grouped(
     migrator: &Migrator<'_>,
     client: &mut Client,
     pending: &[&Migration],
-    report: &mut Report,
-) -> Result<(), Error> {
+) -> Result<Vec<AppliedReport>, Error> {
     if pending.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let batch = BatchSql::transactional(migrator, pending);
+    let batch = BatchSql::transactional(migrator, pending, Direction::Up);
     match client.simple_query(&batch.text) {
-        Ok(messages) => {
-            report.applied.extend(batch.reports(&messages));
-            Ok(())
-        }
+        Ok(messages) => Ok(batch.reports(&messages)),
         Err(error) => {
             rollback(client);
             let (migration, failure) = match batch.span_at(&error) {
                 Some(migration) => (migration, batch.locate(error, migration)?),
                 // The server did not say where: replay the group migration by migration in a
                 // transaction that is rolled back, to find the one that fails.
-                None => match diagnose(client, pending) {
-                    Some((migration, error)) => {
-                        (migration, locate_in_section(error, migration, 0)?)
+                None => {
+                    let replayed = client
+                        .simple_query("BEGIN")
+                        .map(|_| replay(client, pending));
+                    rollback(client);
+                    match replayed.ok().and_then(|outcomes| {
+                        outcomes
+                            .into_iter()
+                            .find_map(|(m, _, r)| r.err().map(|e| (m, e)))
+                    }) {
+                        Some((migration, error)) => (
+                            migration,
+                            locate(error, migration, migration.up(), Direction::Up, 0)?,
+                        ),
+                        None => (pending[0], batch.locate(error, pending[0])?),
                     }
-                    None => (pending[0], batch.locate(error, pending[0])?),
-                },
+                }
             };
-            record_failure(migrator, client, migration, &failure, None);
+            record_failure(migrator, client, migration, Direction::Up, &failure, None);
             Err(Error::MigrationFailed(Box::new(failure)))
         }
     }
 }
 
-/// Statement by statement, each outside any transaction. A `running` row claims the migration
-/// first; it becomes `applied`, or `failed` with the statement that failed.
-fn no_transaction(
+/// Runs each migration's UP as its own query inside the transaction the caller opened,
+/// stopping after the first failure: which one fails, and how long each took.
+pub(crate) fn replay<'m>(
+    client: &mut Client,
+    migrations: &[&'m Migration],
+) -> Vec<(&'m Migration, Duration, Result<(), postgres::Error>)> {
+    let mut outcomes = Vec::new();
+    for migration in migrations {
+        let started = Instant::now();
+        let result = client.simple_query(migration.up().sql()).map(drop);
+        let failed = result.is_err();
+        outcomes.push((*migration, started.elapsed(), result));
+        if failed {
+            break;
+        }
+    }
+    outcomes
+}
+
+/// Statement by statement, each outside any transaction. The row is marked `running` first;
+/// it ends `applied` (or, going down, deleted), or `failed` with the statement that failed.
+fn statement_by_statement(
     migrator: &Migrator<'_>,
     client: &mut Client,
     migration: &Migration,
+    direction: Direction,
 ) -> Result<Batch, Error> {
-    let migrations = migrator.tables.migrations();
-    let applied_by = migrator.applied_by_sql();
-    let claim = format!(
-        "INSERT INTO {migrations} (version, name, checksum, applied_by, status) VALUES ({}, {}, {}, {applied_by}, 'running')",
-        migration.version(),
-        literal(migration.name()),
-        literal(&migration.checksum().to_string()),
-    );
+    let table = migrator.tables.migrations();
+    let version = migration.version();
+    let claim = match direction {
+        Direction::Up => format!(
+            "INSERT INTO {table} (version, name, checksum, applied_by, status) VALUES ({version}, {}, {}, {}, 'running')",
+            literal(migration.name()),
+            literal(&migration.checksum().to_string()),
+            migrator.applied_by_sql(),
+        ),
+        Direction::Down => format!("UPDATE {table} SET status = 'running' WHERE version = {version}"),
+    };
     let claim = match migrator.lock_scope {
         LockScope::Session => claim,
         LockScope::Transaction => format!(
@@ -108,25 +167,25 @@ fn no_transaction(
     };
     if let Err(error) = client.simple_query(&claim) {
         rollback(client);
-        if applied_elsewhere(migrator, client, migration)? {
-            return Ok(Batch::AppliedElsewhere);
+        if done_elsewhere(migrator, client, migration, direction)? {
+            return Ok(Batch::DoneElsewhere);
         }
-        return Err(Error::database(format!(
-            "claiming migration {}",
-            migration.version()
-        ))(error));
+        return Err(Error::database(format!("claiming migration {version}"))(
+            error,
+        ));
     }
 
     let started = Instant::now();
-    let sql = migration.up().sql();
+    let section = direction.section(migration);
+    let sql = section.sql();
     let all: Vec<statements::Statement<'_>> = statements::split(sql).collect();
     for (index, statement) in all.iter().enumerate() {
         if let Err(error) = client.simple_query(statement.text) {
             let offset = sql[..statement.start].chars().count();
-            let mut failure = locate_in_section(error, migration, offset)?;
+            let mut failure = locate(error, migration, section, direction, offset)?;
             if failure.column.is_none() {
                 // No position from the server, but we know which statement it was.
-                failure.line = migration.up().file_position(offset + 1).0;
+                failure.line = section.file_position(offset + 1).0;
             }
             failure.statements = Some(StatementProgress {
                 failed: index + 1,
@@ -137,6 +196,7 @@ fn no_transaction(
                 migrator,
                 client,
                 migration,
+                direction,
                 &failure,
                 Some(started.elapsed()),
             );
@@ -145,19 +205,21 @@ fn no_transaction(
     }
     let duration = started.elapsed();
     let ms = duration.as_millis().to_string();
+    let record = match direction {
+        Direction::Up => format!(
+            "UPDATE {table} SET status = 'applied', applied_at = now(), execution_time_ms = {ms} WHERE version = {version};\n"
+        ),
+        Direction::Down => format!("DELETE FROM {table} WHERE version = {version};\n"),
+    };
     let finish = format!(
-        "UPDATE {migrations} SET status = 'applied', applied_at = now(), execution_time_ms = {ms} WHERE version = {version};\n{}",
-        action_row(migrator, migration, "success", None, &ms),
-        version = migration.version(),
+        "{record}{}",
+        action_row(migrator, migration, direction, "success", None, &ms)
     );
     client
         .simple_query(&finish)
-        .map_err(Error::database(format!(
-            "recording migration {} as applied",
-            migration.version()
-        )))?;
-    Ok(Batch::Applied(AppliedReport {
-        version: migration.version(),
+        .map_err(Error::database(format!("recording migration {version}")))?;
+    Ok(Batch::Done(AppliedReport {
+        version,
         name: migration.name().to_owned(),
         duration,
     }))
@@ -169,17 +231,23 @@ struct BatchSql<'m> {
     text: String,
     chars: usize,
     spans: Vec<(usize, usize, &'m Migration)>,
+    direction: Direction,
 }
 
 /// Milliseconds since this migration's SQL started, measured by the server.
 const ELAPSED_MS: &str = "(extract(epoch FROM clock_timestamp() - current_setting('migrate.started')::timestamptz) * 1000)::bigint";
 
 impl<'m> BatchSql<'m> {
-    fn transactional(migrator: &Migrator<'_>, migrations: &[&'m Migration]) -> Self {
+    fn transactional(
+        migrator: &Migrator<'_>,
+        migrations: &[&'m Migration],
+        direction: Direction,
+    ) -> Self {
         let mut batch = BatchSql {
             text: String::new(),
             chars: 0,
             spans: Vec::new(),
+            direction,
         };
         batch.push("BEGIN;\n");
         if migrator.lock_scope == LockScope::Transaction {
@@ -189,22 +257,29 @@ impl<'m> BatchSql<'m> {
             ));
         }
         let table = migrator.tables.migrations();
-        let applied_by = migrator.applied_by_sql();
         for migration in migrations {
             batch.push("SELECT set_config('migrate.started', clock_timestamp()::text, true);\n");
             let start = batch.chars;
-            batch.push(migration.up().sql());
+            batch.push(direction.section(migration).sql());
             batch.spans.push((start, batch.chars - start, migration));
             // A newline ends a trailing `--` comment; the `;` ends a last statement without one.
             batch.push("\n;\n");
-            batch.push(&format!(
-                "INSERT INTO {table} (version, name, checksum, execution_time_ms, applied_by) VALUES ({}, {}, {}, {ELAPSED_MS}, {applied_by}) RETURNING version, execution_time_ms;\n",
-                migration.version(),
-                literal(migration.name()),
-                literal(&migration.checksum().to_string()),
-            ));
+            let record = match direction {
+                Direction::Up => format!(
+                    "INSERT INTO {table} (version, name, checksum, execution_time_ms, applied_by) VALUES ({}, {}, {}, {ELAPSED_MS}, {}) RETURNING version, execution_time_ms;\n",
+                    migration.version(),
+                    literal(migration.name()),
+                    literal(&migration.checksum().to_string()),
+                    migrator.applied_by_sql(),
+                ),
+                Direction::Down => format!(
+                    "DELETE FROM {table} WHERE version = {} RETURNING version, {ELAPSED_MS};\n",
+                    migration.version()
+                ),
+            };
+            batch.push(&record);
             batch.push(&action_row(
-                migrator, migration, "success", None, ELAPSED_MS,
+                migrator, migration, direction, "success", None, ELAPSED_MS,
             ));
         }
         batch.push("COMMIT;");
@@ -216,7 +291,7 @@ impl<'m> BatchSql<'m> {
         self.chars += text.chars().count();
     }
 
-    /// The `RETURNING version, execution_time_ms` rows, one per migration.
+    /// The `RETURNING version, milliseconds` rows, one per migration.
     fn reports(&self, messages: &[SimpleQueryMessage]) -> Vec<AppliedReport> {
         let durations: Vec<Duration> = messages
             .iter()
@@ -256,49 +331,59 @@ impl<'m> BatchSql<'m> {
         error: postgres::Error,
         migration: &Migration,
     ) -> Result<MigrationFailure, Error> {
-        let start = self
-            .spans
-            .iter()
-            .find(|(_, _, m)| m.version() == migration.version())
-            .map_or(0, |&(start, _, _)| start);
         let inside = self
             .span_at(&error)
             .is_some_and(|m| m.version() == migration.version());
-        let offset = if inside { start } else { usize::MAX };
-        locate_in_section(error, migration, offset)
+        let offset = match self
+            .spans
+            .iter()
+            .find(|(_, _, m)| m.version() == migration.version())
+        {
+            Some(&(start, _, _)) if inside => start,
+            _ => usize::MAX,
+        };
+        locate(
+            error,
+            migration,
+            self.direction.section(migration),
+            self.direction,
+            offset,
+        )
     }
 }
 
 /// The server's error as a [`MigrationFailure`]. `offset` is how many characters precede the
 /// section's SQL in the query that failed (`usize::MAX`: the error is not in that SQL).
-fn locate_in_section(
+pub(crate) fn locate(
     error: postgres::Error,
     migration: &Migration,
+    section: &Section,
+    direction: Direction,
     offset: usize,
 ) -> Result<MigrationFailure, Error> {
     let Some(db) = error.as_db_error() else {
         let context = format!(
-            "applying migration {} ({})",
+            "running migration {} ({})",
             migration.version(),
             migration.name()
         );
         return Err(Error::database(context)(error));
     };
-    let up = migration.up();
     let position = original_position(&error)
         .filter(|_| offset != usize::MAX)
         .and_then(|position| position.checked_sub(offset));
     let (line, column) = match position {
         Some(position) => {
-            let (line, column) = up.file_position(position);
+            let (line, column) = section.file_position(position);
             (line, Some(column))
         }
-        None => (up.line(), None),
+        None => (section.line(), None),
     };
     Ok(MigrationFailure {
         version: migration.version(),
         name: migration.name().to_owned(),
-        path: up.path().to_owned(),
+        reverting: direction == Direction::Down,
+        path: section.path().to_owned(),
         line,
         column,
         sqlstate: db.code().code().to_owned(),
@@ -318,7 +403,7 @@ fn original_position(error: &postgres::Error) -> Option<usize> {
 }
 
 /// Indexes marked invalid, as `schema.name` (best effort: an empty list if the query fails).
-fn invalid_indexes(client: &mut Client) -> Vec<String> {
+pub(crate) fn invalid_indexes(client: &mut Client) -> Vec<String> {
     let query = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i \
                  JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE NOT i.indisvalid ORDER BY 1";
@@ -336,49 +421,46 @@ fn invalid_indexes(client: &mut Client) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Replays `pending` in one transaction, each migration as its own query, and rolls back.
-fn diagnose<'m>(
-    client: &mut Client,
-    pending: &[&'m Migration],
-) -> Option<(&'m Migration, postgres::Error)> {
-    client.simple_query("BEGIN").ok()?;
-    let found = pending.iter().find_map(|migration| {
-        client
-            .simple_query(migration.up().sql())
-            .err()
-            .map(|e| (*migration, e))
-    });
-    rollback(client);
-    found
-}
-
-/// After a failure in [`LockScope::Transaction`] mode: did another process apply it?
-fn applied_elsewhere(
+/// After a failure in [`LockScope::Transaction`] mode: did another process do it?
+fn done_elsewhere(
     migrator: &Migrator<'_>,
     client: &mut Client,
     migration: &Migration,
+    direction: Direction,
 ) -> Result<bool, Error> {
     if migrator.lock_scope != LockScope::Transaction {
         return Ok(false);
     }
     let applied = migrator.tables.read(client)?.unwrap_or_default();
-    Ok(applied
+    let row = applied
         .iter()
-        .any(|row| row.version == migration.version() && row.status == "applied"))
+        .find(|row| row.version == migration.version());
+    Ok(match direction {
+        Direction::Up => row.is_some_and(|row| row.status == "applied"),
+        Direction::Down => row.is_none(),
+    })
 }
 
-/// Records the failure: an action row, and for a no-transaction migration its row becomes
+/// Records the failure: an action row, and for a statement-by-statement run its row becomes
 /// `failed`. Best effort: the migration's own error is what the caller must see.
 fn record_failure(
     migrator: &Migrator<'_>,
     client: &mut Client,
     migration: &Migration,
+    direction: Direction,
     failure: &MigrationFailure,
-    no_transaction_elapsed: Option<Duration>,
+    statement_by_statement_elapsed: Option<Duration>,
 ) {
     let summary = failure.summary();
-    let mut sql = action_row(migrator, migration, "failed", Some(&summary), "0");
-    if let Some(elapsed) = no_transaction_elapsed {
+    let mut sql = action_row(
+        migrator,
+        migration,
+        direction,
+        "failed",
+        Some(&summary),
+        "0",
+    );
+    if let Some(elapsed) = statement_by_statement_elapsed {
         sql = format!(
             "UPDATE {} SET status = 'failed', error_message = {}, execution_time_ms = {} WHERE version = {};\n{sql}",
             migrator.tables.migrations(),
@@ -399,6 +481,7 @@ fn record_failure(
 fn action_row(
     migrator: &Migrator<'_>,
     migration: &Migration,
+    direction: Direction,
     status: &str,
     error: Option<&str>,
     duration_ms: &str,
@@ -410,10 +493,11 @@ fn action_row(
     };
     format!(
         "INSERT INTO {} (version, name, action, checksum, started_at, duration_ms, status, error_message, executed_by, environment) \
-         VALUES ({}, {}, 'apply', {}, {started}, {duration_ms}, {}, {}, {}, {});\n",
+         VALUES ({}, {}, '{}', {}, {started}, {duration_ms}, {}, {}, {}, {});\n",
         migrator.tables.actions(),
         migration.version(),
         literal(migration.name()),
+        direction.action(),
         literal(&migration.checksum().to_string()),
         literal(status),
         optional_literal(error),
@@ -422,8 +506,8 @@ fn action_row(
     )
 }
 
-fn rollback(client: &mut Client) {
+pub(crate) fn rollback(client: &mut Client) {
     if let Err(error) = client.simple_query("ROLLBACK") {
-        log::debug!("rolling back after a failed migration: {error}");
+        log::debug!("rolling back: {error}");
     }
 }

@@ -88,6 +88,19 @@ pub enum Error {
         holder_application: Option<String>,
     },
 
+    /// A migration to revert has no DOWN section; nothing was reverted.
+    #[error(
+        "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or revert by hand and use `repair`"
+    )]
+    Irreversible {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// Its file.
+        path: String,
+    },
+
     /// A setting given to the [`crate::Migrator`] cannot be used.
     #[error("error: invalid migrator setting: {0}")]
     InvalidSetting(String),
@@ -134,6 +147,8 @@ pub struct MigrationFailure {
     pub version: i64,
     /// The migration's name.
     pub name: String,
+    /// Whether its DOWN section was running (a revert), rather than its UP.
+    pub reverting: bool,
     /// The file the failing SQL is in, relative to its crate.
     pub path: String,
     /// The 1-based line in that file, when the server said where the error is (otherwise the
@@ -188,9 +203,14 @@ impl MigrationFailure {
 
 impl fmt::Display for MigrationFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.reverting {
+            "reverting migration"
+        } else {
+            "migration"
+        };
         writeln!(
             f,
-            "error: migration {} ({}) failed: {}",
+            "error: {what} {} ({}) failed: {}",
             self.version, self.name, self.message
         )?;
         match (self.column, self.statements) {
@@ -217,6 +237,10 @@ impl fmt::Display for MigrationFailure {
             )?;
         }
         match self.statements {
+            None if self.reverting => write!(
+                f,
+                "\n   = note: nothing of the revert was kept; the migration stays applied"
+            ),
             None => write!(
                 f,
                 "\n   = note: nothing of this migration was kept; migrations before it stay applied"

@@ -34,6 +34,8 @@ mod lock;
 #[cfg(feature = "runtime")]
 mod migrator;
 #[cfg(feature = "runtime")]
+mod ops;
+#[cfg(feature = "runtime")]
 mod repair;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
@@ -51,5 +53,7 @@ pub use history::AppliedMigration;
 pub use lock::LockScope;
 #[cfg(feature = "runtime")]
 pub use migrator::{AppliedReport, Migrator, Report};
+#[cfg(feature = "runtime")]
+pub use ops::{Action, Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
 pub use repair::{OtherTool, Repair};

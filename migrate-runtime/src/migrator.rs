@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use crate::apply::{self, Batch};
+use crate::apply::{self, Batch, Direction};
 use crate::error::Unfinished;
 use crate::history::{AppliedMigration, HistoryTables};
 use crate::lock::{self, LockScope};
@@ -44,9 +44,11 @@ pub struct Migrator<'m> {
 pub struct Report {
     /// The migrations applied, in order.
     pub applied: Vec<AppliedReport>,
+    /// The migrations reverted (by `down`, `down_to`, `redo`), in order.
+    pub reverted: Vec<AppliedReport>,
 }
 
-/// One migration applied by a run.
+/// One migration applied or reverted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedReport {
     /// Its version.
@@ -208,12 +210,13 @@ impl<'m> Migrator<'m> {
         let pending = self.pending(&applied)?;
         let mut report = Report::default();
         if self.grouped {
-            apply::grouped(self, &mut locked, &pending, &mut report)?;
+            report.applied = apply::grouped(self, &mut locked, &pending)?;
         } else {
             for migration in pending {
-                match apply::one(self, &mut locked, migration)? {
-                    Batch::Applied(applied) => report.applied.push(applied),
-                    Batch::AppliedElsewhere => {}
+                if let Batch::Done(applied) =
+                    apply::one(self, &mut locked, migration, Direction::Up)?
+                {
+                    report.applied.push(applied);
                 }
             }
         }
@@ -257,6 +260,33 @@ impl<'m> Migrator<'m> {
         &self,
         applied: &[AppliedMigration],
     ) -> Result<Vec<&'m Migration>, Error> {
+        self.verify_applied(applied)?;
+        let highest_applied = applied.iter().map(|row| row.version).max();
+        let applied_versions: std::collections::BTreeSet<i64> =
+            applied.iter().map(|row| row.version).collect();
+        let pending: Vec<&Migration> = self
+            .migrations
+            .iter()
+            .filter(|m| !applied_versions.contains(&m.version()))
+            .filter(|m| self.target.is_none_or(|target| m.version() <= target))
+            .filter(|m| self.in_environment(m))
+            .collect();
+        if let (Some(highest_applied), false) = (highest_applied, self.allow_out_of_order) {
+            if let Some(m) = pending.iter().find(|m| m.version() < highest_applied) {
+                return Err(Error::OutOfOrder {
+                    version: m.version(),
+                    name: m.name().to_owned(),
+                    path: m.path().to_owned(),
+                    highest_applied,
+                });
+            }
+        }
+        Ok(pending)
+    }
+
+    /// The checks on what is already applied: nothing unfinished, nothing the binary lacks,
+    /// no file changed since it was applied.
+    pub(crate) fn verify_applied(&self, applied: &[AppliedMigration]) -> Result<(), Error> {
         let in_binary: BTreeMap<i64, &Migration> =
             self.migrations.iter().map(|m| (m.version(), m)).collect();
         if let Some(row) = applied.iter().find(|row| row.status != "applied") {
@@ -283,27 +313,7 @@ impl<'m> Migrator<'m> {
                 });
             }
         }
-        let highest_applied = applied.iter().map(|row| row.version).max();
-        let applied_versions: std::collections::BTreeSet<i64> =
-            applied.iter().map(|row| row.version).collect();
-        let pending: Vec<&Migration> = self
-            .migrations
-            .iter()
-            .filter(|m| !applied_versions.contains(&m.version()))
-            .filter(|m| self.target.is_none_or(|target| m.version() <= target))
-            .filter(|m| self.in_environment(m))
-            .collect();
-        if let (Some(highest_applied), false) = (highest_applied, self.allow_out_of_order) {
-            if let Some(m) = pending.iter().find(|m| m.version() < highest_applied) {
-                return Err(Error::OutOfOrder {
-                    version: m.version(),
-                    name: m.name().to_owned(),
-                    path: m.path().to_owned(),
-                    highest_applied,
-                });
-            }
-        }
-        Ok(pending)
+        Ok(())
     }
 
     pub(crate) fn in_environment(&self, migration: &Migration) -> bool {
