@@ -354,8 +354,9 @@ impl fmt::Display for Unfinished {
         write!(
             f,
             "   = help: finish or undo those statements by hand, then record the outcome:\n       \
-             it should run again:  migrator.repair(&mut client, {version}, Repair::RolledBack, \"why\")\n       \
-             it is now complete:   migrator.repair(&mut client, {version}, Repair::Applied, \"why\")"
+             it should run again:  migrate repair {version} --mark rolled-back --reason \"...\"\n       \
+             it is now complete:   migrate repair {version} --mark applied --reason \"...\"\n       \
+             (from Rust: migrator.repair(&mut client, {version}, Repair::RolledBack or Repair::Applied, reason))"
         )
     }
 }

@@ -23,6 +23,8 @@ pub mod source;
 
 #[cfg(feature = "runtime")]
 mod apply;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "runtime")]
 pub mod config;
 #[cfg(feature = "runtime")]
@@ -52,7 +54,7 @@ pub use history::AppliedMigration;
 #[cfg(feature = "runtime")]
 pub use lock::LockScope;
 #[cfg(feature = "runtime")]
-pub use migrator::{AppliedReport, Migrator, Report};
+pub use migrator::{AppliedReport, Migrator, Progress, Report};
 #[cfg(feature = "runtime")]
 pub use ops::{Action, Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]

@@ -36,6 +36,31 @@ pub struct Migrator<'m> {
     pub(crate) applied_by: Option<String>,
     pub(crate) lock_wait: Duration,
     pub(crate) lock_scope: LockScope,
+    observer: Observer<'m>,
+}
+
+/// A step finished, as it happens (see [`Migrator::on_progress`]).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// A migration was applied.
+    Applied(&'a AppliedReport),
+    /// A migration was reverted.
+    Reverted(&'a AppliedReport),
+}
+
+/// The caller's progress callback; `Debug` so `Migrator` can be printed (and keyed on).
+#[derive(Clone, Copy, Default)]
+struct Observer<'m>(Option<&'m dyn Fn(Progress<'_>)>);
+
+impl std::fmt::Debug for Observer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
 }
 
 /// What a run did.
@@ -79,6 +104,7 @@ impl<'m> Migrator<'m> {
             applied_by: None,
             lock_wait: Duration::from_secs(60),
             lock_scope: LockScope::Session,
+            observer: Observer::default(),
         }
     }
 
@@ -168,6 +194,49 @@ impl<'m> Migrator<'m> {
         self
     }
 
+    /// Calls `observer` after each migration is applied or reverted, as it happens (a run
+    /// that fails part-way has still reported what it did before the failure). Each step is
+    /// also logged at `info` level through the `log` crate.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// use migrate_runtime::{Migrator, Progress};
+    ///
+    /// let print = |progress: Progress<'_>| {
+    ///     if let Progress::Applied(done) = progress {
+    ///         println!("applied {} in {:?}", done.name, done.duration);
+    ///     }
+    /// };
+    /// let migrator = Migrator::new(MIGRATIONS).on_progress(&print);
+    /// ```
+    pub fn on_progress(mut self, observer: &'m dyn Fn(Progress<'_>)) -> Self {
+        self.observer = Observer(Some(observer));
+        self
+    }
+
+    /// Records a finished step in `report`, and tells the log and the observer.
+    pub(crate) fn record(&self, report: &mut Report, done: AppliedReport, reverted: bool) {
+        let (verb, list) = if reverted {
+            ("reverted", &mut report.reverted)
+        } else {
+            ("applied", &mut report.applied)
+        };
+        log::info!(
+            "{verb} migration {} ({}) in {} ms",
+            done.version,
+            done.name,
+            done.duration.as_millis()
+        );
+        list.push(done);
+        if let (Some(observer), Some(done)) = (self.observer.0, list.last()) {
+            observer(if reverted {
+                Progress::Reverted(done)
+            } else {
+                Progress::Applied(done)
+            });
+        }
+    }
+
     /// How the lock is held; see [`LockScope`].
     ///
     /// ```no_run
@@ -210,13 +279,15 @@ impl<'m> Migrator<'m> {
         let pending = self.pending(&applied)?;
         let mut report = Report::default();
         if self.grouped {
-            report.applied = apply::grouped(self, &mut locked, &pending)?;
+            for done in apply::grouped(self, &mut locked, &pending)? {
+                self.record(&mut report, done, false);
+            }
         } else {
             for migration in pending {
                 if let Batch::Done(applied) =
                     apply::one(self, &mut locked, migration, Direction::Up)?
                 {
-                    report.applied.push(applied);
+                    self.record(&mut report, applied, false);
                 }
             }
         }

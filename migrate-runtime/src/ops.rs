@@ -204,10 +204,10 @@ impl<'m> Migrator<'m> {
         let migration = self.reversible(version)?;
         let mut report = Report::default();
         if let Batch::Done(done) = apply::one(self, &mut locked, migration, Direction::Down)? {
-            report.reverted.push(done);
+            self.record(&mut report, done, true);
         }
         if let Batch::Done(done) = apply::one(self, &mut locked, migration, Direction::Up)? {
-            report.applied.push(done);
+            self.record(&mut report, done, false);
         }
         Ok(report)
     }
@@ -228,7 +228,7 @@ impl<'m> Migrator<'m> {
         let mut report = Report::default();
         for migration in targets {
             if let Batch::Done(done) = apply::one(self, &mut locked, migration, Direction::Down)? {
-                report.reverted.push(done);
+                self.record(&mut report, done, true);
             }
         }
         Ok(report)

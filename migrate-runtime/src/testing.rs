@@ -75,6 +75,7 @@ pub struct TestServer {
     bin: PathBuf,
     port: u16,
     run_as: Option<(u32, u32)>,
+    durable: bool,
     templates: Mutex<BTreeSet<String>>,
     next_database: AtomicUsize,
 }
@@ -144,6 +145,7 @@ impl TestServer {
             bin,
             port: 0,
             run_as,
+            durable,
             templates: Mutex::new(BTreeSet::new()),
             next_database: AtomicUsize::new(1),
         };
@@ -264,6 +266,46 @@ impl TestServer {
             .spawn()
             .map_err(io("starting the server's watchdog"))?;
         Ok(())
+    }
+
+    /// Stops the server quickly (`pg_ctl stop -m fast`: open sessions are ended), keeping its
+    /// data directory and port, so that [`restart`](Self::restart) brings it back as it was.
+    /// Useful to test clients that must survive a database that goes away.
+    ///
+    /// ```no_run
+    /// let server = migrate_runtime::testing::TestServer::start()?;
+    /// server.stop()?;
+    /// assert!(server.connect("postgres").is_err());
+    /// server.restart()?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn stop(&self) -> Result<(), TestServerError> {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+    }
+
+    /// Starts a server stopped by [`stop`](Self::stop) again, with the same settings and on
+    /// the same port; returns once it accepts connections.
+    ///
+    /// ```no_run
+    /// let server = migrate_runtime::testing::TestServer::start()?;
+    /// server.connect("postgres")?.batch_execute("ALTER SYSTEM SET log_min_messages = 'info'")?;
+    /// server.stop()?;
+    /// server.restart()?; // picks up the ALTER SYSTEM setting
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn restart(&self) -> Result<(), TestServerError> {
+        self.pg_ctl_start(self.durable)
     }
 
     /// The TCP port the server listens on (on 127.0.0.1).

@@ -122,7 +122,8 @@ fn a_failing_statement_is_recorded_and_refused_until_repaired() {
         "{message}"
     );
     assert!(
-        message.contains("migrator.repair(&mut client, 2, Repair::RolledBack, \"why\")"),
+        message
+            .contains("it should run again:  migrate repair 2 --mark rolled-back --reason \"...\""),
         "{message}"
     );
     assert_eq!(

@@ -119,7 +119,7 @@ fn is_name(text: &str, allow_dash: bool) -> bool {
 }
 
 /// Digits read as a BIGINT: `001`, `1` and `0001` are all version 1.
-pub(super) fn numeric_version(digits: &str) -> Result<i64, String> {
+pub(crate) fn numeric_version(digits: &str) -> Result<i64, String> {
     digits.parse::<i64>().map_err(|_| {
         format!(
             "the version {digits} is too large: versions are stored as BIGINT, at most {}",

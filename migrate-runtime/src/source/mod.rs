@@ -8,6 +8,7 @@ mod file_name;
 pub mod lexer;
 #[cfg(test)]
 mod random_sql;
+mod scaffold;
 mod sections;
 pub mod statements;
 
@@ -15,6 +16,7 @@ use std::fmt;
 
 pub use directory::{read_dir, Loaded};
 pub use file_name::diesel_version;
+pub use scaffold::{scaffold, ScaffoldError};
 
 /// One problem found while reading migrations: the file, the line where it applies, what is
 /// wrong and how to fix it.

@@ -1,0 +1,532 @@
+//! The `migrate` command line: the subcommands an application binary gets with one call
+//! ([`main`]) over its embedded migrations, and the standalone `migrate` binary over a
+//! directory read at run time ([`directory_main`]).
+//!
+//! ```no_run
+//! static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+//!
+//! fn main() -> std::process::ExitCode {
+//!     // `myapp migrate up`, `myapp migrate status --json`, ...
+//!     if std::env::args().nth(1).as_deref() == Some("migrate") {
+//!         return migrate_runtime::cli::main(MIGRATIONS);
+//!     }
+//!     // ... the application itself
+//!     std::process::ExitCode::SUCCESS
+//! }
+//! ```
+//!
+//! Exit codes: see [`exit`].
+
+mod output;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use postgres::Client;
+
+use crate::config::ConnectionSettings;
+use crate::{source, Error, Migration, Migrator, OtherTool, Progress, Repair};
+use output::Output;
+
+/// The documented exit codes.
+pub mod exit {
+    /// Success.
+    pub const SUCCESS: u8 = 0;
+    /// A migration failed, a check refused to go on, or a dry run found a failure.
+    pub const FAILED: u8 = 1;
+    /// Usage, configuration or connection error (nothing was attempted).
+    pub const USAGE: u8 = 2;
+    /// `status --exit-code`: something is pending.
+    pub const PENDING: u8 = 3;
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations.";
+
+/// The command line (global options and a subcommand).
+#[derive(Debug, Parser)]
+#[command(name = "migrate", version, about = "Apply and inspect PostgreSQL migrations.", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// PostgreSQL URL; otherwise DATABASE_URL, then DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, then PGHOST/PGPORT/...
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Keep retrying the connection for up to this many seconds (for a server starting beside the app).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
+    /// The environment, e.g. `production`: selects `-- migrate:env` migrations, is recorded in the history, and in production makes down/redo/repair/baseline ask for --yes.
+    #[arg(long = "env", global = true, env = "MIGRATE_ENV", value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Confirm a destructive command in production (also: CONFIRM_PRODUCTION_MIGRATION=true).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Machine-readable output (documented shape) on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show each statement that runs.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// Who the history records as running the command (default: the database user).
+    #[arg(long, global = true, env = "MIGRATE_APPLIED_BY", value_name = "NAME")]
+    pub applied_by: Option<String>,
+    /// Schema of the history tables.
+    #[arg(long, global = true, default_value = "public", value_name = "SCHEMA")]
+    pub history_schema: String,
+    /// Name of the history table (the action log is this name plus `_history`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "schema_migrations",
+        value_name = "TABLE"
+    )]
+    pub history_table: String,
+    /// Migrations directory, for the standalone binary (default ./migrations).
+    #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations.
+    Up {
+        /// Stop after this version.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+        /// Apply everything pending in one transaction.
+        #[arg(long)]
+        grouped: bool,
+        /// Print the plan and the SQL instead of applying.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: run it inside a transaction that is rolled back, to find failures.
+        #[arg(long, requires = "dry_run")]
+        execute: bool,
+        /// Allow a pending migration older than the newest applied one.
+        #[arg(long)]
+        allow_out_of_order: bool,
+    },
+    /// Revert the newest applied migrations (one by default).
+    Down {
+        /// How many to revert.
+        #[arg(conflicts_with = "to")]
+        count: Option<usize>,
+        /// Revert every migration above this version.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+    },
+    /// Revert an applied migration and apply it again.
+    Redo {
+        /// The migration's version.
+        version: i64,
+    },
+    /// Every migration's state.
+    Status {
+        /// Exit with 3 when something is pending (for CI gates).
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// What `up` would do, or why it would refuse.
+    Plan,
+    /// Every check `up` makes, without running anything.
+    Validate,
+    /// The action log.
+    History,
+    /// Record migrations as applied without running them (for an existing schema).
+    Baseline {
+        /// Record every migration up to this version.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        version: Option<i64>,
+        /// Import the versions another tool applied (our history must be empty).
+        #[arg(long, value_enum)]
+        from: Option<Tool>,
+        /// Why (recorded in the action log).
+        #[arg(long, default_value = "baseline from the command line")]
+        reason: String,
+    },
+    /// Record how a stopped migration was resolved by hand, or accept an edited file.
+    Repair {
+        /// The migration's version.
+        version: i64,
+        /// What to record.
+        #[arg(long, value_enum)]
+        mark: Mark,
+        /// Why (recorded in the action log, with who).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Create a new migration file (standalone binary only).
+    New {
+        /// Letters, digits and underscores, e.g. add_user_roles.
+        name: String,
+    },
+}
+
+/// `baseline --from`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Tool {
+    /// `__diesel_schema_migrations`
+    Diesel,
+    /// `_sqlx_migrations`
+    Sqlx,
+    /// `refinery_schema_history`
+    Refinery,
+}
+
+/// `repair --mark`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Mark {
+    /// Undone by hand: it runs again.
+    RolledBack,
+    /// Completed by hand: record it as applied.
+    Applied,
+    /// The applied file was edited on purpose: record its new checksum (needs --yes).
+    AcceptChecksum,
+}
+
+/// Runs the command line over an application's embedded migrations, reading the process
+/// arguments after the program name (so `myapp migrate up` parses as `migrate up`).
+///
+/// ```no_run
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// let code = migrate_runtime::cli::main(MIGRATIONS);
+/// ```
+pub fn main(migrations: &[Migration]) -> ExitCode {
+    run_embedded(migrations, std::env::args_os().skip(1))
+}
+
+/// [`main`] with explicit arguments; the first is the name shown in help.
+///
+/// ```no_run
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// let code = migrate_runtime::cli::run_embedded(MIGRATIONS, ["migrate", "status", "--json"]);
+/// ```
+pub fn run_embedded<I, T>(migrations: &[Migration], args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run(Some(migrations), args)
+}
+
+/// The standalone `migrate` binary: the same commands over a directory read at run time
+/// (`--dir`, `MIGRATIONS_DIR`, default `./migrations`), plus `new`.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     migrate_runtime::cli::directory_main()
+/// }
+/// ```
+pub fn directory_main() -> ExitCode {
+    run(None, std::env::args_os())
+}
+
+fn run<I, T>(embedded: Option<&[Migration]>, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            });
+        }
+    };
+    let output = Output::new(cli.json);
+    match execute(&cli, embedded, &output) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            output.failure(&failure);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// Why a command stopped.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad usage or configuration, or no connection: nothing was attempted.
+    Usage(String),
+    /// Problems in the migration files (directory mode).
+    Files(source::Diagnostics),
+    /// A migration or a check failed.
+    Migrate(Error),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => exit::USAGE,
+            Failure::Migrate(Error::Database { .. } | Error::InvalidSetting(_)) => exit::USAGE,
+            Failure::Files(_) | Failure::Migrate(_) => exit::FAILED,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Migrate(error)
+    }
+}
+
+fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result<u8, Failure> {
+    if let Command::New { name } = &cli.command {
+        return new_migration(cli, embedded, name, output);
+    }
+    let loaded;
+    let migrations = match embedded {
+        Some(migrations) => migrations,
+        None => {
+            // An empty root keeps printed paths as the user wrote them (`migrations/...`).
+            loaded = source::read_dir(Path::new(""), &directory(cli)).map_err(Failure::Files)?;
+            &loaded.migrations
+        }
+    };
+    guard_production(cli)?;
+    let observe = |progress: Progress<'_>| output.progress(progress);
+    let migrator = migrator(cli, migrations).on_progress(&observe);
+    let (mut client, _server) = connect(cli, output)?;
+    let client = &mut client;
+    match &cli.command {
+        Command::Up {
+            to,
+            grouped,
+            dry_run,
+            execute,
+            allow_out_of_order,
+        } => {
+            let mut migrator = migrator
+                .grouped(*grouped)
+                .allow_out_of_order(*allow_out_of_order);
+            if let Some(to) = to {
+                migrator = migrator.target(*to);
+            }
+            up(cli, &migrator, client, *dry_run, *execute, output)
+        }
+        Command::Down { count, to } => {
+            let report = match to {
+                Some(version) => migrator.down_to(client, *version)?,
+                None => migrator.down(client, count.unwrap_or(1))?,
+            };
+            output.report(&report);
+            Ok(exit::SUCCESS)
+        }
+        Command::Redo { version } => {
+            output.report(&migrator.redo(client, *version)?);
+            Ok(exit::SUCCESS)
+        }
+        Command::Status { exit_code } => {
+            let status = migrator.status(client)?;
+            output.status(&status);
+            Ok(if *exit_code && status.pending() > 0 {
+                exit::PENDING
+            } else {
+                exit::SUCCESS
+            })
+        }
+        Command::Plan => {
+            let plan = migrator.plan(client)?;
+            output.plan(&plan.pending, cli.verbose);
+            match plan.refusal {
+                Some(refusal) => Err(refusal.into()),
+                None => Ok(exit::SUCCESS),
+            }
+        }
+        Command::Validate => {
+            let plan = migrator.validate(client)?;
+            output.validated(migrations.len(), plan.pending.len());
+            Ok(exit::SUCCESS)
+        }
+        Command::History => {
+            output.history(&migrator.history(client)?);
+            Ok(exit::SUCCESS)
+        }
+        Command::Baseline {
+            version,
+            from,
+            reason,
+        } => {
+            let recorded = match (version, from) {
+                (_, Some(tool)) => migrator.baseline_from(client, tool.other_tool())?,
+                (Some(version), None) => migrator.baseline(client, *version, reason)?,
+                (None, None) => unreachable!("clap requires a version or --from"),
+            };
+            output.baselined(&recorded);
+            Ok(exit::SUCCESS)
+        }
+        Command::Repair {
+            version,
+            mark,
+            reason,
+        } => {
+            if matches!(mark, Mark::AcceptChecksum) && !confirmed(cli) {
+                return Err(Failure::Usage(
+                    "accepting an edited file's checksum needs explicit confirmation: check the edit is harmless, then pass --yes".to_owned(),
+                ));
+            }
+            migrator.repair(client, *version, mark.repair(), reason)?;
+            output.repaired(*version, mark.repair());
+            Ok(exit::SUCCESS)
+        }
+        Command::New { .. } => unreachable!("handled before connecting"),
+    }
+}
+
+fn up(
+    cli: &Cli,
+    migrator: &Migrator<'_>,
+    client: &mut Client,
+    dry_run: bool,
+    execute: bool,
+    output: &Output,
+) -> Result<u8, Failure> {
+    if dry_run && execute {
+        let outcomes = migrator.rehearse(client)?;
+        let failed = output.rehearsal(&outcomes);
+        return Ok(if failed { exit::FAILED } else { exit::SUCCESS });
+    }
+    if dry_run || is_production(cli) || cli.verbose {
+        let plan = migrator.validate(client)?;
+        output.plan(&plan.pending, dry_run || cli.verbose);
+        if dry_run {
+            return Ok(exit::SUCCESS);
+        }
+    }
+    output.report(&migrator.run(client)?);
+    Ok(exit::SUCCESS)
+}
+
+fn new_migration(
+    cli: &Cli,
+    embedded: Option<&[Migration]>,
+    name: &str,
+    output: &Output,
+) -> Result<u8, Failure> {
+    if embedded.is_some() {
+        return Err(Failure::Usage(
+            "`new` creates files in a migrations directory: use the standalone `migrate` binary (with --dir)".to_owned(),
+        ));
+    }
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let created = source::scaffold(Path::new(""), &directory(cli), name, &now)
+        .map_err(|error| Failure::Usage(error.to_string()))?;
+    output.created(&created);
+    Ok(exit::SUCCESS)
+}
+
+fn directory(cli: &Cli) -> String {
+    cli.dir
+        .as_deref()
+        .map_or_else(|| "migrations".to_owned(), |dir| dir.display().to_string())
+}
+
+fn migrator<'m>(cli: &Cli, migrations: &'m [Migration]) -> Migrator<'m> {
+    let mut migrator =
+        Migrator::new(migrations).history_table(&cli.history_schema, &cli.history_table);
+    if let Some(environment) = &cli.environment {
+        migrator = migrator.environment(environment);
+    }
+    if let Some(who) = &cli.applied_by {
+        migrator = migrator.applied_by(who);
+    }
+    migrator
+}
+
+fn is_production(cli: &Cli) -> bool {
+    cli.environment
+        .as_deref()
+        .is_some_and(|environment| environment.eq_ignore_ascii_case("production"))
+}
+
+fn confirmed(cli: &Cli) -> bool {
+    cli.yes
+        || std::env::var("CONFIRM_PRODUCTION_MIGRATION")
+            .is_ok_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// In production, commands that undo or rewrite history need explicit confirmation (seed 001).
+fn guard_production(cli: &Cli) -> Result<(), Failure> {
+    let destructive = match cli.command {
+        Command::Down { .. } => Some("down"),
+        Command::Redo { .. } => Some("redo"),
+        Command::Repair { .. } => Some("repair"),
+        Command::Baseline { .. } => Some("baseline"),
+        _ => None,
+    };
+    match destructive {
+        Some(command) if is_production(cli) && !confirmed(cli) => Err(Failure::Usage(format!(
+            "refusing to run `{command}` in production without confirmation: pass --yes or set CONFIRM_PRODUCTION_MIGRATION=true"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A throwaway server kept alive for the command, when one was started.
+#[cfg(feature = "testing")]
+type Throwaway = Option<crate::testing::TestServer>;
+#[cfg(not(feature = "testing"))]
+type Throwaway = Option<std::convert::Infallible>;
+
+fn connect(cli: &Cli, output: &Output) -> Result<(Client, Throwaway), Failure> {
+    let settings = ConnectionSettings::from_env(cli.database_url.as_deref())
+        .map_err(|error| Failure::Usage(error.to_string()))?;
+    let (settings, server) = match settings {
+        Some(settings) => (settings, None),
+        None => throwaway(cli, output)?,
+    };
+    output.connecting(&settings);
+    let client = settings
+        .connect_with_wait(Duration::from_secs(cli.wait))
+        .map_err(|error| Failure::Usage(error.to_string()))?;
+    Ok((client, server))
+}
+
+const NO_DATABASE: &str = "no database configured: pass --database-url, or set DATABASE_URL, DB_HOST (with DB_PORT, DB_NAME, DB_USER, DB_PASSWORD) or PGHOST";
+
+#[cfg(feature = "testing")]
+fn throwaway(cli: &Cli, output: &Output) -> Result<(ConnectionSettings, Throwaway), Failure> {
+    if !matches!(cli.command, Command::Up { .. } | Command::Status { .. }) {
+        return Err(Failure::Usage(NO_DATABASE.to_owned()));
+    }
+    output.note("no database configured: using a throwaway PostgreSQL server, removed when this command ends");
+    let server =
+        crate::testing::TestServer::start().map_err(|error| Failure::Usage(error.to_string()))?;
+    Ok((
+        ConnectionSettings::from_config(server.config("postgres")),
+        Some(server),
+    ))
+}
+
+#[cfg(not(feature = "testing"))]
+fn throwaway(_cli: &Cli, _output: &Output) -> Result<(ConnectionSettings, Throwaway), Failure> {
+    Err(Failure::Usage(NO_DATABASE.to_owned()))
+}
+
+impl Tool {
+    fn other_tool(self) -> OtherTool {
+        match self {
+            Tool::Diesel => OtherTool::Diesel,
+            Tool::Sqlx => OtherTool::Sqlx,
+            Tool::Refinery => OtherTool::Refinery,
+        }
+    }
+}
+
+impl Mark {
+    fn repair(self) -> Repair {
+        match self {
+            Mark::RolledBack => Repair::RolledBack,
+            Mark::Applied => Repair::Applied,
+            Mark::AcceptChecksum => Repair::AcceptChecksum,
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! Everything the command line prints: readable text (colour only on a terminal, never with
+//! `NO_COLOR`) or, with `--json`, one JSON document on standard output per command.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // This module is the command line's voice.
+
+use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use super::Failure;
+use crate::config::ConnectionSettings;
+use crate::{Action, Error, Migration, Progress, Rehearsed, Repair, Report, State, Status};
+
+pub(super) struct Output {
+    json: bool,
+    color: bool,
+    /// Steps done so far, for a JSON error that must say what happened before it.
+    done: RefCell<Vec<Value>>,
+}
+
+#[derive(Clone, Copy)]
+enum Paint {
+    Green = 32,
+    Yellow = 33,
+    Red = 31,
+    Dim = 2,
+}
+
+impl Output {
+    pub(super) fn new(json: bool) -> Output {
+        let color =
+            !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Output {
+            json,
+            color,
+            done: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn paint(&self, paint: Paint, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{}m{text}\x1b[0m", paint as u8)
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn emit(&self, value: Value) {
+        println!("{value:#}");
+    }
+
+    /// Progress and notes go to standard error, so standard output stays the result.
+    pub(super) fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    pub(super) fn connecting(&self, settings: &ConnectionSettings) {
+        self.note(&format!(
+            "connecting to {} (from {})",
+            settings.describe(),
+            settings.source()
+        ));
+    }
+
+    /// One line per migration as it is applied or reverted, with its duration.
+    pub(super) fn progress(&self, progress: Progress<'_>) {
+        let (verb, done, paint) = match progress {
+            Progress::Applied(done) => ("applied", done, Paint::Green),
+            Progress::Reverted(done) => ("reverted", done, Paint::Yellow),
+        };
+        self.done.borrow_mut().push(json!({
+            "action": verb, "version": done.version, "name": done.name,
+            "duration_ms": done.duration.as_millis() as u64,
+        }));
+        if !self.json {
+            println!(
+                "{} {:>6} {:<40} {:>6} ms",
+                self.paint(paint, &format!("{verb:<8}")),
+                done.version,
+                done.name,
+                done.duration.as_millis()
+            );
+        }
+    }
+
+    /// The end of `up`/`down`/`redo`: the lines were printed as the steps happened.
+    pub(super) fn report(&self, report: &Report) {
+        let lines = |entries: &[crate::AppliedReport]| -> Vec<Value> {
+            entries
+                .iter()
+                .map(|a| json!({"version": a.version, "name": a.name, "duration_ms": a.duration.as_millis() as u64}))
+                .collect()
+        };
+        if self.json {
+            return self.emit(
+                json!({"applied": lines(&report.applied), "reverted": lines(&report.reverted)}),
+            );
+        }
+        match (report.applied.len(), report.reverted.len()) {
+            (0, 0) => println!("nothing to do: the database is up to date"),
+            (applied, 0) => println!("{applied} migration(s) applied"),
+            (0, reverted) => println!("{reverted} migration(s) reverted"),
+            (applied, reverted) => println!("{reverted} reverted, {applied} applied"),
+        }
+    }
+
+    pub(super) fn status(&self, status: &Status) {
+        if self.json {
+            let migrations: Vec<Value> = status
+                .entries
+                .iter()
+                .map(|e| {
+                    let row = e.applied.as_ref();
+                    json!({
+                        "version": e.version,
+                        "name": e.name,
+                        "state": e.state.as_str(),
+                        "path": e.path,
+                        "applied_at": row.map(|r| rfc3339(r.applied_at_micros)),
+                        "execution_time_ms": row.map(|r| r.execution_time_ms),
+                        "applied_by": row.map(|r| r.applied_by.clone()),
+                        "error": row.and_then(|r| r.error_message.clone()),
+                    })
+                })
+                .collect();
+            return self.emit(json!({
+                "migrations": migrations,
+                "pending": status.pending(),
+                "invalid_indexes": status.invalid_indexes,
+            }));
+        }
+        println!(
+            "{:>14}  {:<34} {:<24} {:<19} {:>8}  by",
+            "version", "name", "state", "applied at", "ms"
+        );
+        for entry in &status.entries {
+            let state = entry.state.as_str();
+            let paint = match entry.state {
+                State::Applied => Paint::Green,
+                State::Pending | State::FilteredByEnvironment => Paint::Yellow,
+                _ => Paint::Red,
+            };
+            let (at, ms, by) =
+                entry
+                    .applied
+                    .as_ref()
+                    .map_or((String::new(), String::new(), String::new()), |r| {
+                        (
+                            human_time(r.applied_at_micros),
+                            r.execution_time_ms.to_string(),
+                            r.applied_by.clone(),
+                        )
+                    });
+            println!(
+                "{:>14}  {:<34} {} {at:<19} {ms:>8}  {by}",
+                entry.version,
+                entry.name,
+                self.paint(paint, &format!("{state:<24}"))
+            );
+        }
+        for index in &status.invalid_indexes {
+            println!(
+                "{} index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY leaves one): drop it with DROP INDEX CONCURRENTLY {index}",
+                self.paint(Paint::Red, "warning:")
+            );
+        }
+        println!("{} pending", status.pending());
+    }
+
+    pub(super) fn plan(&self, pending: &[&Migration], with_sql: bool) {
+        if self.json {
+            let steps: Vec<Value> = pending
+                .iter()
+                .map(|m| {
+                    json!({
+                        "version": m.version(),
+                        "name": m.name(),
+                        "path": m.path(),
+                        "transaction": m.up().is_transactional(),
+                        "sql": with_sql.then(|| m.up().sql()),
+                    })
+                })
+                .collect();
+            return self.emit(json!({"pending": steps}));
+        }
+        if pending.is_empty() {
+            println!("nothing pending");
+        }
+        for migration in pending {
+            let mode = if migration.up().is_transactional() {
+                "in a transaction"
+            } else {
+                "statement by statement, no transaction"
+            };
+            println!(
+                "would apply {:>6} {:<40} ({mode})  {}",
+                migration.version(),
+                migration.name(),
+                self.paint(Paint::Dim, migration.path())
+            );
+            if with_sql {
+                for statement in crate::source::statements::split(migration.up().sql()) {
+                    for line in statement.text.lines() {
+                        println!("    {line}");
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn validated(&self, total: usize, pending: usize) {
+        if self.json {
+            return self.emit(json!({"valid": true, "migrations": total, "pending": pending}));
+        }
+        println!("valid: the history agrees with the {total} migrations; {pending} pending");
+    }
+
+    pub(super) fn history(&self, actions: &[Action]) {
+        if self.json {
+            let rows: Vec<Value> = actions
+                .iter()
+                .map(|a| {
+                    json!({
+                        "id": a.id, "version": a.version, "name": a.name, "action": a.action,
+                        "status": a.status, "started_at": rfc3339(a.started_at_micros),
+                        "duration_ms": a.duration_ms, "executed_by": a.executed_by,
+                        "environment": a.environment, "error": a.error_message, "note": a.note,
+                    })
+                })
+                .collect();
+            return self.emit(json!({"actions": rows}));
+        }
+        for action in actions {
+            let status = match action.status.as_str() {
+                "success" => self.paint(Paint::Green, "success"),
+                other => self.paint(Paint::Red, other),
+            };
+            let detail = action
+                .error_message
+                .as_deref()
+                .or(action.note.as_deref())
+                .unwrap_or("");
+            println!(
+                "{:<19} {:<9} {:>6} {:<34} {status:<8} {:>6} ms  {}  {detail}",
+                human_time(action.started_at_micros),
+                action.action,
+                action.version,
+                action.name,
+                action.duration_ms,
+                action.executed_by,
+            );
+        }
+    }
+
+    pub(super) fn baselined(&self, versions: &[i64]) {
+        if self.json {
+            return self.emit(json!({"recorded": versions}));
+        }
+        println!(
+            "recorded {} migration(s) as applied without running them: {versions:?}",
+            versions.len()
+        );
+    }
+
+    pub(super) fn repaired(&self, version: i64, repair: Repair) {
+        let mark = match repair {
+            Repair::RolledBack => "rolled_back",
+            Repair::Applied => "applied",
+            Repair::AcceptChecksum => "accept_checksum",
+        };
+        if self.json {
+            return self.emit(json!({"repaired": {"version": version, "mark": mark}}));
+        }
+        println!("repaired migration {version}: {}", mark.replace('_', " "));
+    }
+
+    pub(super) fn created(&self, paths: &[PathBuf]) {
+        if self.json {
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            return self.emit(json!({"created": paths}));
+        }
+        for path in paths {
+            println!("created {}", path.display());
+        }
+    }
+
+    /// Prints the rehearsal; returns whether anything would fail.
+    pub(super) fn rehearsal(&self, outcomes: &[(&Migration, Rehearsed)]) -> bool {
+        let failed = outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Rehearsed::WouldFail(_)));
+        if self.json {
+            let rows: Vec<Value> = outcomes
+                .iter()
+                .map(|(m, outcome)| {
+                    let (word, extra) = match outcome {
+                        Rehearsed::WouldApply(duration) => (
+                            "would_apply",
+                            json!({"duration_ms": duration.as_millis() as u64}),
+                        ),
+                        Rehearsed::WouldFail(failure) => {
+                            ("would_fail", json!({"error": failure_json(failure)}))
+                        }
+                        Rehearsed::NotTestable => ("not_testable", json!({})),
+                        _ => ("not_reached", json!({})),
+                    };
+                    let mut row =
+                        json!({"version": m.version(), "name": m.name(), "outcome": word});
+                    merge(&mut row, extra);
+                    row
+                })
+                .collect();
+            self.emit(json!({"rehearsal": rows, "failed": failed}));
+            return failed;
+        }
+        for (migration, outcome) in outcomes {
+            let head = format!("{:>6} {:<40}", migration.version(), migration.name());
+            match outcome {
+                Rehearsed::WouldApply(duration) => println!(
+                    "{} {head} {:>6} ms",
+                    self.paint(Paint::Green, "ok        "),
+                    duration.as_millis()
+                ),
+                Rehearsed::WouldFail(failure) => {
+                    println!("{} {head}\n{failure}", self.paint(Paint::Red, "would fail"))
+                }
+                Rehearsed::NotTestable => println!(
+                    "{} {head} (runs outside a transaction: cannot be tried and rolled back)",
+                    self.paint(Paint::Yellow, "untested  ")
+                ),
+                _ => println!(
+                    "{} {head} (after a failure)",
+                    self.paint(Paint::Dim, "not tried ")
+                ),
+            }
+        }
+        println!("everything was rolled back; the database is unchanged");
+        failed
+    }
+
+    pub(super) fn failure(&self, failure: &Failure) {
+        let message = match failure {
+            Failure::Usage(message) => format!("error: {message}"),
+            Failure::Files(problems) => problems.to_string(),
+            Failure::Migrate(error) => error.to_string(),
+        };
+        if !self.json {
+            return eprintln!("{message}");
+        }
+        let mut body =
+            json!({"kind": kind(failure), "message": message, "done_before": *self.done.borrow()});
+        if let Failure::Migrate(error) = failure {
+            if let Some(sqlstate) = error.sqlstate() {
+                merge(&mut body, json!({"sqlstate": sqlstate}));
+            }
+            if let Error::MigrationFailed(f) = error {
+                merge(&mut body, failure_json(f));
+            }
+        }
+        self.emit(json!({"error": body}));
+    }
+}
+
+fn kind(failure: &Failure) -> &'static str {
+    match failure {
+        Failure::Usage(_) => "usage",
+        Failure::Files(_) => "invalid_migration_files",
+        Failure::Migrate(error) => match error {
+            Error::MigrationFailed(_) => "migration_failed",
+            Error::ChecksumMismatch { .. } => "checksum_mismatch",
+            Error::MissingFromBinary(_) => "missing_from_binary",
+            Error::OutOfOrder { .. } => "out_of_order",
+            Error::Unfinished(_) => "unfinished",
+            Error::Irreversible { .. } => "irreversible",
+            Error::LockTimeout { .. } => "lock_timeout",
+            Error::InvalidSetting(_) => "invalid_setting",
+            _ => "database",
+        },
+    }
+}
+
+fn failure_json(failure: &crate::MigrationFailure) -> Value {
+    json!({
+        "version": failure.version, "name": failure.name, "path": failure.path,
+        "line": failure.line, "column": failure.column, "sqlstate": failure.sqlstate,
+        "message": failure.message, "detail": failure.detail, "hint": failure.hint,
+        "statement": failure.statements.map(|s| s.failed),
+        "invalid_indexes": failure.invalid_indexes,
+    })
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        into.extend(from);
+    }
+}
+
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn human_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}

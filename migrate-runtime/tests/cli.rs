@@ -1,0 +1,548 @@
+//! The standalone `migrate` binary, run as a user would run it, against a real PostgreSQL.
+//! (Built by `cargo test --workspace`, where the tests crate turns on `cli` and `testing`.)
+#![cfg(all(feature = "cli", feature = "testing"))]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use migrate_runtime::testing::{TestDatabase, TestServer};
+use serde_json::Value;
+
+const PASSWORD: &str = "Pa55-never-shown";
+
+/// Variables the binary reads, cleared so the tests see only what they set.
+const CONFIG_VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_NAME",
+    "DB_USER",
+    "DB_PASSWORD",
+    "PGHOST",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "MIGRATE_ENV",
+    "MIGRATIONS_DIR",
+    "CONFIRM_PRODUCTION_MIGRATION",
+    "MIGRATE_APPLIED_BY",
+    "NO_COLOR",
+];
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+fn migrate(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+    for variable in CONFIG_VARIABLES {
+        command.env_remove(variable);
+    }
+    let output = command
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(
+        !run.all().contains(PASSWORD),
+        "the password leaked:\n{}",
+        run.all()
+    );
+    run
+}
+
+/// A project directory with `migrations/` holding `files`.
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    for (name, contents) in files {
+        std::fs::write(dir.path().join("migrations").join(name), contents).unwrap();
+    }
+    dir
+}
+
+fn three() -> tempfile::TempDir {
+    project(&[
+        ("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"),
+        ("002_b.sql", "-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n"),
+        ("003_c.sql", "-- migrate:up\nCREATE TABLE c (id int);\nINSERT INTO c SELECT * FROM nowhere;\n-- migrate:down\nDROP TABLE c;\n"),
+    ])
+}
+
+/// `DATABASE_URL` for `database`, with a password (the server trusts local connections, so
+/// any password works; the point is that it never shows).
+fn url(database: &TestDatabase<'_>) -> String {
+    database
+        .url()
+        .replace("postgres@", &format!("postgres:{PASSWORD}@"))
+}
+
+fn tables(database: &TestDatabase<'_>) -> Vec<String> {
+    database
+        .client()
+        .unwrap()
+        .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn up_applies_reports_and_fails_with_file_and_line() {
+    let dir = three();
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    assert!(run.stdout.contains("applied       2 b"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("error: migration 3 (c) failed: relation \"nowhere\" does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--> migrations/003_c.sql:3:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("connecting to postgresql://postgres@127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
+
+    let run = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up", "--json"]);
+    assert_eq!(run.code, 1);
+    let error = &run.json()["error"];
+    assert_eq!(error["kind"], "migration_failed");
+    assert_eq!(error["sqlstate"], "42P01");
+    assert_eq!(error["path"], "migrations/003_c.sql");
+    assert_eq!(error["line"], 3);
+}
+
+#[test]
+fn status_table_json_and_exit_code() {
+    let dir = project(&[
+        ("001_a.sql", "CREATE TABLE a (id int);\n"),
+        ("002_b.sql", "CREATE TABLE b (id int);\n"),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+    assert_eq!(migrate(dir.path(), &env, &["up", "--to", "1"]).code, 0);
+
+    let run = migrate(dir.path(), &env, &["status"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("a                                  applied"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("pending"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains('\x1b'),
+        "no colour when not on a terminal"
+    );
+
+    let run = migrate(dir.path(), &env, &["status", "--json", "--exit-code"]);
+    assert_eq!(run.code, 3, "pending migrations give exit code 3");
+    let status = run.json();
+    assert_eq!(status["pending"], 1);
+    assert_eq!(status["migrations"][0]["state"], "applied");
+    assert_eq!(status["migrations"][0]["applied_by"], "postgres");
+    assert!(status["migrations"][0]["applied_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(status["migrations"][1]["state"], "pending");
+    assert_eq!(status["invalid_indexes"], Value::Array(vec![]));
+
+    assert_eq!(migrate(dir.path(), &env, &["up"]).code, 0);
+    assert_eq!(
+        migrate(dir.path(), &env, &["status", "--exit-code"]).code,
+        0
+    );
+}
+
+#[test]
+fn down_redo_history_and_irreversible_refusal() {
+    let dir = project(&[
+        (
+            "001_a.sql",
+            "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
+        ),
+        ("002_b.sql", "CREATE TABLE b (id int);\n"),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+    assert_eq!(migrate(dir.path(), &env, &["up"]).code, 0);
+
+    let run = migrate(dir.path(), &env, &["down"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("migration 2 (b) cannot be reverted: it has no DOWN section"),
+        "{}",
+        run.stderr
+    );
+    let run = migrate(dir.path(), &env, &["redo", "1"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("reverted      1 a") && run.stdout.contains("applied       1 a"),
+        "{}",
+        run.stdout
+    );
+
+    let run = migrate(dir.path(), &env, &["history", "--json"]);
+    let actions: Vec<String> = run.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["version"]))
+        .collect();
+    assert_eq!(actions, ["apply 1", "apply 2", "rollback 1", "apply 1"]);
+    let run = migrate(dir.path(), &env, &["history"]);
+    assert!(run.stdout.contains("rollback"), "{}", run.stdout);
+}
+
+#[test]
+fn plan_validate_and_dry_runs() {
+    let dir = three();
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+
+    let run = migrate(dir.path(), &env, &["plan", "--json"]);
+    assert_eq!(run.code, 0);
+    let versions: Vec<i64> = run.json()["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+
+    let run = migrate(dir.path(), &env, &["up", "--dry-run"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("would apply      3 c"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("    INSERT INTO c SELECT * FROM nowhere;"),
+        "the SQL is shown:\n{}",
+        run.stdout
+    );
+
+    let run = migrate(dir.path(), &env, &["up", "--dry-run", "--execute"]);
+    assert_eq!(run.code, 1, "a rehearsal that finds a failure exits 1");
+    assert!(run.stdout.contains("would fail      3 c"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("--> migrations/003_c.sql:3:"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("the database is unchanged"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        tables(&database).is_empty(),
+        "nothing left behind: {:?}",
+        tables(&database)
+    );
+
+    let run = migrate(dir.path(), &env, &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("3 pending"), "{}", run.stdout);
+}
+
+#[test]
+fn baseline_and_repair_from_the_command_line() {
+    let dir = project(&[
+        ("001_a.sql", "CREATE TABLE a (id int);\n"),
+        ("002_b.sql", "CREATE TABLE b (id int);\n"),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    database
+        .client()
+        .unwrap()
+        .batch_execute("CREATE TABLE a (id int)")
+        .unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+
+    let run = migrate(
+        dir.path(),
+        &env,
+        &["baseline", "1", "--reason", "built by hand", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.json()["recorded"], serde_json::json!([1]));
+    assert_eq!(migrate(dir.path(), &env, &["up"]).code, 0);
+
+    std::fs::write(
+        dir.path().join("migrations/001_a.sql"),
+        "-- a comment\nCREATE TABLE a (id int);\n",
+    )
+    .unwrap();
+    let run = migrate(dir.path(), &env, &["up"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("was changed after it was applied"),
+        "{}",
+        run.stderr
+    );
+    let run = migrate(
+        dir.path(),
+        &env,
+        &[
+            "repair",
+            "1",
+            "--mark",
+            "accept-checksum",
+            "--reason",
+            "comment only",
+        ],
+    );
+    assert_eq!(run.code, 2, "accepting a checksum needs --yes");
+    assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+    let run = migrate(
+        dir.path(),
+        &env,
+        &[
+            "repair",
+            "1",
+            "--mark",
+            "accept-checksum",
+            "--reason",
+            "comment only",
+            "--yes",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(migrate(dir.path(), &env, &["up"]).code, 0);
+}
+
+#[test]
+fn production_refuses_destructive_commands_without_confirmation() {
+    let dir = three();
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("MIGRATE_ENV", "production"),
+    ];
+    assert_eq!(migrate(dir.path(), &env, &["up", "--to", "2"]).code, 0);
+
+    for args in [
+        vec!["down"],
+        vec!["redo", "2"],
+        vec!["baseline", "2"],
+        vec!["repair", "2", "--mark", "applied", "--reason", "x"],
+    ] {
+        let run = migrate(dir.path(), &env, &args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.all());
+        assert!(run.stderr.contains("in production without confirmation: pass --yes or set CONFIRM_PRODUCTION_MIGRATION=true"), "{}", run.stderr);
+    }
+    assert_eq!(tables(&database).len(), 4, "nothing was reverted");
+    let confirmed = [
+        ("DATABASE_URL", url.as_str()),
+        ("MIGRATE_ENV", "production"),
+        ("CONFIRM_PRODUCTION_MIGRATION", "true"),
+    ];
+    assert_eq!(migrate(dir.path(), &confirmed, &["down"]).code, 0);
+    assert_eq!(migrate(dir.path(), &env, &["down", "--yes"]).code, 0);
+
+    // `up` in production shows the plan before applying.
+    let run = migrate(dir.path(), &env, &["up", "--to", "1"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.find("would apply").unwrap() < run.stdout.find("applied       1").unwrap(),
+        "{}",
+        run.stdout
+    );
+    let environments: Vec<String> = database
+        .client()
+        .unwrap()
+        .query(
+            "SELECT DISTINCT environment FROM schema_migrations_history",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(environments, ["production"]);
+}
+
+#[test]
+fn each_configuration_source_connects() {
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    let database = TestServer::shared().create_database().unwrap();
+    let port = TestServer::shared().port().to_string();
+    let name = database.name().to_owned();
+    let database_url = url(&database);
+    // (the source the binary should report, its variables, its arguments)
+    type Source<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<String>);
+    let sources: Vec<Source<'_>> = vec![
+        (
+            "--database-url",
+            vec![],
+            vec!["--database-url".into(), database_url.clone()],
+        ),
+        (
+            "DATABASE_URL",
+            vec![("DATABASE_URL", database_url.as_str())],
+            vec![],
+        ),
+        (
+            "DB_* variables",
+            vec![
+                ("DB_HOST", "127.0.0.1"),
+                ("DB_PORT", &port),
+                ("DB_NAME", &name),
+                ("DB_USER", "postgres"),
+                ("DB_PASSWORD", PASSWORD),
+            ],
+            vec![],
+        ),
+        (
+            "PG* variables",
+            vec![
+                ("PGHOST", "127.0.0.1"),
+                ("PGPORT", &port),
+                ("PGDATABASE", &name),
+                ("PGUSER", "postgres"),
+                ("PGPASSWORD", PASSWORD),
+            ],
+            vec![],
+        ),
+    ];
+    for (source, env, extra) in sources {
+        let mut args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        args.extend(["status", "--json"]);
+        let run = migrate(dir.path(), &env, &args);
+        assert_eq!(run.code, 0, "{source}: {}", run.all());
+        assert!(
+            run.stderr.contains(&format!("(from {source})")),
+            "{source}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn usage_and_connection_errors_exit_2() {
+    let dir = three();
+    let run = migrate(dir.path(), &[], &["down"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no database configured"),
+        "{}",
+        run.stderr
+    );
+    let run = migrate(dir.path(), &[], &["frobnicate"]);
+    assert_eq!(run.code, 2);
+    let closed = "postgresql://postgres:Pa55-never-shown@127.0.0.1:1/none";
+    let run = migrate(dir.path(), &[("DATABASE_URL", closed)], &["status"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+}
+
+#[test]
+fn wait_keeps_trying_until_the_server_is_up() {
+    let server = TestServer::start().unwrap();
+    let url = server.url("postgres");
+    server.stop().unwrap();
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(3));
+            server.restart().unwrap();
+        });
+        let run = migrate(
+            dir.path(),
+            &[("DATABASE_URL", &url)],
+            &["up", "--wait", "30"],
+        );
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(run.stdout.contains("applied"), "{}", run.stdout);
+    });
+}
+
+#[test]
+fn new_follows_the_directorys_numbering() {
+    let sequential = project(&[("001_a.sql", "SELECT 1;\n"), ("002_b.sql", "SELECT 1;\n")]);
+    let run = migrate(sequential.path(), &[], &["new", "add_users"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stdout.trim(), "created migrations/003_add_users.sql");
+    let text =
+        std::fs::read_to_string(sequential.path().join("migrations/003_add_users.sql")).unwrap();
+    assert!(
+        text.contains("-- migrate:up\n") && text.contains("-- migrate:down\n"),
+        "{text}"
+    );
+    // A second one right after, while the first is still empty.
+    let run = migrate(sequential.path(), &[], &["new", "add_roles", "--json"]);
+    assert_eq!(run.json()["created"][0], "migrations/004_add_roles.sql");
+
+    let timestamped = project(&[("20241201000001_a.sql", "SELECT 1;\n")]);
+    let run = migrate(timestamped.path(), &[], &["new", "b"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let name = run.stdout.trim().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(name.len(), "20261121120000_b.sql".len(), "{name}");
+    assert!(name.starts_with("20") && name.ends_with("_b.sql"), "{name}");
+
+    let run = migrate(sequential.path(), &[], &["new", "bad-name"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("not a valid migration name"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn bad_migration_files_are_reported_with_file_and_line() {
+    let dir = project(&[(
+        "001_a.sql",
+        "-- migrate:up\nCREATE INDEX CONCURRENTLY i ON t (x);\n",
+    )]);
+    let run = migrate(
+        dir.path(),
+        &[("DATABASE_URL", "postgresql://x@127.0.0.1:1/y")],
+        &["status"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("migrations/001_a.sql:2: `CREATE INDEX CONCURRENTLY` cannot run inside a transaction block"), "{}", run.stderr);
+}

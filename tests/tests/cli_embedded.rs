@@ -1,0 +1,55 @@
+//! An application's own binary with the migration command line built in (`myapp migrate`).
+
+use std::process::Command;
+
+use migrate_runtime::testing::TestServer;
+
+fn myapp(database_url: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_myapp"))
+        .env("DATABASE_URL", database_url)
+        .env_remove("MIGRATE_ENV")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_embedded_set_is_applied_and_inspected_through_the_application() {
+    let database = TestServer::shared().create_database().unwrap();
+    let url = database.url();
+
+    let (code, stdout, stderr) = myapp(&url, &["migrate", "up"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("applied")).count(),
+        10,
+        "{stdout}"
+    );
+    assert!(stdout.contains("add_concurrent_indexes"), "{stdout}");
+
+    let (code, stdout, _) = myapp(&url, &["migrate", "status", "--json"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let lancio = &status["migrations"][10];
+    assert_eq!(lancio["name"], "create_lancio_org");
+    assert_eq!(lancio["state"], "filtered_by_environment");
+    assert_eq!(lancio["path"], "../migrations/011_create_lancio_org.sql");
+
+    let (code, _, stderr) = myapp(&url, &["migrate", "new", "x"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("use the standalone `migrate` binary"),
+        "{stderr}"
+    );
+
+    let (code, stdout, _) = myapp(&url, &["serve"]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, "the application would start here")
+    );
+}
