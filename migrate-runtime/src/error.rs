@@ -28,7 +28,7 @@ pub enum Error {
 
     /// An applied migration's file changed after it was applied.
     #[error(
-        "error: migration {version} ({name}) was changed after it was applied\n  --> {path}\n   = applied checksum:  {applied}\n   = embedded checksum: {embedded}\n   = help: restore the file as it was when applied (see its version control history) and put the change in a new migration"
+        "error: migration {version} ({name}) was changed after it was applied\n  --> {path}\n   = applied checksum:  {applied}\n   = embedded checksum: {embedded}\n   = help: restore the file as it was when applied (see its version control history) and put the change in a new migration\n   = help: if the edit changes nothing in the database (a comment, formatting), accept it: `migrate repair {version} --mark accept-checksum --reason \"...\" --yes`"
     )]
     ChecksumMismatch {
         /// The migration's version.
