@@ -323,33 +323,18 @@ fn baseline_and_repair_from_the_command_line() {
         "{}",
         run.stderr
     );
-    let run = migrate(
-        dir.path(),
-        &env,
-        &[
-            "repair",
-            "1",
-            "--mark",
-            "accept-checksum",
-            "--reason",
-            "comment only",
-        ],
-    );
+    let accept = [
+        "repair",
+        "1",
+        "--mark",
+        "accept-checksum",
+        "--reason",
+        "comment only",
+    ];
+    let run = migrate(dir.path(), &env, &accept);
     assert_eq!(run.code, 2, "accepting a checksum needs --yes");
     assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
-    let run = migrate(
-        dir.path(),
-        &env,
-        &[
-            "repair",
-            "1",
-            "--mark",
-            "accept-checksum",
-            "--reason",
-            "comment only",
-            "--yes",
-        ],
-    );
+    let run = migrate(dir.path(), &env, &[&accept[..], &["--yes"]].concat());
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(migrate(dir.path(), &env, &["up"]).code, 0);
 }
