@@ -331,6 +331,9 @@ fn baseline_and_repair_from_the_command_line() {
         "--reason",
         "comment only",
     ];
+    let run = migrate(dir.path(), &env, &["validate", "--json"]);
+    assert_eq!(run.code, 1, "validate refuses what up would refuse");
+    assert_eq!(run.json()["error"]["kind"], "checksum_mismatch");
     let run = migrate(dir.path(), &env, &accept);
     assert_eq!(run.code, 2, "accepting a checksum needs --yes");
     assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
@@ -530,4 +533,18 @@ fn bad_migration_files_are_reported_with_file_and_line() {
     );
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("migrations/001_a.sql:2: `CREATE INDEX CONCURRENTLY` cannot run inside a transaction block"), "{}", run.stderr);
+}
+
+#[test]
+fn without_a_database_up_and_status_use_a_throwaway_server_and_say_so() {
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    let run = migrate(dir.path(), &[], &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("no database configured: using a throwaway PostgreSQL server"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
 }
