@@ -14,7 +14,7 @@ use postgres::{Client, SimpleQueryMessage};
 use crate::error::{MigrationFailure, StatementProgress};
 use crate::history::{literal, optional_literal};
 use crate::lock::{self, LockScope};
-use crate::migrator::{AppliedReport, Migrator};
+use crate::migrator::{AppliedReport, Migrator, Report};
 use crate::source::statements;
 use crate::{Error, Migration, Section};
 
@@ -63,7 +63,7 @@ pub(crate) fn one(
     if !direction.section(migration).is_transactional() {
         return statement_by_statement(migrator, client, migration, direction);
     }
-    let batch = BatchSql::transactional(migrator, &[migration], direction);
+    let batch = BatchSql::transactional(migrator, &[migration], direction, Transactions::Each);
     match client.simple_query(&batch.text) {
         Ok(messages) => Ok(Batch::Done(batch.reports(&messages).remove(0))),
         Err(error) => {
@@ -78,6 +78,102 @@ pub(crate) fn one(
     }
 }
 
+/// How the migrations of one batch map to transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transactions {
+    /// Each migration in its own transaction (with its history rows).
+    Each,
+    /// All of them in one (grouped mode).
+    One,
+}
+
+/// At most this many migrations, or about this much SQL, go into one message.
+const BATCH_MIGRATIONS: usize = 100;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Splits consecutive transactional migrations into the batches [`transactional_run`] sends.
+/// Behind a pooler ([`LockScope::Transaction`]) another process may commit between two of
+/// our migrations, so there each batch holds one migration (see `transactional_run`).
+pub(crate) fn batches<'a, 'm>(
+    migrator: &Migrator<'_>,
+    run: &'a [&'m Migration],
+) -> Vec<&'a [&'m Migration]> {
+    if migrator.lock_scope == LockScope::Transaction {
+        return run.chunks(1).collect();
+    }
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, migration) in run.iter().enumerate() {
+        let size = migration.up().sql().len();
+        if index > start && (index - start == BATCH_MIGRATIONS || bytes + size > BATCH_BYTES) {
+            batches.push(&run[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < run.len() {
+        batches.push(&run[start..]);
+    }
+    batches
+}
+
+/// Applies a batch of transactional migrations in one message and one round trip, each in
+/// its own transaction with its history rows. When one fails the server skips the rest of
+/// the message; those before it are committed. Under the session lock nobody else can commit,
+/// so the history read after the failure says exactly which of ours went through.
+pub(crate) fn transactional_run(
+    migrator: &Migrator<'_>,
+    client: &mut Client,
+    batch_of: &[&Migration],
+    report: &mut Report,
+) -> Result<(), Error> {
+    if batch_of.len() == 1 {
+        if let Batch::Done(done) = one(migrator, client, batch_of[0], Direction::Up)? {
+            migrator.record(report, done, false);
+        }
+        return Ok(());
+    }
+    let batch = BatchSql::transactional(migrator, batch_of, Direction::Up, Transactions::Each);
+    match client.simple_query(&batch.text) {
+        Ok(messages) => {
+            for done in batch.reports(&messages) {
+                migrator.record(report, done, false);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            rollback(client);
+            let applied = migrator.tables.read(client)?.unwrap_or_default();
+            let applied_ms = |migration: &Migration| {
+                applied
+                    .iter()
+                    .find(|row| row.version == migration.version())
+                    .map(|row| row.execution_time_ms.max(0) as u64)
+            };
+            let committed = batch_of
+                .iter()
+                .take_while(|m| applied_ms(m).is_some())
+                .count();
+            for migration in &batch_of[..committed] {
+                let duration = Duration::from_millis(applied_ms(migration).unwrap_or_default());
+                let done = AppliedReport {
+                    version: migration.version(),
+                    name: migration.name().to_owned(),
+                    duration,
+                };
+                migrator.record(report, done, false);
+            }
+            let Some(&failing) = batch_of.get(committed) else {
+                // Every migration committed: the error came after them (nothing to blame).
+                return Err(Error::database("applying a batch of migrations")(error));
+            };
+            let failure = batch.locate(error, failing)?;
+            record_failure(migrator, client, failing, Direction::Up, &failure, None);
+            Err(Error::MigrationFailed(Box::new(failure)))
+        }
+    }
+}
+
 /// Applies all of `pending` in one transaction.
 pub(crate) fn grouped(
     migrator: &Migrator<'_>,
@@ -87,7 +183,7 @@ pub(crate) fn grouped(
     if pending.is_empty() {
         return Ok(Vec::new());
     }
-    let batch = BatchSql::transactional(migrator, pending, Direction::Up);
+    let batch = BatchSql::transactional(migrator, pending, Direction::Up, Transactions::One);
     match client.simple_query(&batch.text) {
         Ok(messages) => Ok(batch.reports(&messages)),
         Err(error) => {
@@ -242,6 +338,7 @@ impl<'m> BatchSql<'m> {
         migrator: &Migrator<'_>,
         migrations: &[&'m Migration],
         direction: Direction,
+        transactions: Transactions,
     ) -> Self {
         let mut batch = BatchSql {
             text: String::new(),
@@ -249,15 +346,11 @@ impl<'m> BatchSql<'m> {
             spans: Vec::new(),
             direction,
         };
-        batch.push("BEGIN;\n");
-        if migrator.lock_scope == LockScope::Transaction {
-            batch.push(&lock::transaction_lock_sql(
-                lock::key(&migrator.tables),
-                migrator.lock_wait,
-            ));
-        }
         let table = migrator.tables.migrations();
-        for migration in migrations {
+        for (index, migration) in migrations.iter().enumerate() {
+            if index == 0 || transactions == Transactions::Each {
+                batch.begin(migrator);
+            }
             batch.push("SELECT set_config('migrate.started', clock_timestamp()::text, true);\n");
             let start = batch.chars;
             batch.push(direction.section(migration).sql());
@@ -266,7 +359,8 @@ impl<'m> BatchSql<'m> {
             batch.push("\n;\n");
             let record = match direction {
                 Direction::Up => format!(
-                    "INSERT INTO {table} (version, name, checksum, execution_time_ms, applied_by) VALUES ({}, {}, {}, {ELAPSED_MS}, {}) RETURNING version, execution_time_ms;\n",
+                    // clock_timestamp(): now() is the same for every transaction in one message.
+                    "INSERT INTO {table} (version, name, checksum, applied_at, execution_time_ms, applied_by) VALUES ({}, {}, {}, clock_timestamp(), {ELAPSED_MS}, {}) RETURNING version, execution_time_ms;\n",
                     migration.version(),
                     literal(migration.name()),
                     literal(&migration.checksum().to_string()),
@@ -281,9 +375,24 @@ impl<'m> BatchSql<'m> {
             batch.push(&action_row(
                 migrator, migration, direction, "success", None, ELAPSED_MS,
             ));
+            if transactions == Transactions::Each {
+                batch.push("COMMIT;\n");
+            }
         }
-        batch.push("COMMIT;");
+        if transactions == Transactions::One {
+            batch.push("COMMIT;\n");
+        }
         batch
+    }
+
+    fn begin(&mut self, migrator: &Migrator<'_>) {
+        self.push("BEGIN;\n");
+        if migrator.lock_scope == LockScope::Transaction {
+            self.push(&lock::transaction_lock_sql(
+                lock::key(&migrator.tables),
+                migrator.lock_wait,
+            ));
+        }
     }
 
     fn push(&mut self, text: &str) {

@@ -283,11 +283,23 @@ impl<'m> Migrator<'m> {
                 self.record(&mut report, done, false);
             }
         } else {
-            for migration in pending {
-                if let Batch::Done(applied) =
-                    apply::one(self, &mut locked, migration, Direction::Up)?
-                {
-                    self.record(&mut report, applied, false);
+            // Runs of transactional migrations go in batches (one round trip each); a
+            // no-transaction migration runs on its own, statement by statement.
+            for run in
+                pending.chunk_by(|a, b| a.up().is_transactional() == b.up().is_transactional())
+            {
+                if run[0].up().is_transactional() {
+                    for batch in apply::batches(self, run) {
+                        apply::transactional_run(self, &mut locked, batch, &mut report)?;
+                    }
+                } else {
+                    for migration in run {
+                        if let Batch::Done(done) =
+                            apply::one(self, &mut locked, migration, Direction::Up)?
+                        {
+                            self.record(&mut report, done, false);
+                        }
+                    }
                 }
             }
         }

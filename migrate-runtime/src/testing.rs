@@ -219,7 +219,7 @@ impl TestServer {
 
     fn pg_ctl_start(&self, durable: bool) -> Result<(), TestServerError> {
         let mut options = format!(
-            "-k {} -p {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c max_locks_per_transaction=1024",
             self.dir.display(),
             self.port
         );

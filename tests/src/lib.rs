@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use migrate_runtime::Migration;
 use postgres::{Client, NoTls};
@@ -83,6 +84,12 @@ pub struct RoundTripCounter {
 impl RoundTripCounter {
     /// Starts the proxy on a free loopback port, forwarding to `127.0.0.1:server_port`.
     pub fn start(server_port: u16) -> RoundTripCounter {
+        Self::with_delay(server_port, Duration::ZERO)
+    }
+
+    /// Like [`RoundTripCounter::start`], and holds every chunk of data for `delay` before
+    /// passing it on, in each direction: a network that is not a loopback.
+    pub fn with_delay(server_port: u16, delay: Duration) -> RoundTripCounter {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listen");
         let port = listener.local_addr().expect("proxy address").port();
         let ready = Arc::new(AtomicUsize::new(0));
@@ -92,7 +99,7 @@ impl RoundTripCounter {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", server_port)) else {
                     continue;
                 };
-                forward(client, server, Arc::clone(&counter));
+                forward(client, server, Arc::clone(&counter), delay);
             }
         });
         RoundTripCounter { port, ready }
@@ -113,36 +120,64 @@ impl RoundTripCounter {
     }
 }
 
-fn forward(client: TcpStream, server: TcpStream, ready: Arc<AtomicUsize>) {
-    let (mut client_read, mut server_write) =
-        (client.try_clone().unwrap(), server.try_clone().unwrap());
+fn forward(client: TcpStream, server: TcpStream, ready: Arc<AtomicUsize>, delay: Duration) {
+    // Without this, Nagle's algorithm and delayed ACKs add ~40 ms to small exchanges.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, server_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    thread::spawn(move || relay(client_read, server_write, delay, |_| {}));
+    let mut parser = ReadyCounter::default();
     thread::spawn(move || {
-        let _ = std::io::copy(&mut client_read, &mut server_write);
-        let _ = server_write.shutdown(Shutdown::Write);
+        relay(server, client, delay, move |chunk| {
+            parser.feed(chunk, &ready)
+        })
     });
-    let (mut server_read, mut client_write) = (server, client);
-    thread::spawn(move || {
-        // Backend messages: a type byte, then a big-endian length that counts itself.
-        let mut header = [0u8; 5];
-        while server_read.read_exact(&mut header).is_ok() {
-            let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-            let mut body = vec![0u8; length.saturating_sub(4)];
-            if server_read.read_exact(&mut body).is_err() {
+}
+
+/// Copies `from` to `to`, chunk by chunk, holding each chunk for `delay`; `inspect` sees the
+/// bytes first.
+fn relay(mut from: TcpStream, mut to: TcpStream, delay: Duration, mut inspect: impl FnMut(&[u8])) {
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        inspect(&buffer[..read]);
+        if !delay.is_zero() {
+            thread::sleep(delay);
+        }
+        if to.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Finds `ReadyForQuery` messages in the server's byte stream. Backend messages are a type
+/// byte and a big-endian length that counts itself; chunks may split them anywhere.
+#[derive(Default)]
+struct ReadyCounter {
+    pending: Vec<u8>,
+}
+
+impl ReadyCounter {
+    fn feed(&mut self, chunk: &[u8], ready: &AtomicUsize) {
+        self.pending.extend_from_slice(chunk);
+        let mut at = 0;
+        while self.pending.len() >= at + 5 {
+            let length =
+                u32::from_be_bytes(self.pending[at + 1..at + 5].try_into().unwrap()) as usize;
+            if self.pending.len() < at + 1 + length {
                 break;
             }
-            if header[0] == b'Z' {
+            if self.pending[at] == b'Z' {
                 ready.fetch_add(1, Ordering::SeqCst);
             }
-            if client_write
-                .write_all(&header)
-                .and_then(|_| client_write.write_all(&body))
-                .is_err()
-            {
-                break;
-            }
+            at += 1 + length;
         }
-        let _ = client_write.shutdown(Shutdown::Write);
-    });
+        self.pending.drain(..at);
+    }
 }
 
 /// The repository's example migrations directory, relative to this crate.

@@ -93,7 +93,7 @@ fn second_run_applies_nothing_writes_nothing_and_costs_one_round_trip() {
 }
 
 #[test]
-fn each_transactional_migration_costs_one_round_trip() {
+fn a_run_of_transactional_migrations_costs_one_round_trip() {
     let set = migrations(&[
         (
             "001_a.sql",
@@ -112,8 +112,20 @@ fn each_transactional_migration_costs_one_round_trip() {
     let round_trips = proxy.ready_messages() - counted_from;
 
     assert_eq!(report.applied.len(), 4);
-    // History read (table missing), lock + tables + re-read, 4 migrations, unlock.
-    assert_eq!(round_trips, 3 + set.len(), "one round trip per migration");
+    // History read (table missing), lock + tables + re-read, the 4 migrations (each in its
+    // own transaction, one message), unlock.
+    assert_eq!(
+        round_trips, 4,
+        "one round trip for the whole run of migrations"
+    );
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(DISTINCT xmin::text) FROM schema_migrations"
+        ),
+        4,
+        "each migration committed in its own transaction"
+    );
 }
 
 #[test]
@@ -393,5 +405,43 @@ fn migrated_databases_are_clones_of_one_template() {
     assert_eq!(
         tables(&mut second.client().unwrap(), "public")[0],
         "only_here"
+    );
+}
+
+#[test]
+fn a_failure_without_a_position_inside_a_batch_is_blamed_on_the_right_migration() {
+    let set = migrations(&[
+        ("001_a.sql", "CREATE TABLE a (id int PRIMARY KEY);\n"),
+        ("002_b.sql", "INSERT INTO a VALUES (1);\n"),
+        (
+            "003_c.sql",
+            "INSERT INTO a VALUES (2);\nINSERT INTO a VALUES (1);\n",
+        ),
+        ("004_d.sql", "INSERT INTO a VALUES (4);\n"),
+    ]);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set).run(&mut client).unwrap_err();
+    let Error::MigrationFailed(failure) = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(
+        (failure.version, failure.sqlstate.as_str(), failure.column),
+        (3, "23505", None)
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("--> 003_c.sql:1 (where the migration starts"),
+        "{error}"
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        2
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM a"),
+        1,
+        "only 002's row; 003 and 004 left nothing"
     );
 }

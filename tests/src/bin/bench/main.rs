@@ -1,0 +1,109 @@
+//! Side-by-side benchmark: this crate's runtime against refinery and the `psql -1 -f` floor,
+//! on one durable throwaway PostgreSQL, in one run, with ratios.
+//!
+//! ```text
+//! cargo run --release -p migrate-tests --bin bench -- [--sizes 100,1000] [--reps 3]
+//!     [--delay-ms 1] [--compile-sizes 100,1000] [--refinery-compile-max 1000] [--no-compile]
+//! ```
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
+
+mod compile;
+mod report;
+mod tools;
+mod workload;
+
+use std::time::Duration;
+
+use migrate_runtime::testing::TestServer;
+
+use report::Table;
+use tools::Tool;
+use workload::Workload;
+
+struct Options {
+    sizes: Vec<usize>,
+    reps: usize,
+    delay: Duration,
+    compile_sizes: Vec<usize>,
+    refinery_compile_max: usize,
+}
+
+fn main() {
+    let options = parse_args();
+    eprintln!("starting a durable throwaway PostgreSQL (fsync on)...");
+    let server = TestServer::start_durable().expect("PostgreSQL server binaries are needed");
+    let mut table = Table::default();
+    for &n in &options.sizes {
+        let workload = Workload::generate(n);
+        eprintln!(
+            "N = {n}: applying with each tool, {} repetitions...",
+            options.reps
+        );
+        for tool in Tool::ALL {
+            if let Some(samples) = tools::apply_times(tool, &server, &workload, options.reps) {
+                table.apply(n, tool, samples);
+            }
+        }
+        for tool in [Tool::Ours, Tool::Refinery] {
+            let counts = tools::counts(tool, &server, &workload);
+            table.counts(n, tool, counts);
+            table.noop(n, tool, tools::noop_times(tool, &server, &workload, 15));
+        }
+        if !options.delay.is_zero() {
+            eprintln!(
+                "N = {n}: again through a proxy adding {:?} each way...",
+                options.delay
+            );
+            for tool in [Tool::Ours, Tool::OursGrouped, Tool::Refinery] {
+                table.delayed(
+                    n,
+                    tool,
+                    tools::delayed_time(tool, &server, &workload, options.delay),
+                );
+            }
+        }
+    }
+    if !options.compile_sizes.is_empty() {
+        eprintln!("compile times (dependencies prebuilt, only the embedding crate rebuilt)...");
+        table.compile = compile::measure(&options.compile_sizes, options.refinery_compile_max);
+    }
+    print!("{}", table.render());
+}
+
+fn parse_args() -> Options {
+    let mut options = Options {
+        sizes: vec![100, 1000],
+        reps: 3,
+        delay: Duration::from_millis(1),
+        compile_sizes: vec![100, 1000],
+        refinery_compile_max: 1000,
+    };
+    let mut args = std::env::args().skip(1);
+    let list = |value: Option<String>| -> Vec<usize> {
+        value
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .collect()
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => options.sizes = list(args.next()),
+            "--reps" => options.reps = list(args.next()).first().copied().unwrap_or(3),
+            "--delay-ms" => {
+                options.delay =
+                    Duration::from_millis(list(args.next()).first().copied().unwrap_or(0) as u64)
+            }
+            "--compile-sizes" => options.compile_sizes = list(args.next()),
+            "--refinery-compile-max" => {
+                options.refinery_compile_max = list(args.next()).first().copied().unwrap_or(0)
+            }
+            "--no-compile" => options.compile_sizes.clear(),
+            other => {
+                eprintln!("unknown argument {other}; see the doc comment at the top of tests/src/bin/bench/main.rs");
+                std::process::exit(2);
+            }
+        }
+    }
+    options
+}

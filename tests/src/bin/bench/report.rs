@@ -1,0 +1,202 @@
+//! The benchmark's results as Markdown tables with medians, spreads and ratios.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::compile::Compiled;
+use crate::tools::Tool;
+
+#[derive(Default)]
+pub(crate) struct Table {
+    apply: BTreeMap<(usize, Tool), Vec<Duration>>,
+    counts: BTreeMap<(usize, Tool), (f64, f64)>,
+    noop: BTreeMap<(usize, Tool), (Vec<Duration>, usize)>,
+    delayed: BTreeMap<(usize, Tool), Duration>,
+    pub(crate) compile: Vec<Compiled>,
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn ms(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn ratio(ours: Duration, theirs: Duration) -> String {
+    format!("{:.2}×", ours.as_secs_f64() / theirs.as_secs_f64())
+}
+
+impl Table {
+    pub(crate) fn apply(&mut self, n: usize, tool: Tool, samples: Vec<Duration>) {
+        self.apply.insert((n, tool), samples);
+    }
+
+    pub(crate) fn counts(&mut self, n: usize, tool: Tool, counts: (f64, f64)) {
+        self.counts.insert((n, tool), counts);
+    }
+
+    pub(crate) fn noop(&mut self, n: usize, tool: Tool, noop: (Vec<Duration>, usize)) {
+        self.noop.insert((n, tool), noop);
+    }
+
+    pub(crate) fn delayed(&mut self, n: usize, tool: Tool, time: Duration) {
+        self.delayed.insert((n, tool), time);
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "### Apply all pending (median of the runs, [min–max])\n"
+        );
+        let _ = writeln!(
+            out,
+            "| N | tool | time | ÷ psql floor | ÷ refinery (same mode) |\n|---|---|---|---|---|"
+        );
+        for (&(n, tool), samples) in &self.apply {
+            let time = median(samples);
+            let spread = format!(
+                "{}–{}",
+                ms(*samples.iter().min().unwrap()),
+                ms(*samples.iter().max().unwrap())
+            );
+            let floor = self
+                .apply
+                .get(&(n, Tool::Psql))
+                .map_or("–".to_owned(), |f| ratio(time, median(f)));
+            let peer = match tool {
+                Tool::Ours => Some(Tool::Refinery),
+                Tool::OursGrouped => Some(Tool::RefineryGrouped),
+                _ => None,
+            };
+            let versus = peer
+                .and_then(|peer| self.apply.get(&(n, peer)))
+                .map_or("–".to_owned(), |p| ratio(time, median(p)));
+            let _ = writeln!(
+                out,
+                "| {n} | {} | {} [{spread}] | {floor} | {versus} |",
+                tool.label(),
+                ms(time)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Round trips and committed transactions per migration (apply all)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| N | tool | round trips | commits |\n|---|---|---|---|"
+        );
+        for (&(n, tool), (round_trips, commits)) in &self.counts {
+            let _ = writeln!(
+                out,
+                "| {n} | {} | {round_trips:.2} | {commits:.2} |",
+                tool.label()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Start-up with nothing pending (median; round trips after connecting)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| N applied | tool | time | ÷ refinery | round trips |\n|---|---|---|---|---|"
+        );
+        for (&(n, tool), (samples, round_trips)) in &self.noop {
+            let versus = match tool {
+                Tool::Ours => self
+                    .noop
+                    .get(&(n, Tool::Refinery))
+                    .map_or("–".to_owned(), |r| ratio(median(samples), median(&r.0))),
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {n} | {} | {} | {versus} | {round_trips} |",
+                tool.label(),
+                ms(median(samples))
+            );
+        }
+        if !self.delayed.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Apply all through a proxy adding latency each way\n"
+            );
+            let _ = writeln!(
+                out,
+                "| N | tool | time | refinery ÷ this |\n|---|---|---|---|"
+            );
+            for (&(n, tool), time) in &self.delayed {
+                let speedup = self
+                    .delayed
+                    .get(&(n, Tool::Refinery))
+                    .map_or("–".to_owned(), |r| {
+                        format!("{:.2}×", r.as_secs_f64() / time.as_secs_f64())
+                    });
+                let _ = writeln!(
+                    out,
+                    "| {n} | {} | {} | {speedup} |",
+                    tool.label(),
+                    ms(*time)
+                );
+            }
+        }
+        if !self.compile.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Compiling a crate that embeds N files (dependencies prebuilt)\n"
+            );
+            let _ = writeln!(out, "| N | profile | ours | refinery | refinery ÷ ours | ours binary |\n|---|---|---|---|---|---|");
+            let find = |n: usize, tool: &str, release: bool| {
+                self.compile
+                    .iter()
+                    .find(|c| c.n == n && c.tool == tool && c.release == release)
+            };
+            for c in self.compile.iter().filter(|c| c.tool == "ours") {
+                let theirs = find(c.n, "refinery", c.release);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.2} s | {} | {} | {:.1} MB |",
+                    c.n,
+                    if c.release { "release" } else { "debug" },
+                    c.time.as_secs_f64(),
+                    theirs.map_or("–".to_owned(), |t| format!(
+                        "{:.2} s",
+                        t.time.as_secs_f64()
+                    )),
+                    theirs.map_or("–".to_owned(), |t| format!(
+                        "{:.1}×",
+                        t.time.as_secs_f64() / c.time.as_secs_f64()
+                    )),
+                    c.binary_bytes as f64 / 1e6,
+                );
+            }
+            let release: Vec<&Compiled> = self
+                .compile
+                .iter()
+                .filter(|c| c.tool == "ours" && c.release)
+                .collect();
+            if let (Some(small), Some(large)) = (release.first(), release.last()) {
+                if large.sql_bytes > small.sql_bytes {
+                    let growth = (large.binary_bytes as f64 - small.binary_bytes as f64)
+                        / ((large.sql_bytes - small.sql_bytes) as f64 / 1e6);
+                    let _ = writeln!(
+                        out,
+                        "\nRelease binary growth: {:.2} MB per MB of SQL embedded.",
+                        growth / 1e6
+                    );
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,197 @@
+//! Running each tool on a fresh database and timing it: apply-all, the no-op start-up, round
+//! trips and commits per migration, and apply-all through a proxy that adds latency.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_runtime::Migrator;
+use migrate_tests::RoundTripCounter;
+use postgres::Client;
+
+use crate::workload::Workload;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tool {
+    Psql,
+    Ours,
+    OursGrouped,
+    Refinery,
+    RefineryGrouped,
+}
+
+impl Tool {
+    pub(crate) const ALL: [Tool; 5] = [
+        Tool::Psql,
+        Tool::Ours,
+        Tool::OursGrouped,
+        Tool::Refinery,
+        Tool::RefineryGrouped,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Tool::Psql => "psql -1 -f (floor)",
+            Tool::Ours => "ours, per-migration",
+            Tool::OursGrouped => "ours, grouped",
+            Tool::Refinery => "refinery 0.10, per-migration",
+            Tool::RefineryGrouped => "refinery 0.10, grouped",
+        }
+    }
+}
+
+/// Applies the whole workload with `tool` on `client` (already connected; not timed).
+fn apply(tool: Tool, client: &mut Client, workload: &Workload) {
+    match tool {
+        Tool::Ours | Tool::OursGrouped => {
+            let report = Migrator::new(&workload.ours)
+                .grouped(tool == Tool::OursGrouped)
+                .run(client)
+                .expect("ours applies the workload");
+            assert_eq!(report.applied.len(), workload.n);
+        }
+        Tool::Refinery | Tool::RefineryGrouped => {
+            refinery::Runner::new(&workload.refinery)
+                .set_grouped(tool == Tool::RefineryGrouped)
+                .run(client)
+                .expect("refinery applies the workload");
+        }
+        Tool::Psql => unreachable!("psql runs as its own process"),
+    }
+}
+
+/// `reps` apply-all times, each on a fresh database; `None` when the tool is unavailable.
+pub(crate) fn apply_times(
+    tool: Tool,
+    server: &TestServer,
+    workload: &Workload,
+    reps: usize,
+) -> Option<Vec<Duration>> {
+    let mut samples = Vec::new();
+    for _ in 0..reps {
+        let database = server.create_database().unwrap();
+        let elapsed = if tool == Tool::Psql {
+            psql_floor(&database, workload)?
+        } else {
+            let mut client = database.client().unwrap();
+            let started = Instant::now();
+            apply(tool, &mut client, workload);
+            started.elapsed()
+        };
+        samples.push(elapsed);
+    }
+    Some(samples)
+}
+
+fn psql_floor(database: &TestDatabase<'_>, workload: &Workload) -> Option<Duration> {
+    let psql = psql_binary()?;
+    let started = Instant::now();
+    let status = Command::new(psql)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f"])
+        .arg(workload.all_sql())
+        .arg(database.url())
+        .status()
+        .ok()?;
+    assert!(status.success(), "psql failed on the workload");
+    Some(started.elapsed())
+}
+
+fn psql_binary() -> Option<PathBuf> {
+    let packaged = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path().join("bin/psql"))
+        .find(|path| path.is_file());
+    packaged.or_else(|| Some(PathBuf::from("psql")))
+}
+
+/// Round trips and committed transactions per migration, for one apply-all.
+pub(crate) fn counts(tool: Tool, server: &TestServer, workload: &Workload) -> (f64, f64) {
+    let database = server.create_database().unwrap();
+    let commits_before = committed(server, database.name());
+    let proxy = RoundTripCounter::start(server.port());
+    let mut client = proxy.connect(database.name());
+    let from = proxy.ready_messages();
+    apply(tool, &mut client, workload);
+    let round_trips = proxy.ready_messages() - from;
+    drop(client);
+    // A backend reports its counters when it exits; give it the moment it needs.
+    std::thread::sleep(Duration::from_millis(1500));
+    let commits = committed(server, database.name()) - commits_before;
+    let n = workload.n as f64;
+    (round_trips as f64 / n, commits as f64 / n)
+}
+
+/// Transactions committed in `database` so far, read from another database so the reading
+/// does not count.
+fn committed(server: &TestServer, database: &str) -> i64 {
+    let mut admin = server.connect("postgres").unwrap();
+    admin
+        .batch_execute("SELECT pg_stat_clear_snapshot()")
+        .unwrap();
+    admin
+        .query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
+            &[&database],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// Start-up with everything applied: connect is not timed, the tool's whole check is.
+/// Returns the times and the round trips of one such start-up.
+pub(crate) fn noop_times(
+    tool: Tool,
+    server: &TestServer,
+    workload: &Workload,
+    reps: usize,
+) -> (Vec<Duration>, usize) {
+    let database = server.create_database().unwrap();
+    apply(tool, &mut database.client().unwrap(), workload);
+    let proxy = RoundTripCounter::start(server.port());
+    let mut samples = Vec::new();
+    let mut round_trips = 0;
+    for _ in 0..reps {
+        let mut client = proxy.connect(database.name());
+        let from = proxy.ready_messages();
+        let started = Instant::now();
+        noop(tool, &mut client, workload);
+        samples.push(started.elapsed());
+        round_trips = proxy.ready_messages() - from;
+    }
+    (samples, round_trips)
+}
+
+fn noop(tool: Tool, client: &mut Client, workload: &Workload) {
+    match tool {
+        Tool::Ours | Tool::OursGrouped => {
+            assert!(Migrator::new(&workload.ours)
+                .run(client)
+                .unwrap()
+                .applied
+                .is_empty());
+        }
+        _ => {
+            let report = refinery::Runner::new(&workload.refinery)
+                .run(client)
+                .unwrap();
+            assert!(report.applied_migrations().is_empty());
+        }
+    }
+}
+
+/// One apply-all through a proxy that adds `delay` in each direction.
+pub(crate) fn delayed_time(
+    tool: Tool,
+    server: &TestServer,
+    workload: &Workload,
+    delay: Duration,
+) -> Duration {
+    let database = server.create_database().unwrap();
+    let proxy = RoundTripCounter::with_delay(server.port(), delay);
+    let mut client = proxy.connect(database.name());
+    let started = Instant::now();
+    apply(tool, &mut client, workload);
+    started.elapsed()
+}
