@@ -127,6 +127,37 @@ CREATE TABLE IF NOT EXISTS {actions} (
     }
 }
 
+/// What a history amounts to, compared without shipping it: how many rows, and a SHA-256 over
+/// one line `version checksum status` per row in version order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    pub(crate) rows: i64,
+    pub(crate) sha256_hex: String,
+}
+
+impl HistoryTables {
+    /// The server's fingerprint of the history (one small row, one round trip), or `None`
+    /// when the table does not exist yet.
+    pub(crate) fn fingerprint(&self, client: &mut Client) -> Result<Option<Fingerprint>, Error> {
+        let query = format!(
+            "SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(version::text || ' ' || checksum || ' ' || status, E'\\n' ORDER BY version), 'UTF8')), 'hex'), '') FROM {}",
+            self.migrations()
+        );
+        let messages = match client.simple_query(&query) {
+            Ok(messages) => messages,
+            Err(error) if is_missing_relation(&error) => return Ok(None),
+            Err(error) => return Err(Error::database("reading the migration history")(error)),
+        };
+        Ok(messages.iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(Fingerprint {
+                rows: row.get(0)?.parse().ok()?,
+                sha256_hex: row.get(1)?.to_owned(),
+            }),
+            _ => None,
+        }))
+    }
+}
+
 /// `42P01` (undefined table) or `3F000` (undefined schema).
 fn is_missing_relation(error: &postgres::Error) -> bool {
     error

@@ -60,8 +60,13 @@ fn scaffold(root: &Path, tool: &str, n: usize) -> PathBuf {
                     workspace.join("migrate-runtime"),
                     workspace.join("migrate-macros")
                 ),
+                // black_box: otherwise the optimiser keeps only the length and drops the SQL.
                 "static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!();\n\
-                 fn main() { println!(\"{}\", MIGRATIONS.len()); }\n",
+                 fn main() {\n\
+                     let migrations = std::hint::black_box(MIGRATIONS);\n\
+                     let bytes: usize = migrations.iter().map(|m| m.up().sql().len()).sum();\n\
+                     println!(\"{} {bytes}\", migrations.len());\n\
+                 }\n",
             )
         }
         _ => {
@@ -69,7 +74,11 @@ fn scaffold(root: &Path, tool: &str, n: usize) -> PathBuf {
             (
                 "refinery = { version = \"=0.10.0\", default-features = false }\n".to_owned(),
                 "refinery::embed_migrations!(\"migrations\");\n\
-                 fn main() { println!(\"{}\", migrations::runner().get_migrations().len()); }\n",
+                 fn main() {\n\
+                     let runner = std::hint::black_box(migrations::runner());\n\
+                     let bytes: usize = runner.get_migrations().iter().map(|m| m.sql().map_or(0, str::len)).sum();\n\
+                     println!(\"{} {bytes}\", runner.get_migrations().len());\n\
+                 }\n",
             )
         }
     };

@@ -55,12 +55,16 @@ fn main() {
                 options.delay
             );
             for tool in [Tool::Ours, Tool::OursGrouped, Tool::Refinery] {
-                table.delayed(
-                    n,
-                    tool,
-                    tools::delayed_time(tool, &server, &workload, options.delay),
-                );
+                let samples = (0..options.reps)
+                    .map(|_| tools::delayed_time(tool, &server, &workload, options.delay))
+                    .collect();
+                table.delayed(n, tool, samples);
             }
+            // The control: the same proxy, no added latency (what the proxy itself costs).
+            let control = (0..options.reps)
+                .map(|_| tools::delayed_time(Tool::Ours, &server, &workload, Duration::ZERO))
+                .collect();
+            table.proxy_control(n, control);
         }
     }
     if !options.compile_sizes.is_empty() {

@@ -12,7 +12,8 @@ pub(crate) struct Table {
     apply: BTreeMap<(usize, Tool), Vec<Duration>>,
     counts: BTreeMap<(usize, Tool), (f64, f64)>,
     noop: BTreeMap<(usize, Tool), (Vec<Duration>, usize)>,
-    delayed: BTreeMap<(usize, Tool), Duration>,
+    delayed: BTreeMap<(usize, Tool), Vec<Duration>>,
+    proxy_control: BTreeMap<usize, Vec<Duration>>,
     pub(crate) compile: Vec<Compiled>,
 }
 
@@ -48,8 +49,12 @@ impl Table {
         self.noop.insert((n, tool), noop);
     }
 
-    pub(crate) fn delayed(&mut self, n: usize, tool: Tool, time: Duration) {
-        self.delayed.insert((n, tool), time);
+    pub(crate) fn delayed(&mut self, n: usize, tool: Tool, samples: Vec<Duration>) {
+        self.delayed.insert((n, tool), samples);
+    }
+
+    pub(crate) fn proxy_control(&mut self, n: usize, samples: Vec<Duration>) {
+        self.proxy_control.insert(n, samples);
     }
 
     pub(crate) fn render(&self) -> String {
@@ -135,18 +140,21 @@ impl Table {
                 out,
                 "| N | tool | time | refinery ÷ this |\n|---|---|---|---|"
             );
-            for (&(n, tool), time) in &self.delayed {
+            for (&(n, tool), samples) in &self.delayed {
+                let time = median(samples);
                 let speedup = self
                     .delayed
                     .get(&(n, Tool::Refinery))
                     .map_or("–".to_owned(), |r| {
-                        format!("{:.2}×", r.as_secs_f64() / time.as_secs_f64())
+                        format!("{:.2}×", median(r).as_secs_f64() / time.as_secs_f64())
                     });
+                let _ = writeln!(out, "| {n} | {} | {} | {speedup} |", tool.label(), ms(time));
+            }
+            for (n, samples) in &self.proxy_control {
                 let _ = writeln!(
                     out,
-                    "| {n} | {} | {} | {speedup} |",
-                    tool.label(),
-                    ms(*time)
+                    "| {n} | ours, per-migration, same proxy without added latency (control) | {} | – |",
+                    ms(median(samples))
                 );
             }
         }
