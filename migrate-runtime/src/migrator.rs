@@ -327,12 +327,9 @@ impl<'m> Migrator<'m> {
             .filter(|m| self.in_environment(m));
         for migration in expected {
             let separator = if rows == 0 { "" } else { "\n" };
-            let _ = write!(
-                feed,
-                "{separator}{} {} applied",
-                migration.version(),
-                migration.checksum()
-            );
+            let _ = write!(feed, "{separator}{} ", migration.version());
+            feed.0.update(migration.checksum().text());
+            feed.0.update(b" applied");
             rows += 1;
         }
         let digest = feed.0.finalize();
@@ -424,7 +421,7 @@ impl<'m> Migrator<'m> {
         }
         for row in applied {
             let migration = in_binary[&row.version];
-            if row.checksum != migration.checksum().to_string() {
+            if !migration.checksum().matches(&row.checksum) {
                 return Err(Error::ChecksumMismatch {
                     version: row.version,
                     name: migration.name().to_owned(),

@@ -323,7 +323,7 @@ impl<'m> Migrator<'m> {
                     (Some(row), _) if row.status == "failed" => State::Failed,
                     (Some(row), _) if row.status == "running" => State::Running,
                     (Some(_), None) => State::MissingFromBinary,
-                    (Some(row), Some(m)) if row.checksum != m.checksum().to_string() => {
+                    (Some(row), Some(m)) if !m.checksum().matches(&row.checksum) => {
                         State::ChecksumDiffers
                     }
                     (Some(_), Some(_)) => State::Applied,

@@ -114,6 +114,11 @@ impl RoundTripCounter {
         Client::connect(&url, NoTls).expect("connect through the proxy")
     }
 
+    /// The loopback port the proxy listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `ReadyForQuery` messages seen so far, across connections.
     pub fn ready_messages(&self) -> usize {
         self.ready.load(Ordering::SeqCst)

@@ -47,6 +47,32 @@ impl Checksum {
         &self.0
     }
 
+    /// The `sha256:<hex>` text, built on the stack (no allocation; called once per migration
+    /// at every start-up).
+    pub(crate) fn text(&self) -> [u8; 71] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 71];
+        text[..7].copy_from_slice(b"sha256:");
+        for (i, byte) in self.0.iter().enumerate() {
+            text[7 + 2 * i] = HEX[usize::from(byte >> 4)];
+            text[8 + 2 * i] = HEX[usize::from(byte & 0x0f)];
+        }
+        text
+    }
+
+    /// Whether `text` is this checksum's `sha256:<hex>` form.
+    ///
+    /// ```
+    /// use migrate_runtime::Checksum;
+    ///
+    /// let checksum = Checksum::of_up_section("SELECT 1;\n", true);
+    /// assert!(checksum.matches(&checksum.to_string()));
+    /// assert!(!checksum.matches("sha256:00"));
+    /// ```
+    pub fn matches(&self, text: &str) -> bool {
+        text.as_bytes() == self.text()
+    }
+
     /// Reads the `sha256:<hex>` form written by `Display`; `None` for anything else,
     /// including another algorithm's tag.
     pub fn parse(text: &str) -> Option<Checksum> {
@@ -65,8 +91,8 @@ impl Checksum {
 
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", Self::ALGORITHM)?;
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        let text = self.text();
+        f.write_str(std::str::from_utf8(&text).expect("ASCII by construction"))
     }
 }
 

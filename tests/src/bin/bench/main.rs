@@ -4,10 +4,12 @@
 //! ```text
 //! cargo run --release -p migrate-tests --bin bench -- [--sizes 100,1000] [--reps 3]
 //!     [--delay-ms 1] [--compile-sizes 100,1000] [--refinery-compile-max 1000] [--no-compile]
+//!     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
 
 mod compile;
+mod peers;
 mod report;
 mod tools;
 mod workload;
@@ -26,10 +28,15 @@ struct Options {
     delay: Duration,
     compile_sizes: Vec<usize>,
     refinery_compile_max: usize,
+    install_peers: bool,
 }
 
 fn main() {
     let options = parse_args();
+    if options.install_peers {
+        peers::install();
+    }
+    let peers = peers::available();
     eprintln!("starting a durable throwaway PostgreSQL (fsync on)...");
     let server = TestServer::start_durable().expect("PostgreSQL server binaries are needed");
     let mut table = Table::default();
@@ -39,10 +46,13 @@ fn main() {
             "N = {n}: applying with each tool, {} repetitions...",
             options.reps
         );
-        for tool in Tool::ALL {
+        for tool in Tool::ALL.into_iter().chain(peers.iter().copied()) {
             if let Some(samples) = tools::apply_times(tool, &server, &workload, options.reps) {
                 table.apply(n, tool, samples);
             }
+        }
+        for &tool in peers.iter() {
+            table.counts(n, tool, tools::counts(tool, &server, &workload));
         }
         for tool in [Tool::Ours, Tool::Refinery] {
             let counts = tools::counts(tool, &server, &workload);
@@ -81,6 +91,7 @@ fn parse_args() -> Options {
         delay: Duration::from_millis(1),
         compile_sizes: vec![100, 1000],
         refinery_compile_max: 1000,
+        install_peers: false,
     };
     let mut args = std::env::args().skip(1);
     let list = |value: Option<String>| -> Vec<usize> {
@@ -103,6 +114,7 @@ fn parse_args() -> Options {
                 options.refinery_compile_max = list(args.next()).first().copied().unwrap_or(0)
             }
             "--no-compile" => options.compile_sizes.clear(),
+            "--install-peers" => options.install_peers = true,
             other => {
                 eprintln!("unknown argument {other}; see the doc comment at the top of tests/src/bin/bench/main.rs");
                 std::process::exit(2);

@@ -19,6 +19,8 @@ pub(crate) enum Tool {
     OursGrouped,
     Refinery,
     RefineryGrouped,
+    Dbmate,
+    Sqlx,
 }
 
 impl Tool {
@@ -37,7 +39,14 @@ impl Tool {
             Tool::OursGrouped => "ours, grouped",
             Tool::Refinery => "refinery 0.10, per-migration",
             Tool::RefineryGrouped => "refinery 0.10, grouped",
+            Tool::Dbmate => "dbmate 2 (own process)",
+            Tool::Sqlx => "sqlx-cli 0.8 (own process)",
         }
+    }
+
+    /// Tools that run as their own process, given a URL.
+    pub(crate) fn is_process(self) -> bool {
+        matches!(self, Tool::Psql | Tool::Dbmate | Tool::Sqlx)
     }
 }
 
@@ -57,7 +66,7 @@ fn apply(tool: Tool, client: &mut Client, workload: &Workload) {
                 .run(client)
                 .expect("refinery applies the workload");
         }
-        Tool::Psql => unreachable!("psql runs as its own process"),
+        Tool::Psql | Tool::Dbmate | Tool::Sqlx => unreachable!("runs as its own process"),
     }
 }
 
@@ -73,6 +82,9 @@ pub(crate) fn apply_times(
         let database = server.create_database().unwrap();
         let elapsed = if tool == Tool::Psql {
             psql_floor(&database, workload)?
+        } else if tool.is_process() {
+            let url = format!("{}?sslmode=disable", database.url());
+            crate::peers::apply(tool, &url, &workload.dir_for(tool))
         } else {
             let mut client = database.client().unwrap();
             let started = Instant::now();
@@ -111,11 +123,20 @@ pub(crate) fn counts(tool: Tool, server: &TestServer, workload: &Workload) -> (f
     let database = server.create_database().unwrap();
     let commits_before = committed(server, database.name());
     let proxy = RoundTripCounter::start(server.port());
-    let mut client = proxy.connect(database.name());
     let from = proxy.ready_messages();
-    apply(tool, &mut client, workload);
-    let round_trips = proxy.ready_messages() - from;
-    drop(client);
+    if tool.is_process() {
+        let url = format!(
+            "postgresql://postgres@127.0.0.1:{}/{}?sslmode=disable",
+            proxy.port(),
+            database.name()
+        );
+        crate::peers::apply(tool, &url, &workload.dir_for(tool));
+    } else {
+        let mut client = proxy.connect(database.name());
+        apply(tool, &mut client, workload);
+    }
+    // Each connection's start-up also ends with one ReadyForQuery; count only the work.
+    let round_trips = proxy.ready_messages() - from - 1;
     // A backend reports its counters when it exits; give it the moment it needs.
     std::thread::sleep(Duration::from_millis(1500));
     let commits = committed(server, database.name()) - commits_before;

@@ -42,6 +42,16 @@ impl Workload {
         let dir = tempfile::tempdir().unwrap();
         write_ours(&dir.path().join("ours"), n);
         write_refinery(&dir.path().join("refinery"), n);
+        // dbmate wants its section marker; sqlx reads `{version}_{name}.sql` like we do.
+        let dbmate = dir.path().join("dbmate");
+        std::fs::create_dir_all(&dbmate).unwrap();
+        for i in 1..=n {
+            std::fs::write(
+                dbmate.join(format!("{i:05}_bench_{i}.sql")),
+                format!("-- migrate:up\n{}", sql(i)),
+            )
+            .unwrap();
+        }
         let mut all = String::new();
         for i in 1..=n {
             let _ = write!(all, "{}", sql(i));
@@ -58,6 +68,14 @@ impl Workload {
             dir,
             ours,
             refinery,
+        }
+    }
+
+    /// The directory a process-run peer reads.
+    pub(crate) fn dir_for(&self, tool: crate::tools::Tool) -> PathBuf {
+        match tool {
+            crate::tools::Tool::Dbmate => self.dir.path().join("dbmate"),
+            _ => self.dir.path().join("ours"),
         }
     }
 
