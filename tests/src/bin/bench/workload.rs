@@ -42,13 +42,13 @@ impl Workload {
         let dir = tempfile::tempdir().unwrap();
         write_ours(&dir.path().join("ours"), n);
         write_refinery(&dir.path().join("refinery"), n);
-        // dbmate wants its section marker; sqlx reads `{version}_{name}.sql` like we do.
+        // dbmate wants both section markers; sqlx reads `{version}_{name}.sql` like we do.
         let dbmate = dir.path().join("dbmate");
         std::fs::create_dir_all(&dbmate).unwrap();
         for i in 1..=n {
             std::fs::write(
                 dbmate.join(format!("{i:05}_bench_{i}.sql")),
-                format!("-- migrate:up\n{}", sql(i)),
+                format!("-- migrate:up\n{}-- migrate:down\n", sql(i)),
             )
             .unwrap();
         }
