@@ -1,9 +1,10 @@
 //! Running a migration's SQL, up or down: the batches sent to the server, and turning a server
 //! error into a failure that points into the migration file.
 //!
-//! A transactional migration is one simple-query message: `BEGIN`, its SQL, its history rows,
-//! `COMMIT`. That is one round trip and one commit per migration, and the history can only
-//! change together with the schema change it records. Values are escaped by the driver's own
+//! A transactional migration is `BEGIN`, its SQL, its history rows, `COMMIT`: one commit per
+//! migration, and the history can only change together with the schema change it records.
+//! Consecutive transactional migrations share one simple-query message (one round trip for up
+//! to 100 of them), each still in its own transaction. Values are escaped by the driver's own
 //! functions; identifiers are always quoted.
 
 use std::time::{Duration, Instant};

@@ -254,7 +254,8 @@ impl<'m> Migrator<'m> {
     /// When nothing is pending this costs one round trip and takes no lock. Otherwise it takes
     /// the migration lock, re-reads the history under it (another process may have just
     /// applied everything), and applies each pending migration together with its history rows
-    /// in one transaction and one round trip.
+    /// in its own transaction; consecutive transactional migrations travel together, up to 100
+    /// in one round trip.
     ///
     /// ```no_run
     /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];

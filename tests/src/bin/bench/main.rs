@@ -46,9 +46,13 @@ fn main() {
             "N = {n}: applying with each tool, {} repetitions...",
             options.reps
         );
-        for tool in Tool::ALL.into_iter().chain(peers.iter().copied()) {
-            if let Some(samples) = tools::apply_times(tool, &server, &workload, options.reps) {
-                table.apply(n, tool, samples);
+        // Repetition by repetition, every tool in turn, so slow drift hits all alike.
+        let tools: Vec<Tool> = Tool::ALL.into_iter().chain(peers.iter().copied()).collect();
+        for _ in 0..options.reps {
+            for &tool in &tools {
+                if let Some(time) = tools::apply_time(tool, &server, &workload) {
+                    table.add_apply(n, tool, time);
+                }
             }
         }
         for &tool in peers.iter() {

@@ -37,8 +37,8 @@ fn ratio(ours: Duration, theirs: Duration) -> String {
 }
 
 impl Table {
-    pub(crate) fn apply(&mut self, n: usize, tool: Tool, samples: Vec<Duration>) {
-        self.apply.insert((n, tool), samples);
+    pub(crate) fn add_apply(&mut self, n: usize, tool: Tool, time: Duration) {
+        self.apply.entry((n, tool)).or_default().push(time);
     }
 
     pub(crate) fn counts(&mut self, n: usize, tool: Tool, counts: (f64, f64)) {

@@ -71,29 +71,27 @@ fn apply(tool: Tool, client: &mut Client, workload: &Workload) {
 }
 
 /// `reps` apply-all times, each on a fresh database; `None` when the tool is unavailable.
-pub(crate) fn apply_times(
-    tool: Tool,
-    server: &TestServer,
-    workload: &Workload,
-    reps: usize,
-) -> Option<Vec<Duration>> {
-    let mut samples = Vec::new();
-    for _ in 0..reps {
-        let database = server.create_database().unwrap();
-        let elapsed = if tool == Tool::Psql {
-            psql_floor(&database, workload)?
-        } else if tool.is_process() {
-            let url = format!("{}?sslmode=disable", database.url());
-            crate::peers::apply(tool, &url, &workload.dir_for(tool))
-        } else {
-            let mut client = database.client().unwrap();
-            let started = Instant::now();
-            apply(tool, &mut client, workload);
-            started.elapsed()
-        };
-        samples.push(elapsed);
+/// One apply-all time on a fresh database; `None` when the tool is unavailable. A checkpoint
+/// first, so every run starts from the same state: a run of thousands of tables leaves
+/// gigabytes of WAL behind, and whoever ran next would pay for its checkpoint.
+pub(crate) fn apply_time(tool: Tool, server: &TestServer, workload: &Workload) -> Option<Duration> {
+    let database = server.create_database().unwrap();
+    server
+        .connect("postgres")
+        .unwrap()
+        .batch_execute("CHECKPOINT")
+        .unwrap();
+    if tool == Tool::Psql {
+        return psql_floor(&database, workload);
     }
-    Some(samples)
+    if tool.is_process() {
+        let url = format!("{}?sslmode=disable", database.url());
+        return Some(crate::peers::apply(tool, &url, &workload.dir_for(tool)));
+    }
+    let mut client = database.client().unwrap();
+    let started = Instant::now();
+    apply(tool, &mut client, workload);
+    Some(started.elapsed())
 }
 
 fn psql_floor(database: &TestDatabase<'_>, workload: &Workload) -> Option<Duration> {
@@ -210,6 +208,11 @@ pub(crate) fn delayed_time(
     delay: Duration,
 ) -> Duration {
     let database = server.create_database().unwrap();
+    server
+        .connect("postgres")
+        .unwrap()
+        .batch_execute("CHECKPOINT")
+        .unwrap();
     let proxy = RoundTripCounter::with_delay(server.port(), delay);
     let mut client = proxy.connect(database.name());
     let started = Instant::now();
