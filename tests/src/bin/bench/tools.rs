@@ -71,16 +71,22 @@ fn apply(tool: Tool, client: &mut Client, workload: &Workload) {
 }
 
 /// `reps` apply-all times, each on a fresh database; `None` when the tool is unavailable.
-/// One apply-all time on a fresh database; `None` when the tool is unavailable. A checkpoint
-/// first, so every run starts from the same state: a run of thousands of tables leaves
-/// gigabytes of WAL behind, and whoever ran next would pay for its checkpoint.
-pub(crate) fn apply_time(tool: Tool, server: &TestServer, workload: &Workload) -> Option<Duration> {
+/// A new database, after a checkpoint (see [`apply_time`]).
+fn fresh_after_checkpoint(server: &TestServer) -> TestDatabase<'_> {
     let database = server.create_database().unwrap();
     server
         .connect("postgres")
         .unwrap()
         .batch_execute("CHECKPOINT")
         .unwrap();
+    database
+}
+
+/// One apply-all time on a fresh database; `None` when the tool is unavailable. A checkpoint
+/// first, so every run starts from the same state: a run of thousands of tables leaves
+/// gigabytes of WAL behind, and whoever ran next would pay for its checkpoint.
+pub(crate) fn apply_time(tool: Tool, server: &TestServer, workload: &Workload) -> Option<Duration> {
+    let database = fresh_after_checkpoint(server);
     if tool == Tool::Psql {
         return psql_floor(&database, workload);
     }
@@ -207,12 +213,7 @@ pub(crate) fn delayed_time(
     workload: &Workload,
     delay: Duration,
 ) -> Duration {
-    let database = server.create_database().unwrap();
-    server
-        .connect("postgres")
-        .unwrap()
-        .batch_execute("CHECKPOINT")
-        .unwrap();
+    let database = fresh_after_checkpoint(server);
     let proxy = RoundTripCounter::with_delay(server.port(), delay);
     let mut client = proxy.connect(database.name());
     let started = Instant::now();
