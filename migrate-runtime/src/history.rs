@@ -159,7 +159,7 @@ impl HistoryTables {
 }
 
 /// `42P01` (undefined table) or `3F000` (undefined schema).
-fn is_missing_relation(error: &postgres::Error) -> bool {
+pub(crate) fn is_missing_relation(error: &postgres::Error) -> bool {
     error
         .code()
         .is_some_and(|code| matches!(code.code(), "42P01" | "3F000"))

@@ -406,12 +406,9 @@ impl<'m> Migrator<'m> {
     /// The checks on what is already applied: nothing unfinished, nothing the binary lacks,
     /// no file changed since it was applied.
     pub(crate) fn verify_applied(&self, applied: &[AppliedMigration]) -> Result<(), Error> {
+        self.check_settled(applied)?;
         let in_binary: BTreeMap<i64, &Migration> =
             self.migrations.iter().map(|m| (m.version(), m)).collect();
-        if let Some(row) = applied.iter().find(|row| row.status != "applied") {
-            let migration = in_binary.get(&row.version).copied();
-            return Err(Error::Unfinished(Box::new(Unfinished::new(row, migration))));
-        }
         let missing: Vec<(i64, String)> = applied
             .iter()
             .filter(|row| !in_binary.contains_key(&row.version))
@@ -433,6 +430,18 @@ impl<'m> Migrator<'m> {
             }
         }
         Ok(())
+    }
+
+    /// Refuses while a no-transaction migration is `failed` or `running`: what it did is not
+    /// undone, and only a repair says how to go on.
+    pub(crate) fn check_settled(&self, applied: &[AppliedMigration]) -> Result<(), Error> {
+        match applied.iter().find(|row| row.status != "applied") {
+            Some(row) => {
+                let migration = self.migrations.iter().find(|m| m.version() == row.version);
+                Err(Error::Unfinished(Box::new(Unfinished::new(row, migration))))
+            }
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn in_environment(&self, migration: &Migration) -> bool {

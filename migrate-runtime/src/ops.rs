@@ -369,13 +369,7 @@ impl<'m> Migrator<'m> {
         );
         let messages = match client.simple_query(&query) {
             Ok(messages) => messages,
-            Err(error)
-                if error
-                    .code()
-                    .is_some_and(|c| matches!(c.code(), "42P01" | "3F000")) =>
-            {
-                return Ok(Vec::new())
-            }
+            Err(error) if crate::history::is_missing_relation(&error) => return Ok(Vec::new()),
             Err(error) => return Err(Error::database("reading the action log")(error)),
         };
         Ok(messages

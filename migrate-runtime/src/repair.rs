@@ -224,18 +224,6 @@ impl Migrator<'_> {
         Ok(versions)
     }
 
-    fn check_settled(&self, applied: &[AppliedMigration]) -> Result<(), Error> {
-        match applied.iter().find(|row| row.status != "applied") {
-            Some(row) => {
-                let migration = self.migrations.iter().find(|m| m.version() == row.version);
-                Err(Error::Unfinished(Box::new(crate::Unfinished::new(
-                    row, migration,
-                ))))
-            }
-            None => Ok(()),
-        }
-    }
-
     fn record_baseline(
         &self,
         client: &mut Client,
