@@ -155,6 +155,16 @@ pub(crate) fn transactional_run(
                 .iter()
                 .take_while(|m| applied_ms(m).is_some())
                 .count();
+            let failed = match batch_of.get(committed) {
+                Some(&failing) => {
+                    let failure = batch.locate(error, failing)?;
+                    // Its synchronous commit also makes the ones before it durable.
+                    record_failure(migrator, client, failing, Direction::Up, &failure, None);
+                    Error::MigrationFailed(Box::new(failure))
+                }
+                // Every migration committed: the error came after them (nothing to blame).
+                None => Error::database("applying a batch of migrations")(error),
+            };
             for migration in &batch_of[..committed] {
                 let duration = Duration::from_millis(applied_ms(migration).unwrap_or_default());
                 let done = AppliedReport {
@@ -164,13 +174,7 @@ pub(crate) fn transactional_run(
                 };
                 migrator.record(report, done, false);
             }
-            let Some(&failing) = batch_of.get(committed) else {
-                // Every migration committed: the error came after them (nothing to blame).
-                return Err(Error::database("applying a batch of migrations")(error));
-            };
-            let failure = batch.locate(error, failing)?;
-            record_failure(migrator, client, failing, Direction::Up, &failure, None);
-            Err(Error::MigrationFailed(Box::new(failure)))
+            Err(failed)
         }
     }
 }
@@ -348,9 +352,16 @@ impl<'m> BatchSql<'m> {
             direction,
         };
         let table = migrator.tables.migrations();
+        let last = migrations.len().saturating_sub(1);
         for (index, migration) in migrations.iter().enumerate() {
             if index == 0 || transactions == Transactions::Each {
                 batch.begin(migrator);
+            }
+            if transactions == Transactions::Each && index < last {
+                // Group commit: the last transaction of the message commits with the session's
+                // own setting, and its WAL flush covers every commit before it. Nothing is
+                // reported before that flush (or, when one fails, before the failure row's).
+                batch.push("SET LOCAL synchronous_commit = off;\n");
             }
             batch.push("SELECT set_config('migrate.started', clock_timestamp()::text, true);\n");
             let start = batch.chars;

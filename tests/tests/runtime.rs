@@ -129,6 +129,36 @@ fn a_run_of_transactional_migrations_costs_one_round_trip() {
 }
 
 #[test]
+fn a_batch_is_durable_when_its_last_commit_is() {
+    // Each migration notes the synchronous_commit its own transaction runs with.
+    let note = "INSERT INTO seen SELECT current_setting('synchronous_commit');\n";
+    let set = migrations(&[
+        (
+            "001_seen.sql",
+            "CREATE TABLE seen (setting text, at serial);\n",
+        ),
+        ("002_b.sql", note),
+        ("003_c.sql", note),
+        ("004_d.sql", note),
+    ]);
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    // The throwaway server itself runs with synchronous_commit off; a production session has it on.
+    client.batch_execute("SET synchronous_commit = on").unwrap();
+    Migrator::new(&set).run(&mut client).unwrap();
+
+    let settings: Vec<String> = client
+        .query("SELECT setting FROM seen ORDER BY at", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // All but the last commit without waiting for the WAL flush; the last one keeps the
+    // session's setting and its flush covers the earlier commits, before anything is reported.
+    assert_eq!(settings, ["off", "off", "on"]);
+}
+
+#[test]
 fn grouped_failure_in_the_third_of_five_leaves_none() {
     let set = five(true);
     let database = server().create_database().unwrap();

@@ -59,10 +59,10 @@ fn main() {
         );
         // Repetition by repetition, every tool in turn, so slow drift hits all alike.
         let tools: Vec<Tool> = Tool::ALL.into_iter().chain(peers.iter().copied()).collect();
-        for _ in 0..options.reps {
+        for rep in 0..options.reps {
             for &tool in &tools {
                 if let Some(time) = tools::apply_time(tool, &server, &workload) {
-                    table.add_apply(n, tool, time);
+                    table.add_apply(n, rep, tool, time);
                 }
             }
         }

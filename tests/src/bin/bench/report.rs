@@ -9,7 +9,8 @@ use crate::tools::Tool;
 
 #[derive(Default)]
 pub(crate) struct Table {
-    apply: BTreeMap<(usize, Tool), Vec<Duration>>,
+    /// Apply times by repetition, so tools can be compared within the same repetition.
+    apply: BTreeMap<(usize, Tool), Vec<(usize, Duration)>>,
     counts: BTreeMap<(usize, Tool), (f64, f64)>,
     noop: BTreeMap<(usize, Tool), (Vec<Duration>, usize)>,
     delayed: BTreeMap<(usize, Tool), Vec<Duration>>,
@@ -32,13 +33,27 @@ fn ms(duration: Duration) -> String {
     }
 }
 
+/// The median over repetitions of `ours ÷ theirs` within one repetition: the tools take
+/// turns inside each repetition, so slow drift of the machine cancels out of each ratio.
+fn paired_ratio(ours: &[(usize, Duration)], theirs: &[(usize, Duration)]) -> Option<f64> {
+    let mut ratios: Vec<f64> = ours
+        .iter()
+        .filter_map(|&(rep, time)| {
+            let (_, other) = theirs.iter().find(|(r, _)| *r == rep)?;
+            Some(time.as_secs_f64() / other.as_secs_f64())
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied()
+}
+
 fn ratio(ours: Duration, theirs: Duration) -> String {
     format!("{:.2}×", ours.as_secs_f64() / theirs.as_secs_f64())
 }
 
 impl Table {
-    pub(crate) fn add_apply(&mut self, n: usize, tool: Tool, time: Duration) {
-        self.apply.entry((n, tool)).or_default().push(time);
+    pub(crate) fn add_apply(&mut self, n: usize, rep: usize, tool: Tool, time: Duration) {
+        self.apply.entry((n, tool)).or_default().push((rep, time));
     }
 
     pub(crate) fn counts(&mut self, n: usize, tool: Tool, counts: (f64, f64)) {
@@ -61,31 +76,33 @@ impl Table {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "### Apply all pending (median of the runs, [min–max])\n"
+            "### Apply all pending (median of the runs, [min–max]; ratios: median of the per-repetition ratios)\n"
         );
         let _ = writeln!(
             out,
             "| N | tool | time | ÷ psql floor | ÷ refinery (same mode) |\n|---|---|---|---|---|"
         );
-        for (&(n, tool), samples) in &self.apply {
-            let time = median(samples);
+        for (&(n, tool), by_rep) in &self.apply {
+            let samples: Vec<Duration> = by_rep.iter().map(|&(_, time)| time).collect();
+            let time = median(&samples);
             let spread = format!(
                 "{}–{}",
                 ms(*samples.iter().min().unwrap()),
                 ms(*samples.iter().max().unwrap())
             );
-            let floor = self
-                .apply
-                .get(&(n, Tool::Psql))
-                .map_or("–".to_owned(), |f| ratio(time, median(f)));
+            let versus_tool = |other: Tool| {
+                self.apply
+                    .get(&(n, other))
+                    .and_then(|theirs| paired_ratio(by_rep, theirs))
+                    .map_or("–".to_owned(), |r| format!("{r:.2}×"))
+            };
+            let floor = versus_tool(Tool::Psql);
             let peer = match tool {
                 Tool::Ours => Some(Tool::Refinery),
                 Tool::OursGrouped => Some(Tool::RefineryGrouped),
                 _ => None,
             };
-            let versus = peer
-                .and_then(|peer| self.apply.get(&(n, peer)))
-                .map_or("–".to_owned(), |p| ratio(time, median(p)));
+            let versus = peer.map_or("–".to_owned(), versus_tool);
             let _ = writeln!(
                 out,
                 "| {n} | {} | {} [{spread}] | {floor} | {versus} |",
