@@ -379,20 +379,7 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Some(text.replace("\r\n", "\n")),
-            Err(error) => {
-                let valid = &bytes[..error.valid_up_to()];
-                let line = 1 + valid.iter().filter(|b| **b == b'\n').count() as u32;
-                self.report(path).error(
-                    Some(line),
-                    format!("the file is not valid UTF-8 (byte {})", error.valid_up_to()),
-                    Some("save the file as UTF-8"),
-                );
-                None
-            }
-        }
+        decode(&bytes, &mut self.report(path))
     }
 
     fn parse(&mut self, candidate: Candidate) -> Option<Parsed> {
@@ -401,47 +388,28 @@ impl Loader<'_> {
             None => true,
         };
         let up_text = self.read_text(&candidate.up)?;
-        let markers = match candidate.layout {
-            Layout::SingleFile => Markers::Allowed,
-            _ => Markers::Forbidden,
+        let mut report = Reporter::new(&candidate.up, &mut self.diagnostics);
+        let up_file = parse_up_text(
+            &up_text,
+            candidate.layout,
+            run_in_transaction,
+            candidate.down.as_deref(),
+            &mut report,
+        );
+        // The down file is read even when the UP file failed, so its problems are reported too.
+        let down = match &candidate.down {
+            Some(down_path) => self.read_down_file(down_path, !run_in_transaction),
+            None => up_file.as_ref().and_then(|file| file.down.clone()),
         };
-        let up_path = candidate.up.clone();
-        let mut report = Reporter::new(&up_path, &mut self.diagnostics);
-        let errors_before = report.count();
-        let split = sections::split_file(&up_text, markers, &mut report)?;
-        let header = Header::read(&split.directives, candidate.layout, &mut report);
-        let file_no_transaction = header.no_transaction || !run_in_transaction;
-        let up_raw = split.up.expect("split_file always yields an UP section");
-        let up_transactional = section_transactional(up_raw, file_no_transaction, &mut report);
-        let up = sections::check_section(up_raw, up_transactional, "UP", &mut report)
-            .map(|checked| section(&up_path, checked, up_transactional));
-        let mut down = split.down.and_then(|raw| {
-            let transactional = section_transactional(raw, file_no_transaction, &mut report);
-            sections::check_section(raw, transactional, "DOWN", &mut report)
-                .map(|checked| section(&up_path, checked, transactional))
-        });
-        if let (Some(raw), Some(down_file)) = (split.down, &candidate.down) {
-            report.error(
-                Some(raw.line - 1),
-                format!("a DOWN section here and a separate down file `{down_file}`"),
-                Some("keep one of them"),
-            );
-        }
-        let failed = report.count() > errors_before;
-        if let Some(down_path) = &candidate.down {
-            down = self.read_down_file(down_path, !run_in_transaction);
-        }
-        if failed {
-            return None;
-        }
+        let up_file = up_file?;
         Some(Parsed {
             version: candidate.version,
             name: candidate.name,
-            checksum: Checksum::of_up_section(up_raw.text, up_transactional),
-            up: up?,
+            checksum: up_file.checksum,
+            up: up_file.up,
             down,
-            requires: header.requires,
-            environments: header.environments,
+            requires: up_file.requires,
+            environments: up_file.environments,
         })
     }
 
@@ -449,23 +417,7 @@ impl Loader<'_> {
     /// `no-transaction`.
     fn read_down_file(&mut self, path: &str, no_transaction: bool) -> Option<Section> {
         let text = self.read_text(path)?;
-        let mut report = Reporter::new(path, &mut self.diagnostics);
-        let split = sections::split_file(&text, Markers::Forbidden, &mut report)?;
-        let mut file_no_transaction = no_transaction;
-        for directive in &split.directives {
-            match directive.kind {
-                DirectiveKind::NoTransaction => file_no_transaction = true,
-                _ => report.error(
-                    Some(directive.line),
-                    "`requires` and `env` belong in the migration's UP file",
-                    Some("move this directive to the UP file's header"),
-                ),
-            }
-        }
-        let raw = split.up?;
-        let transactional = !file_no_transaction;
-        sections::check_section(raw, transactional, "DOWN", &mut report)
-            .map(|checked| section(path, checked, transactional))
+        parse_down_text(&text, no_transaction, &mut self.report(path))
     }
 
     /// diesel's `metadata.toml`: `run_in_transaction = false` is the one setting.
@@ -546,6 +498,111 @@ impl Loader<'_> {
             }
         }
     }
+}
+
+/// A file's bytes as text without BOM and with LF line endings; `None` (reported) when they
+/// are not UTF-8.
+pub(super) fn decode(bytes: &[u8], report: &mut Reporter<'_>) -> Option<String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(text.replace("\r\n", "\n")),
+        Err(error) => {
+            let valid = &bytes[..error.valid_up_to()];
+            let line = 1 + valid.iter().filter(|b| **b == b'\n').count() as u32;
+            report.error(
+                Some(line),
+                format!("the file is not valid UTF-8 (byte {})", error.valid_up_to()),
+                Some("save the file as UTF-8"),
+            );
+            None
+        }
+    }
+}
+
+/// What one UP file says on its own, before the checks that span files.
+pub(super) struct UpFile {
+    pub(super) up: Section,
+    /// The DOWN section written in the same file.
+    pub(super) down: Option<Section>,
+    pub(super) checksum: Checksum,
+    pub(super) requires: Vec<(i64, u32)>,
+    pub(super) environments: Vec<String>,
+}
+
+/// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
+/// `down_file` names the migration's separate down file, if it has one.
+pub(super) fn parse_up_text(
+    text: &str,
+    layout: Layout,
+    run_in_transaction: bool,
+    down_file: Option<&str>,
+    report: &mut Reporter<'_>,
+) -> Option<UpFile> {
+    let markers = match layout {
+        Layout::SingleFile => Markers::Allowed,
+        _ => Markers::Forbidden,
+    };
+    let errors_before = report.count();
+    let split = sections::split_file(text, markers, report)?;
+    let header = Header::read(&split.directives, layout, report);
+    let file_no_transaction = header.no_transaction || !run_in_transaction;
+    let up_raw = split.up.expect("split_file always yields an UP section");
+    let up_transactional = section_transactional(up_raw, file_no_transaction, report);
+    let path = report.path().to_owned();
+    let up = sections::check_section(up_raw, up_transactional, "UP", report)
+        .map(|checked| section(&path, checked, up_transactional));
+    let down = split.down.and_then(|raw| {
+        let transactional = section_transactional(raw, file_no_transaction, report);
+        sections::check_section(raw, transactional, "DOWN", report)
+            .map(|checked| section(&path, checked, transactional))
+    });
+    if let (Some(raw), Some(down_file)) = (split.down, down_file) {
+        report.error(
+            Some(raw.line - 1),
+            format!("a DOWN section here and a separate down file `{down_file}`"),
+            Some("keep one of them"),
+        );
+    }
+    if report.count() > errors_before {
+        return None;
+    }
+    Some(UpFile {
+        up: up?,
+        down,
+        checksum: Checksum::of_up_section(up_raw.text, up_transactional),
+        requires: header.requires,
+        environments: header.environments,
+    })
+}
+
+/// A `.down.sql`, `down.sql` or `rollback-N.sql` (decoded): one section, whose header may
+/// only say `no-transaction`. `None` when a problem was reported or the file holds no
+/// statement.
+pub(super) fn parse_down_text(
+    text: &str,
+    no_transaction: bool,
+    report: &mut Reporter<'_>,
+) -> Option<Section> {
+    let errors_before = report.count();
+    let split = sections::split_file(text, Markers::Forbidden, report)?;
+    let mut file_no_transaction = no_transaction;
+    for directive in &split.directives {
+        match directive.kind {
+            DirectiveKind::NoTransaction => file_no_transaction = true,
+            _ => report.error(
+                Some(directive.line),
+                "`requires` and `env` belong in the migration's UP file",
+                Some("move this directive to the UP file's header"),
+            ),
+        }
+    }
+    let raw = split.up?;
+    let transactional = !file_no_transaction;
+    let path = report.path().to_owned();
+    let checked = sections::check_section(raw, transactional, "DOWN", report)
+        .map(|checked| section(&path, checked, transactional));
+    // A misplaced directive is reported above but does not stop the section's checks.
+    checked.filter(|_| report.count() == errors_before)
 }
 
 fn section(path: &str, checked: CheckedSection<'_>, transactional: bool) -> Section {
@@ -642,4 +699,38 @@ fn list_items(list: &str) -> Vec<&str> {
     list.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|item| !item.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `migration_file` fuzz target: a down file whose header has a `requires`
+    /// directive was reported and yet returned as a DOWN section, unlike every other parser
+    /// step, which returns nothing once it has reported a problem.
+    #[test]
+    fn a_down_file_with_a_reported_problem_yields_no_section() {
+        let mut diagnostics = Vec::new();
+        let mut report = Reporter::new("1_a.down.sql", &mut diagnostics);
+        let section = parse_down_text(
+            "-- migrate:requires 003\nDROP TABLE t;\n",
+            false,
+            &mut report,
+        );
+        assert_eq!(section, None);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].line, Some(1));
+
+        let mut diagnostics = Vec::new();
+        let mut report = Reporter::new("1_a.down.sql", &mut diagnostics);
+        let section = parse_down_text(
+            "-- migrate:no-transaction\nDROP TABLE t;\n",
+            false,
+            &mut report,
+        )
+        .expect("a down file with an allowed directive");
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(section.sql(), "-- migrate:no-transaction\nDROP TABLE t;\n");
+        assert!(!section.is_transactional());
+    }
 }

@@ -5,6 +5,8 @@
 pub(crate) mod checksum;
 mod directory;
 mod file_name;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lexer;
 #[cfg(test)]
 mod random_sql;
@@ -93,6 +95,11 @@ impl<'a> Reporter<'a> {
             message: message.into(),
             help: help.map(Into::into),
         });
+    }
+
+    /// The file the diagnostics are about.
+    pub(crate) fn path(&self) -> &'a str {
+        self.path
     }
 
     /// Diagnostics collected so far (for this and earlier files), to tell whether a step
