@@ -69,6 +69,21 @@ pub(crate) fn one(
         Ok(messages) => Ok(Batch::Done(batch.reports(&messages).remove(0))),
         Err(error) => {
             rollback(client);
+            if connection_gone(client, &error) {
+                return Err(Error::ConnectionLost {
+                    during: format!(
+                        "{} migration {} ({})",
+                        match direction {
+                            Direction::Up => "applying",
+                            Direction::Down => "reverting",
+                        },
+                        migration.version(),
+                        migration.name()
+                    ),
+                    outside_transaction: false,
+                    source: error,
+                });
+            }
             if done_elsewhere(migrator, client, migration, direction)? {
                 return Ok(Batch::DoneElsewhere);
             }
@@ -144,6 +159,21 @@ pub(crate) fn transactional_run(
         }
         Err(error) => {
             rollback(client);
+            if connection_gone(client, &error) {
+                // Which of them committed cannot be asked; the next run reads it.
+                let (first, last) = (batch_of[0], batch_of[batch_of.len() - 1]);
+                return Err(Error::ConnectionLost {
+                    during: format!(
+                        "applying migrations {} ({}) to {} ({})",
+                        first.version(),
+                        first.name(),
+                        last.version(),
+                        last.name()
+                    ),
+                    outside_transaction: false,
+                    source: error,
+                });
+            }
             let applied = migrator.tables.read(client)?.unwrap_or_default();
             let applied_ms = |migration: &Migration| {
                 applied
@@ -283,6 +313,22 @@ fn statement_by_statement(
     for (index, statement) in all.iter().enumerate() {
         if let Err(error) = client.simple_query(statement.text) {
             let offset = sql[..statement.start].chars().count();
+            if connection_gone(client, &error) {
+                // The row cannot be marked `failed`: it stays `running` for the next run.
+                return Err(Error::ConnectionLost {
+                    during: format!(
+                        "running statement {} of {} (line {}) of migration {} ({}), {}",
+                        index + 1,
+                        all.len(),
+                        section.file_position(offset + 1).0,
+                        version,
+                        migration.name(),
+                        section.path()
+                    ),
+                    outside_transaction: true,
+                    source: error,
+                });
+            }
             let mut failure = locate(error, migration, section, direction, offset)?;
             if failure.column.is_none() {
                 // No position from the server, but we know which statement it was.
@@ -483,12 +529,16 @@ pub(crate) fn locate(
     offset: usize,
 ) -> Result<MigrationFailure, Error> {
     let Some(db) = error.as_db_error() else {
-        let context = format!(
-            "running migration {} ({})",
-            migration.version(),
-            migration.name()
-        );
-        return Err(Error::database(context)(error));
+        // No answer from the server: the connection itself failed.
+        return Err(Error::ConnectionLost {
+            during: format!(
+                "running migration {} ({})",
+                migration.version(),
+                migration.name()
+            ),
+            outside_transaction: !section.is_transactional(),
+            source: error,
+        });
     };
     let position = original_position(&error)
         .filter(|_| offset != usize::MAX)
@@ -552,14 +602,23 @@ fn done_elsewhere(
     if migrator.lock_scope != LockScope::Transaction {
         return Ok(false);
     }
-    let applied = migrator.tables.read(client)?.unwrap_or_default();
-    let row = applied
-        .iter()
-        .find(|row| row.version == migration.version());
-    Ok(match direction {
-        Direction::Up => row.is_some_and(|row| row.status == "applied"),
-        Direction::Down => row.is_none(),
-    })
+    let started = Instant::now();
+    loop {
+        let applied = migrator.tables.read(client)?.unwrap_or_default();
+        let row = applied
+            .iter()
+            .find(|row| row.version == migration.version());
+        // Another live run is in the middle of it (no-transaction): wait, as for the lock.
+        if row.is_some_and(|row| row.status == "running") && started.elapsed() < migrator.lock_wait
+        {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        return Ok(match direction {
+            Direction::Up => row.is_some_and(|row| row.status == "applied"),
+            Direction::Down => row.is_none(),
+        });
+    }
 }
 
 /// Records the failure: an action row, and for a statement-by-statement run its row becomes
@@ -625,6 +684,16 @@ fn action_row(
         migrator.applied_by_sql(),
         optional_literal(migrator.environment_name()),
     )
+}
+
+/// Whether `error` ended the session: the socket closed, or the server said it is ending it
+/// (SQLSTATE class 08, or 57P01-57P03: terminated, shutting down, crashed) before closing.
+fn connection_gone(client: &Client, error: &postgres::Error) -> bool {
+    client.is_closed()
+        || error.code().is_some_and(|code| {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        })
 }
 
 pub(crate) fn rollback(client: &mut Client) {

@@ -105,6 +105,25 @@ pub enum Error {
     #[error("error: invalid migrator setting: {0}")]
     InvalidSetting(String),
 
+    /// The connection was lost in the middle of a run: the server crashed or restarted, the
+    /// backend was terminated, or the network failed. Each transactional migration committed
+    /// together with its history row or not at all; a no-transaction migration that was cut off
+    /// stays `running`, and the next run says what to do.
+    #[error(
+        "error: the connection to the database was lost while {during}: {}\n   = help: {}",
+        describe_lost(source),
+        if *outside_transaction { LOST_OUTSIDE_TRANSACTION } else { LOST_IN_TRANSACTIONS }
+    )]
+    ConnectionLost {
+        /// What the runner was doing, naming the migrations.
+        during: String,
+        /// A no-transaction migration was running: some of its statements may have run.
+        outside_transaction: bool,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+
     /// The database refused or lost the connection, outside of a migration's own SQL.
     #[error("error: database error while {context}: {source}")]
     Database {
@@ -129,7 +148,9 @@ impl Error {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             Error::MigrationFailed(failure) => Some(&failure.sqlstate),
-            Error::Database { source, .. } => source.code().map(|code| code.code()),
+            Error::Database { source, .. } | Error::ConnectionLost { source, .. } => {
+                source.code().map(|code| code.code())
+            }
             _ => None,
         }
     }
@@ -358,6 +379,22 @@ impl fmt::Display for Unfinished {
              it is now complete:   migrate repair {version} --mark applied --reason \"...\"\n       \
              (from Rust: migrator.repair(&mut client, {version}, Repair::RolledBack or Repair::Applied, reason))"
         )
+    }
+}
+
+const LOST_IN_TRANSACTIONS: &str = "each migration commits together with its history row or not at all; `status` shows which ones committed, and running again applies the rest";
+const LOST_OUTSIDE_TRANSACTION: &str = "it was running outside a transaction, so some of its statements may have run; its history row stays `running`, and the next run lists them and says how to finish";
+
+/// The server's reason when it sent one (a terminated backend, a shutdown), else the driver's.
+fn describe_lost(source: &postgres::Error) -> String {
+    match source.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => source.to_string(),
     }
 }
 

@@ -29,7 +29,8 @@ pub enum LockScope {
     /// a session lock could be taken on one server connection and released on another: every
     /// transaction the run commits takes a transaction-level advisory lock first, and history
     /// is re-checked inside it. A no-transaction migration is claimed by a `running` row under
-    /// that lock; a concurrent run that finds it refuses instead of waiting.
+    /// that lock; a concurrent run that finds it `running` waits (up to the lock wait) for it
+    /// to become `applied`, and refuses if it does not.
     Transaction,
 }
 
@@ -88,20 +89,27 @@ impl Drop for SessionLock<'_> {
 }
 
 /// Takes the lock for `tables` (session or transaction scope), creates the history tables if
-/// needed and reads them, all in one round trip. With [`LockScope::Transaction`] the returned
-/// guard holds nothing: the lock ended with that transaction.
+/// needed and reads them, all in one round trip when nobody else holds the lock. With
+/// [`LockScope::Transaction`] the returned guard holds nothing: the lock ended with that
+/// transaction.
+///
+/// The session lock is waited for by trying again, not by a blocking `pg_advisory_lock`: a
+/// session blocked inside a statement keeps a snapshot, and `CREATE INDEX CONCURRENTLY` in
+/// the holder's no-transaction migration waits for every older snapshot to go away, which
+/// would be a deadlock between the two.
 pub(crate) fn acquire<'c>(
     client: &'c mut Client,
     tables: &HistoryTables,
     scope: LockScope,
     wait: Duration,
 ) -> Result<(SessionLock<'c>, Vec<AppliedMigration>), Error> {
+    tables.check()?;
     let key = key(tables);
     let lock = match scope {
         LockScope::Session => format!(
-            // SET LOCAL ends with the transaction; the session lock outlives it.
-            "SET LOCAL lock_timeout = '{}ms';\nSELECT pg_advisory_lock({key});\n",
-            wait.as_millis().max(1)
+            "DO $migrate$ BEGIN IF NOT pg_try_advisory_lock({key}) THEN \
+             RAISE EXCEPTION USING ERRCODE = '{BUSY}', MESSAGE = 'the migration lock is held by another session'; \
+             END IF; END $migrate$;\n"
         ),
         LockScope::Transaction => transaction_lock_sql(key, wait),
     };
@@ -111,7 +119,27 @@ pub(crate) fn acquire<'c>(
         tables.select_sql()
     );
     let started = Instant::now();
-    let result = client.simple_query(&batch);
+    let mut pause = Duration::from_millis(2);
+    let result = loop {
+        match client.simple_query(&batch) {
+            Err(error) if error.code().is_some_and(|c| c.code() == BUSY) => {
+                // Nothing was granted, so there is nothing to release.
+                let _ = client.simple_query("ROLLBACK");
+                if started.elapsed() >= wait {
+                    let (holder_pid, holder_application) = holder(client, key);
+                    return Err(Error::LockTimeout {
+                        table: tables.display(),
+                        waited: started.elapsed(),
+                        holder_pid,
+                        holder_application,
+                    });
+                }
+                std::thread::sleep(pause.min(wait.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            result => break result,
+        }
+    };
     let mut guard = SessionLock {
         client,
         key: (scope == LockScope::Session).then_some(key),
@@ -120,23 +148,16 @@ pub(crate) fn acquire<'c>(
         Ok(messages) => Ok((guard, history::parse_rows(&messages))),
         Err(error) => {
             let _ = guard.simple_query("ROLLBACK");
-            if error.code().is_some_and(|c| c.code() == "55P03") {
-                // The lock was never granted: nothing to release.
-                guard.key = None;
-                let (holder_pid, holder_application) = holder(&mut guard, key);
-                return Err(Error::LockTimeout {
-                    table: tables.display(),
-                    waited: started.elapsed(),
-                    holder_pid,
-                    holder_application,
-                });
-            }
             Err(Error::database(
                 "taking the migration lock and creating the history tables",
             )(error))
         }
     }
 }
+
+/// SQLSTATE `lock_not_available`: the lock is busy (session scope), or the transaction lock
+/// was not granted within the lock wait (transaction scope, through `lock_timeout`).
+const BUSY: &str = "55P03";
 
 /// The session holding the advisory lock `key` in this database (advisory locks are per
 /// database, so a session migrating another database on the same server is not it).

@@ -273,9 +273,25 @@ impl<'m> Migrator<'m> {
         if self.tables.fingerprint(client)? == Some(self.expected_fingerprint()) {
             return Ok(Report::default());
         }
-        let (mut locked, applied) =
-            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
-        let pending = self.pending(&applied)?;
+        let started = std::time::Instant::now();
+        let (mut locked, pending) = loop {
+            let (locked, applied) =
+                lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
+            match self.pending(&applied) {
+                // Behind a pooler there is no session lock to wait on, and a `running` row may
+                // belong to a live run in the middle of a no-transaction migration: wait for
+                // it to finish, as long as we would wait for the lock.
+                Err(Error::Unfinished(unfinished))
+                    if self.lock_scope == LockScope::Transaction
+                        && unfinished.status == "running"
+                        && started.elapsed() < self.lock_wait =>
+                {
+                    drop(locked);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                pending => break (locked, pending?),
+            }
+        };
         let mut report = Report::default();
         if self.grouped {
             for done in apply::grouped(self, &mut locked, &pending)? {

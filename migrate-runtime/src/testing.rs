@@ -280,6 +280,24 @@ impl TestServer {
     /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
     /// ```
     pub fn stop(&self) -> Result<(), TestServerError> {
+        self.pg_ctl_stop("fast")
+    }
+
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`: no shutdown checkpoint,
+    /// sessions cut off); [`restart`](Self::restart) then runs PostgreSQL's crash recovery.
+    /// With [`start_durable`](Self::start_durable), what was committed and flushed survives.
+    ///
+    /// ```no_run
+    /// let server = migrate_runtime::testing::TestServer::start_durable()?;
+    /// server.crash()?;
+    /// server.restart()?;
+    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// ```
+    pub fn crash(&self) -> Result<(), TestServerError> {
+        self.pg_ctl_stop("immediate")
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) -> Result<(), TestServerError> {
         let data = self.data();
         self.run(
             "pg_ctl",
@@ -287,7 +305,7 @@ impl TestServer {
                 "-D".as_ref(),
                 data.as_os_str(),
                 "-m".as_ref(),
-                "fast".as_ref(),
+                mode.as_ref(),
                 "-w".as_ref(),
                 "stop".as_ref(),
             ],
@@ -410,18 +428,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let data = self.data();
-        let _ = self.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-m".as_ref(),
-                "immediate".as_ref(),
-                "-w".as_ref(),
-                "stop".as_ref(),
-            ],
-        );
+        let _ = self.pg_ctl_stop("immediate");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

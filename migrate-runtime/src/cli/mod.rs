@@ -27,8 +27,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use postgres::Client;
 
-use crate::config::ConnectionSettings;
-use crate::{source, Error, Migration, Migrator, OtherTool, Progress, Repair};
+use crate::config::{ConfigError, ConnectionSettings};
+use crate::{source, Error, LockScope, Migration, Migrator, OtherTool, Progress, Repair};
 use output::Output;
 
 /// The documented exit codes.
@@ -84,6 +84,18 @@ pub struct Cli {
         value_name = "TABLE"
     )]
     pub history_table: String,
+    /// How long to wait for another process's migration lock before giving up.
+    #[arg(
+        long,
+        global = true,
+        env = "MIGRATE_LOCK_WAIT",
+        value_name = "SECONDS",
+        default_value_t = 60
+    )]
+    pub lock_wait: u64,
+    /// `session` (default): one advisory lock for the whole run; `transaction`: behind a pooler in transaction mode (PgBouncer), every transaction locks and re-checks the history.
+    #[arg(long, global = true, env = "MIGRATE_LOCK_SCOPE", value_enum, default_value_t = Scope::Session, value_name = "SCOPE")]
+    pub lock_scope: Scope,
     /// Migrations directory, for the standalone binary (default ./migrations).
     #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -164,6 +176,15 @@ pub enum Command {
         /// Letters, digits and underscores, e.g. add_user_roles.
         name: String,
     },
+}
+
+/// `--lock-scope`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scope {
+    /// A session-level advisory lock held for the whole run.
+    Session,
+    /// A transaction-level advisory lock in every transaction (connection poolers).
+    Transaction,
 }
 
 /// `baseline --from`.
@@ -430,8 +451,13 @@ fn directory(cli: &Cli) -> String {
 }
 
 fn migrator<'m>(cli: &Cli, migrations: &'m [Migration]) -> Migrator<'m> {
-    let mut migrator =
-        Migrator::new(migrations).history_table(&cli.history_schema, &cli.history_table);
+    let mut migrator = Migrator::new(migrations)
+        .history_table(&cli.history_schema, &cli.history_table)
+        .lock_wait(Duration::from_secs(cli.lock_wait))
+        .lock_scope(match cli.lock_scope {
+            Scope::Session => LockScope::Session,
+            Scope::Transaction => LockScope::Transaction,
+        });
     if let Some(environment) = &cli.environment {
         migrator = migrator.environment(environment);
     }
@@ -477,8 +503,8 @@ type Throwaway = Option<crate::testing::TestServer>;
 type Throwaway = Option<std::convert::Infallible>;
 
 fn connect(cli: &Cli, output: &Output) -> Result<(Client, Throwaway), Failure> {
-    let settings = ConnectionSettings::from_env(cli.database_url.as_deref())
-        .map_err(|error| Failure::Usage(error.to_string()))?;
+    let settings =
+        ConnectionSettings::from_env(cli.database_url.as_deref()).map_err(config_failure)?;
     let (settings, server) = match settings {
         Some(settings) => (settings, None),
         None => throwaway(cli, output)?,
@@ -486,8 +512,18 @@ fn connect(cli: &Cli, output: &Output) -> Result<(Client, Throwaway), Failure> {
     output.connecting(&settings);
     let client = settings
         .connect_with_wait(Duration::from_secs(cli.wait))
-        .map_err(|error| Failure::Usage(error.to_string()))?;
+        .map_err(config_failure)?;
     Ok((client, server))
+}
+
+/// A configuration or connection error as a usage failure. Its message starts with its own
+/// `error: `, which printing a usage failure adds again.
+fn config_failure(error: ConfigError) -> Failure {
+    let message = error.to_string();
+    Failure::Usage(match message.strip_prefix("error: ") {
+        Some(rest) => rest.to_owned(),
+        None => message,
+    })
 }
 
 const NO_DATABASE: &str = "no database configured: pass --database-url, or set DATABASE_URL, DB_HOST (with DB_PORT, DB_NAME, DB_USER, DB_PASSWORD) or PGHOST";

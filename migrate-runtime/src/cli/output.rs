@@ -375,6 +375,7 @@ fn kind(failure: &Failure) -> &'static str {
             Error::Irreversible { .. } => "irreversible",
             Error::LockTimeout { .. } => "lock_timeout",
             Error::InvalidSetting(_) => "invalid_setting",
+            Error::ConnectionLost { .. } => "connection_lost",
             _ => "database",
         },
     }
