@@ -317,13 +317,13 @@ fn statement_by_statement(
                 // The row cannot be marked `failed`: it stays `running` for the next run.
                 return Err(Error::ConnectionLost {
                     during: format!(
-                        "running statement {} of {} (line {}) of migration {} ({}), {}",
-                        index + 1,
-                        all.len(),
-                        section.file_position(offset + 1).0,
+                        "running migration {} ({}), statement {} of {} at {}:{}",
                         version,
                         migration.name(),
-                        section.path()
+                        index + 1,
+                        all.len(),
+                        section.path(),
+                        section.file_position(offset + 1).0,
                     ),
                     outside_transaction: true,
                     source: error,

@@ -2,6 +2,7 @@
 //! the migrating backend killed (`pg_terminate_backend`). Each shows the error the user sees,
 //! checks the history against the catalog, and finishes the run after recovery.
 #![cfg(all(feature = "cli", feature = "testing"))]
+#![allow(clippy::print_stderr)] // Each test shows the message a user sees (--nocapture).
 
 mod support;
 
@@ -65,8 +66,12 @@ fn server_crash_in_the_middle_of_a_run_loses_nothing_reported() {
     server.crash().unwrap();
     let output = child.wait_with_output().unwrap();
     let shown = text(&output);
+    eprintln!("the run, when the server crashed:\n{shown}");
     assert_eq!(output.status.code(), Some(1), "{shown}");
-    assert!(shown.contains("error: "), "{shown}");
+    assert!(
+        shown.contains("error: the connection to the database was lost while "),
+        "{shown}"
+    );
     let reported = reported_applied(&output.stdout);
 
     server.restart().unwrap();
@@ -121,6 +126,10 @@ fn terminate_while_paused(database: &TestDatabase<'_>, dir: &Path) -> (Option<i3
     );
     assert_eq!(terminated, [["t"]]);
     let output = child.wait_with_output().unwrap();
+    eprintln!(
+        "the run, when its backend was terminated:\n{}",
+        text(&output)
+    );
     (output.status.code(), text(&output))
 }
 
@@ -190,7 +199,8 @@ fn a_backend_terminated_inside_a_no_transaction_migration_is_refused_then_recove
     assert_eq!(code, Some(1), "{shown}");
     // The server's own reason (57P01) arrives unless the socket closes first.
     assert!(
-        shown.contains("error: the connection to the database was lost while running statement 2 of 3 (line 3) of migration 3 (index)")
+        shown.contains("error: the connection to the database was lost while running migration 3 (index), statement 2 of 3 at ")
+            && shown.contains("003_index.sql:3: ")
             && shown.contains("it was running outside a transaction, so some of its statements may have run"),
         "{shown}"
     );
