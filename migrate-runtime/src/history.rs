@@ -47,6 +47,39 @@ impl HistoryTables {
         self.schema.is_empty() || self.table.is_empty()
     }
 
+    /// Refuses names PostgreSQL would not keep as given: it cuts names to 63 bytes, which
+    /// would make the action log (`<table>_history`, 8 bytes more) a cut name, or the very
+    /// same name as the history table; and it refuses empty names and NUL characters.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        const MAX_NAME_BYTES: usize = 63;
+        const SUFFIX_BYTES: usize = "_history".len();
+        let problem = if self.is_empty() {
+            "the history schema and table names must not be empty".to_owned()
+        } else if let Some(what) = [("schema", &self.schema), ("table", &self.table)]
+            .iter()
+            .find_map(|(what, name)| name.contains('\0').then_some(what))
+        {
+            format!("the history {what} name contains a NUL character, which PostgreSQL does not allow in names")
+        } else if self.schema.len() > MAX_NAME_BYTES {
+            format!(
+                "the history schema name `{}` is {} bytes long; PostgreSQL keeps only the first {MAX_NAME_BYTES} bytes of a name: use a shorter one",
+                self.schema,
+                self.schema.len()
+            )
+        } else if self.table.len() > MAX_NAME_BYTES - SUFFIX_BYTES {
+            format!(
+                "the history table name `{}` is {} bytes long; its action log `{}_history` must fit in the {MAX_NAME_BYTES} bytes PostgreSQL keeps of a name: use at most {} bytes",
+                self.table,
+                self.table.len(),
+                self.table,
+                MAX_NAME_BYTES - SUFFIX_BYTES
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidSetting(problem))
+    }
+
     /// `"schema"."table"`
     pub(crate) fn migrations(&self) -> String {
         format!(
@@ -119,6 +152,7 @@ CREATE TABLE IF NOT EXISTS {actions} (
 
     /// Reads the history, or `None` when the table does not exist yet. One round trip.
     pub(crate) fn read(&self, client: &mut Client) -> Result<Option<Vec<AppliedMigration>>, Error> {
+        self.check()?;
         match client.simple_query(&self.select_sql()) {
             Ok(messages) => Ok(Some(parse_rows(&messages))),
             Err(error) if is_missing_relation(&error) => Ok(None),
@@ -139,6 +173,7 @@ impl HistoryTables {
     /// The server's fingerprint of the history (one small row, one round trip), or `None`
     /// when the table does not exist yet.
     pub(crate) fn fingerprint(&self, client: &mut Client) -> Result<Option<Fingerprint>, Error> {
+        self.check()?;
         let query = format!(
             "SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(version::text || ' ' || checksum || ' ' || status, E'\\n' ORDER BY version), 'UTF8')), 'hex'), '') FROM {}",
             self.migrations()

@@ -362,6 +362,7 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), migrate_runtime::Error>(())
     /// ```
     pub fn history(&self, client: &mut Client) -> Result<Vec<Action>, Error> {
+        self.tables.check()?;
         let query = format!(
             "SELECT id, version, name, action, checksum, (extract(epoch FROM started_at) * 1000000)::bigint, \
              duration_ms, status, error_message, executed_by, environment, note FROM {} ORDER BY id",
@@ -417,6 +418,7 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), migrate_runtime::Error>(())
     /// ```
     pub fn rehearse(&self, client: &mut Client) -> Result<Vec<(&'m Migration, Rehearsed)>, Error> {
+        self.tables.check()?;
         // The lock, the tables and the history read all happen inside the transaction that is
         // rolled back, so even a first run leaves nothing behind.
         let prelude = format!(
