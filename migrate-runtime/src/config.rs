@@ -531,7 +531,7 @@ impl ConnectionSettings {
             }
             Some(_) => return String::new(),
             None => match self.tls_hint(error) {
-                Some(help) => help.to_owned(),
+                Some(help) => help,
                 None if is_transient(error) => {
                     "is the server running, and listening on that host and port?".to_owned()
                 }
@@ -541,11 +541,18 @@ impl ConnectionSettings {
         format!("\n   = help: {help}")
     }
 
-    fn tls_hint(&self, error: &postgres::Error) -> Option<&'static str> {
+    fn tls_hint(&self, error: &postgres::Error) -> Option<String> {
         // The driver's error kinds are private; its TLS failures are recognised by their text.
         let text = error_text(error);
         if !text.contains("TLS") {
             return None;
+        }
+        // OpenSSL's reasons when the chain is trusted but the certificate is for other names.
+        if text.contains("hostname mismatch") || text.contains("IP address mismatch") {
+            return Some(format!(
+                "the server's certificate does not name the host connected to ({}), which verify-full requires: connect with a host name the certificate lists (with hostaddr=IP to skip name resolution), or use sslmode=verify-ca to check the certificate without the host name",
+                self.hosts_text()
+            ));
         }
         Some(if text.contains("server does not support TLS") {
             "the server does not accept TLS connections: turn on ssl in the server, or use sslmode=prefer (TLS when offered) or sslmode=disable"
@@ -553,7 +560,7 @@ impl ConnectionSettings {
             "the server's certificate was not accepted: set sslrootcert=PATH to the certificate of the CA that signed it, check the host name against the certificate (verify-full), or use sslmode=require to encrypt without verifying"
         } else {
             "the TLS handshake failed: use sslmode=disable to connect without TLS"
-        })
+        }.to_owned())
     }
 }
 

@@ -321,17 +321,26 @@ mod tls_server {
         assert!(uses_ssl(&at("localhost", verify_full.clone())));
 
         let wrong_host = connect_error(&at("127.0.0.1", verify_full));
+        let message = wrong_host.to_string();
+        assert!(message.contains("(IP address mismatch)"), "{message}");
+        assert!(
+            message.contains(&format!(
+                "= help: the server's certificate does not name the host connected to (127.0.0.1:{port}), which verify-full requires"
+            )),
+            "{message}"
+        );
         let untrusted = connect_error(&at("localhost", "sslmode=verify-full".into()));
         // require with a CA file verifies the chain, as in libpq.
         let wrong_ca = connect_error(&at(
             "127.0.0.1",
             format!("sslmode=require&{}", root(&other_ca)),
         ));
-        for error in [wrong_host, untrusted, wrong_ca] {
+        assert!(matches!(wrong_host, ConfigError::Connect { .. }));
+        for error in [untrusted, wrong_ca] {
             assert!(matches!(error, ConfigError::Connect { .. }), "{error:?}");
             let message = error.to_string();
             assert!(message.contains("TLS"), "{message}");
-            assert!(message.contains("sslrootcert"), "{message}");
+            assert!(message.contains("set sslrootcert=PATH"), "{message}");
         }
     }
 }
