@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p migrate-tests --bin bench -- [--sizes 100,1000] [--reps 3]
 //!     [--delay-ms 1] [--compile-sizes 100,1000] [--refinery-compile-max 1000] [--no-compile]
+//!     [--latency-only]   (skip apply-all, counts and start-up; only the runs through the proxy)
 //!     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
@@ -29,6 +30,7 @@ struct Options {
     compile_sizes: Vec<usize>,
     refinery_compile_max: usize,
     install_peers: bool,
+    latency_only: bool,
 }
 
 fn main() {
@@ -53,43 +55,11 @@ fn main() {
     let mut table = Table::default();
     for &n in &options.sizes {
         let workload = Workload::generate(n);
-        eprintln!(
-            "N = {n}: applying with each tool, {} repetitions...",
-            options.reps
-        );
-        // Repetition by repetition, every tool in turn, so slow drift hits all alike.
-        let tools: Vec<Tool> = Tool::ALL.into_iter().chain(peers.iter().copied()).collect();
-        for rep in 0..options.reps {
-            for &tool in &tools {
-                if let Some(time) = tools::apply_time(tool, &server, &workload) {
-                    table.add_apply(n, rep, tool, time);
-                }
-            }
-        }
-        for &tool in peers.iter() {
-            table.counts(n, tool, tools::counts(tool, &server, &workload));
-        }
-        for tool in [Tool::Ours, Tool::Refinery] {
-            let counts = tools::counts(tool, &server, &workload);
-            table.counts(n, tool, counts);
-            table.noop(n, tool, tools::noop_times(tool, &server, &workload, 15));
+        if !options.latency_only {
+            apply_counts_and_start_up(&mut table, &server, &workload, &peers, options.reps);
         }
         if !options.delay.is_zero() {
-            eprintln!(
-                "N = {n}: again through a proxy adding {:?} each way...",
-                options.delay
-            );
-            for tool in [Tool::Ours, Tool::OursGrouped, Tool::Refinery] {
-                let samples = (0..options.reps)
-                    .map(|_| tools::delayed_time(tool, &server, &workload, options.delay))
-                    .collect();
-                table.delayed(n, tool, samples);
-            }
-            // The control: the same proxy, no added latency (what the proxy itself costs).
-            let control = (0..options.reps)
-                .map(|_| tools::delayed_time(Tool::Ours, &server, &workload, Duration::ZERO))
-                .collect();
-            table.proxy_control(n, control);
+            through_a_slow_proxy(&mut table, &server, &workload, options.delay, options.reps);
         }
     }
     if !options.compile_sizes.is_empty() {
@@ -97,6 +67,67 @@ fn main() {
         table.compile = compile::measure(&options.compile_sizes, options.refinery_compile_max);
     }
     print!("{}", table.render());
+}
+
+/// Apply-all times of every tool, repetition by repetition; round trips and commits; the
+/// no-op start-up.
+fn apply_counts_and_start_up(
+    table: &mut Table,
+    server: &TestServer,
+    workload: &Workload,
+    peers: &[Tool],
+    reps: usize,
+) {
+    let n = workload.n;
+    eprintln!("N = {n}: applying with each tool, {reps} repetitions...");
+    // Repetition by repetition, every tool in turn, so slow drift hits all alike.
+    let tools: Vec<Tool> = Tool::ALL.into_iter().chain(peers.iter().copied()).collect();
+    for rep in 0..reps {
+        for &tool in &tools {
+            if let Some(time) = tools::apply_time(tool, server, workload) {
+                table.add_apply(n, rep, tool, time);
+            }
+        }
+    }
+    for &tool in peers {
+        table.counts(n, tool, tools::counts(tool, server, workload));
+    }
+    for tool in [Tool::Ours, Tool::Refinery] {
+        let counts = tools::counts(tool, server, workload);
+        table.counts(n, tool, counts);
+        table.noop(n, tool, tools::noop_times(tool, server, workload, 15));
+    }
+}
+
+/// Apply-all through a proxy adding `delay` each way, ours and refinery taking turns, and the
+/// control: the same proxy with no added latency (what the proxy itself costs).
+fn through_a_slow_proxy(
+    table: &mut Table,
+    server: &TestServer,
+    workload: &Workload,
+    delay: Duration,
+    reps: usize,
+) {
+    let n = workload.n;
+    eprintln!("N = {n}: again through a proxy adding {delay:?} each way...");
+    let tools = [Tool::Ours, Tool::OursGrouped, Tool::Refinery];
+    let mut samples = vec![Vec::new(); tools.len()];
+    let mut control = Vec::new();
+    for _ in 0..reps {
+        for (tool, samples) in tools.iter().zip(&mut samples) {
+            samples.push(tools::delayed_time(*tool, server, workload, delay));
+        }
+        control.push(tools::delayed_time(
+            Tool::Ours,
+            server,
+            workload,
+            Duration::ZERO,
+        ));
+    }
+    for (tool, samples) in tools.into_iter().zip(samples) {
+        table.delayed(n, tool, samples);
+    }
+    table.proxy_control(n, control);
 }
 
 fn parse_args() -> Options {
@@ -107,6 +138,7 @@ fn parse_args() -> Options {
         compile_sizes: vec![100, 1000],
         refinery_compile_max: 1000,
         install_peers: false,
+        latency_only: false,
     };
     let mut args = std::env::args().skip(1);
     let list = |value: Option<String>| -> Vec<usize> {
@@ -130,6 +162,7 @@ fn parse_args() -> Options {
             }
             "--no-compile" => options.compile_sizes.clear(),
             "--install-peers" => options.install_peers = true,
+            "--latency-only" => options.latency_only = true,
             other => {
                 eprintln!("unknown argument {other}; see the doc comment at the top of tests/src/bin/bench/main.rs");
                 std::process::exit(2);
