@@ -517,6 +517,17 @@ impl ConnectionSettings {
     /// What the user can do about a failed connection, as a `= help:` line.
     fn hint(&self, error: &postgres::Error) -> String {
         let help = match error.code() {
+            // 28000 is also pg_hba.conf's refusal, where the password is not the problem.
+            Some(code)
+                if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                    && error_text(error).contains("pg_hba.conf") =>
+            {
+                if error_text(error).contains("no encryption") {
+                    "the server admits this user, database and host only over TLS: use sslmode=require (or verify-full)".to_owned()
+                } else {
+                    "the server's pg_hba.conf has no entry admitting this user, database and host with this encryption: change one of them, or ask the server's administrator".to_owned()
+                }
+            }
             Some(code)
                 if *code == SqlState::INVALID_PASSWORD
                     || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
@@ -532,6 +543,11 @@ impl ConnectionSettings {
             Some(_) => return String::new(),
             None => match self.tls_hint(error) {
                 Some(help) => help,
+                // The driver's own words when the server asks for a password and has none.
+                None if error_text(error).contains("password missing") => format!(
+                    "the server asks for a password and the {} gives none: add it (postgresql://USER:PASSWORD@HOST/DATABASE), or set PGPASSWORD",
+                    self.source
+                ),
                 None if is_transient(error) => {
                     "is the server running, and listening on that host and port?".to_owned()
                 }

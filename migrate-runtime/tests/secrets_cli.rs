@@ -382,7 +382,13 @@ fn connection_failures_explain_themselves_without_the_password() {
         &["status"],
     );
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("password missing"), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(
+            "(settings from DATABASE_URL): invalid configuration: password missing\n   = help: the server asks for a password and the DATABASE_URL gives none: add it (postgresql://USER:PASSWORD@HOST/DATABASE), or set PGPASSWORD\n"
+        ),
+        "{}",
+        run.stderr
+    );
 
     // Nothing listening, at once and after --wait.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -653,7 +659,7 @@ fn tls_require_and_verify_full_against_a_certificate_made_here() {
     // Only TLS connections with the password get in; plain TCP is rejected outright.
     require_passwords(
         &server,
-        "hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject",
+        "hostssl tls all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject",
         &["tls"],
     );
     let port = server.port();
@@ -699,7 +705,31 @@ fn tls_require_and_verify_full_against_a_certificate_made_here() {
     // The control: plain text is rejected by the server.
     let run = migrate(path, &at("127.0.0.1", "?sslmode=disable"), &["status"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("no encryption"), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(&format!(
+            "FATAL: pg_hba.conf rejects connection for host \"127.0.0.1\", user \"{ROLE}\", database \"tls\", no encryption (SQLSTATE 28000)\n   = help: the server admits this user, database and host only over TLS: use sslmode=require (or verify-full)\n"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // Encrypted, but to a database pg_hba.conf does not list.
+    let run = migrate(
+        path,
+        &[(
+            "DATABASE_URL",
+            url(port, "postgres", SECRET, "?sslmode=require"),
+        )],
+        &["status"],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.ends_with(&format!(
+            "FATAL: no pg_hba.conf entry for host \"127.0.0.1\", user \"{ROLE}\", database \"postgres\", SSL encryption (SQLSTATE 28000)\n   = help: the server's pg_hba.conf has no entry admitting this user, database and host with this encryption: change one of them, or ask the server's administrator\n"
+        )),
+        "{}",
+        run.stderr
+    );
 
     // verify-full to an address, and to a name, that the certificate does not hold.
     let run = migrate(path, &at("127.0.0.1", &verify_full), &["status"]);
