@@ -124,6 +124,11 @@ pub enum Error {
         source: postgres::Error,
     },
 
+    /// The throwaway server that `verify` and `drift` use failed.
+    #[cfg(feature = "testing")]
+    #[error("error: the throwaway PostgreSQL server: {0}")]
+    Throwaway(Box<crate::testing::TestServerError>),
+
     /// The database refused or lost the connection, outside of a migration's own SQL.
     #[error("error: database error while {context}: {source}")]
     Database {
@@ -133,6 +138,13 @@ pub enum Error {
         #[source]
         source: postgres::Error,
     },
+}
+
+#[cfg(feature = "testing")]
+impl From<crate::testing::TestServerError> for Error {
+    fn from(error: crate::testing::TestServerError) -> Error {
+        Error::Throwaway(Box::new(error))
+    }
 }
 
 impl Error {

@@ -43,6 +43,11 @@ impl HistoryTables {
         }
     }
 
+    /// The schema and the table name, unquoted.
+    pub(crate) fn names(&self) -> (&str, &str) {
+        (&self.schema, &self.table)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.schema.is_empty() || self.table.is_empty()
     }

@@ -39,10 +39,14 @@ mod migrator;
 mod ops;
 #[cfg(feature = "runtime")]
 mod repair;
+#[cfg(feature = "runtime")]
+mod schema;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod verify;
 
 pub use migration::{Migration, Section};
 pub use source::checksum::Checksum;
@@ -59,3 +63,5 @@ pub use migrator::{AppliedReport, Migrator, Progress, Report};
 pub use ops::{Action, Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
 pub use repair::{OtherTool, Repair};
+#[cfg(feature = "runtime")]
+pub use schema::{SchemaDiff, SchemaSnapshot};

@@ -337,12 +337,7 @@ impl<'m> Migrator<'m> {
         }
         let mut feed = Feed(Sha256::new());
         let mut rows = 0;
-        let expected = self
-            .migrations
-            .iter()
-            .filter(|m| self.target.is_none_or(|target| m.version() <= target))
-            .filter(|m| self.in_environment(m));
-        for migration in expected {
+        for migration in self.selected() {
             let separator = if rows == 0 { "" } else { "\n" };
             let _ = write!(feed, "{separator}{} ", migration.version());
             feed.0.update(migration.checksum().text());
@@ -458,6 +453,21 @@ impl<'m> Migrator<'m> {
             }
             None => Ok(()),
         }
+    }
+
+    /// The migrations this migrator would leave applied: up to the target, in its environment.
+    pub(crate) fn selected(&self) -> impl Iterator<Item = &'m Migration> + '_ {
+        self.migrations
+            .iter()
+            .filter(|m| self.target.is_none_or(|target| m.version() <= target))
+            .filter(|m| self.in_environment(m))
+    }
+
+    /// The same migrator without a target version.
+    #[cfg(feature = "testing")]
+    pub(crate) fn untargeted(mut self) -> Self {
+        self.target = None;
+        self
     }
 
     pub(crate) fn in_environment(&self, migration: &Migration) -> bool {

@@ -1,0 +1,298 @@
+//! The schema fingerprint: a normalised, comparable description of everything in a database's
+//! own schemas, read from `pg_catalog`, and the readable difference between two of them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use postgres::{Client, SimpleQueryMessage};
+use postgres_protocol::escape::escape_literal;
+
+use crate::Error;
+
+/// Every object in the database's own schemas (all but `pg_catalog`, `information_schema`,
+/// the TOAST and temporary schemas) except objects that belong to an extension and the
+/// migrator's own history tables: schemas, tables and their columns (type, nullability,
+/// default, identity, collation), constraints, indexes (definition and validity), sequences,
+/// views and materialized views, functions and procedures, triggers, enums (labels in order),
+/// domains, composite and range types, extensions, and comments.
+///
+/// Two snapshots are equal when the schemas are; [`SchemaSnapshot::diff`] says how they differ.
+/// Nothing in it depends on object ids, so snapshots of two databases compare.
+///
+/// ```no_run
+/// # let migrations: &[migrate_runtime::Migration] = &[];
+/// let mut client = postgres::Client::connect("postgresql://localhost/app", postgres::NoTls)?;
+/// let before = migrate_runtime::Migrator::new(migrations).schema_snapshot(&mut client)?;
+/// client.batch_execute("ALTER TABLE users ADD COLUMN nickname text")?;
+/// let after = migrate_runtime::Migrator::new(migrations).schema_snapshot(&mut client)?;
+/// print!("{}", before.diff(&after)); // + column public.users.nickname: text
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaSnapshot {
+    /// `"{kind} {qualified name}"` → its normalised definition.
+    objects: BTreeMap<String, String>,
+}
+
+impl SchemaSnapshot {
+    /// Reads the snapshot, leaving out the history tables `schema.table` and
+    /// `schema.table_history` (and everything attached to them). One round trip.
+    pub(crate) fn read(client: &mut Client, schema: &str, table: &str) -> Result<Self, Error> {
+        let history = |name: &str| {
+            escape_literal(&format!(
+                "{}.{}",
+                postgres_protocol::escape::escape_identifier(schema),
+                postgres_protocol::escape::escape_identifier(name)
+            ))
+        };
+        let query = SNAPSHOT_SQL
+            .replace("$history", &history(table))
+            .replace("$actions", &history(&format!("{table}_history")));
+        let messages = client
+            .simple_query(&query)
+            .map_err(Error::database("reading the schema from pg_catalog"))?;
+        let objects = messages
+            .iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some((
+                    format!("{} {}", row.get(0)?, row.get(1)?),
+                    row.get(2).unwrap_or_default().to_owned(),
+                )),
+                _ => None,
+            })
+            .collect();
+        Ok(SchemaSnapshot { objects })
+    }
+
+    /// Every object as (`"{kind} {qualified name}"`, definition), sorted.
+    ///
+    /// ```no_run
+    /// # fn f(snapshot: &migrate_runtime::SchemaSnapshot) {
+    /// for (object, definition) in snapshot.objects() {
+    ///     println!("{object}: {definition}");
+    /// }
+    /// # }
+    /// ```
+    pub fn objects(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.objects.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// How `after` differs from `self`.
+    ///
+    /// ```no_run
+    /// # fn f(before: &migrate_runtime::SchemaSnapshot, after: &migrate_runtime::SchemaSnapshot) {
+    /// let diff = before.diff(after);
+    /// if !diff.is_empty() {
+    ///     eprint!("{diff}");
+    /// }
+    /// # }
+    /// ```
+    pub fn diff(&self, after: &SchemaSnapshot) -> SchemaDiff {
+        let mut diff = SchemaDiff::default();
+        for (object, definition) in &self.objects {
+            match after.objects.get(object) {
+                None => diff.removed.push((object.clone(), definition.clone())),
+                Some(now) if now != definition => {
+                    diff.changed
+                        .push((object.clone(), definition.clone(), now.clone()))
+                }
+                Some(_) => {}
+            }
+        }
+        for (object, definition) in &after.objects {
+            if !self.objects.contains_key(object) {
+                diff.added.push((object.clone(), definition.clone()));
+            }
+        }
+        diff
+    }
+}
+
+impl crate::Migrator<'_> {
+    /// The [`SchemaSnapshot`] of the database `client` is connected to, leaving out this
+    /// migrator's history tables. One round trip.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// # let mut client: postgres::Client = unimplemented!();
+    /// let snapshot = migrate_runtime::Migrator::new(MIGRATIONS).schema_snapshot(&mut client)?;
+    /// println!("{} objects", snapshot.objects().count());
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    pub fn schema_snapshot(&self, client: &mut Client) -> Result<SchemaSnapshot, Error> {
+        let (schema, table) = self.tables.names();
+        SchemaSnapshot::read(client, schema, table)
+    }
+}
+
+/// The difference between two [`SchemaSnapshot`]s; `Display` prints it line by line (`-`
+/// only before, `+` only after, `~` changed, with both definitions).
+///
+/// ```no_run
+/// # fn f(diff: migrate_runtime::SchemaDiff) {
+/// for (object, _definition) in &diff.added {
+///     println!("new: {object}");
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaDiff {
+    /// Objects only in the first snapshot: (object, definition).
+    pub removed: Vec<(String, String)>,
+    /// Objects only in the second: (object, definition).
+    pub added: Vec<(String, String)>,
+    /// Objects in both with different definitions: (object, before, after).
+    pub changed: Vec<(String, String, String)>,
+}
+
+impl SchemaDiff {
+    /// Whether the two snapshots were equal.
+    ///
+    /// ```no_run
+    /// # fn f(diff: migrate_runtime::SchemaDiff) {
+    /// assert!(diff.is_empty(), "the schema changed:\n{diff}");
+    /// # }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// A definition on one line, or indented under its object when it has several.
+fn write_definition(f: &mut fmt::Formatter<'_>, definition: &str) -> fmt::Result {
+    let definition = definition.trim_end();
+    if definition.contains('\n') {
+        for line in definition.lines() {
+            write!(f, "\n      {line}")?;
+        }
+        Ok(())
+    } else {
+        write!(f, " {definition}")
+    }
+}
+
+impl fmt::Display for SchemaDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (object, definition) in &self.removed {
+            write!(f, "  - {object}:")?;
+            write_definition(f, definition)?;
+            writeln!(f)?;
+        }
+        for (object, definition) in &self.added {
+            write!(f, "  + {object}:")?;
+            write_definition(f, definition)?;
+            writeln!(f)?;
+        }
+        for (object, before, after) in &self.changed {
+            writeln!(f, "  ~ {object}")?;
+            write!(f, "      before:")?;
+            write_definition(f, before)?;
+            write!(f, "\n      after: ")?;
+            write_definition(f, after)?;
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// One row per object: kind, qualified name, definition. `$history` and `$actions` are the
+/// history tables' names as literals (they may not exist yet).
+const SNAPSHOT_SQL: &str = r#"
+WITH ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+      AND nspname !~ '^pg_(toast|temp_|toast_temp_)'
+),
+history AS (
+    SELECT to_regclass($history)::oid AS oid UNION ALL SELECT to_regclass($actions)::oid
+),
+skipped_relations AS (
+    SELECT oid FROM history WHERE oid IS NOT NULL
+    UNION SELECT d.objid FROM pg_depend d
+        WHERE d.classid = 'pg_class'::regclass AND d.refobjid IN (SELECT oid FROM history)
+    UNION SELECT x.indexrelid FROM pg_index x WHERE x.indrelid IN (SELECT oid FROM history)
+    UNION SELECT d.objid FROM pg_depend d
+        WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+),
+relations AS (
+    SELECT c.oid, c.relkind, c.relname, n.nspname FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+    WHERE c.oid NOT IN (SELECT oid FROM skipped_relations)
+)
+SELECT 'schema', quote_ident(nspname), '' FROM ns
+UNION ALL
+SELECT CASE relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table'
+                    WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END,
+       format('%I.%I', nspname, relname),
+       CASE WHEN relkind IN ('v', 'm') THEN pg_get_viewdef(oid)
+            WHEN relkind = 'S' THEN (
+                SELECT format('%s start %s increment %s min %s max %s cache %s%s',
+                              format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
+                              s.seqmax, s.seqcache, CASE WHEN s.seqcycle THEN ' cycle' ELSE '' END)
+                FROM pg_sequence s WHERE s.seqrelid = relations.oid)
+            ELSE coalesce(pg_get_partkeydef(oid), '') END
+FROM relations WHERE relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+UNION ALL
+SELECT 'column', format('%I.%I.%I', r.nspname, r.relname, a.attname),
+       concat_ws(' ', format_type(a.atttypid, a.atttypmod),
+                 CASE WHEN a.attnotnull THEN 'not null' END,
+                 CASE a.attidentity WHEN 'a' THEN 'generated always as identity'
+                                    WHEN 'd' THEN 'generated by default as identity' END,
+                 CASE WHEN a.attgenerated = 's' THEN 'generated always as' END,
+                 'default ' || pg_get_expr(ad.adbin, ad.adrelid),
+                 CASE WHEN a.attcollation <> t.typcollation THEN 'collate ' || quote_ident(co.collname) END)
+FROM pg_attribute a
+JOIN relations r ON r.oid = a.attrelid AND r.relkind IN ('r', 'p', 'f', 'v', 'm')
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
+WHERE a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraint', format('%I.%I.%I', r.nspname, r.relname, k.conname), pg_get_constraintdef(k.oid)
+FROM pg_constraint k JOIN relations r ON r.oid = k.conrelid
+UNION ALL
+SELECT 'index', format('%I.%I', r.nspname, r.relname),
+       pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' -- INVALID' END
+FROM pg_index x JOIN relations r ON r.oid = x.indexrelid
+UNION ALL
+SELECT 'trigger', format('%I.%I.%I', r.nspname, r.relname, g.tgname), pg_get_triggerdef(g.oid)
+FROM pg_trigger g JOIN relations r ON r.oid = g.tgrelid
+WHERE NOT g.tgisinternal
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function'
+                      ELSE 'function' END,
+       format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+       CASE WHEN p.prokind = 'a' THEN pg_get_function_result(p.oid) ELSE pg_get_functiondef(p.oid) END
+FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
+WHERE NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range' ELSE 'type' END,
+       format('%I.%I', n.nspname, t.typname),
+       CASE t.typtype
+           WHEN 'e' THEN (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
+                          FROM pg_enum e WHERE e.enumtypid = t.oid)
+           WHEN 'd' THEN concat_ws(' ', format_type(t.typbasetype, t.typtypmod),
+                                   CASE WHEN t.typnotnull THEN 'not null' END,
+                                   'default ' || t.typdefault,
+                                   (SELECT string_agg(pg_get_constraintdef(k.oid), ' ' ORDER BY k.conname)
+                                    FROM pg_constraint k WHERE k.contypid = t.oid))
+           WHEN 'r' THEN (SELECT format_type(g.rngsubtype, NULL) FROM pg_range g WHERE g.rngtypid = t.oid)
+           ELSE (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                                   ORDER BY a.attnum)
+                 FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+       END
+FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
+WHERE (t.typtype IN ('e', 'd', 'r')
+       OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'extension', quote_ident(e.extname), format('in schema %I', n.nspname)
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname <> 'plpgsql'
+UNION ALL
+SELECT 'comment on', format('%s %s', o.type, o.identity), d.description
+FROM pg_description d, LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+WHERE (o.schema IN (SELECT nspname FROM ns) OR (o.type = 'schema' AND d.objoid IN (SELECT oid FROM ns)))
+  AND NOT (d.classoid = 'pg_class'::regclass AND d.objoid IN (SELECT oid FROM skipped_relations))
+"#;

@@ -1,0 +1,265 @@
+//! Release checks on a throwaway server: `verify` (every migration's UP, DOWN, the schema as
+//! before, UP again) and `drift` (a live database against what its applied migrations produce).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use postgres::Client;
+
+use crate::testing::{TestDatabase, TestServer};
+use crate::{Error, Migration, Migrator, SchemaDiff};
+
+/// What [`Migrator::verify`] found for one migration.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// UP, DOWN and UP again ran, and DOWN gave back exactly the schema from before UP.
+    Reversible,
+    /// No DOWN section, so there was nothing to check.
+    Irreversible,
+    /// Its UP failed; nothing after it was checked.
+    UpFailed(Error),
+    /// Its DOWN failed.
+    DownFailed(Error),
+    /// DOWN ran but left the schema different from before UP (before → after DOWN).
+    DownDoesNotRestore(SchemaDiff),
+    /// DOWN restored the schema, but UP failed when run again.
+    UpAgainFailed(Error),
+}
+
+/// One migration's [`Verdict`].
+#[derive(Debug)]
+pub struct Verified {
+    /// The migration's version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// What the check found.
+    pub verdict: Verdict,
+}
+
+/// The result of [`Migrator::verify`], in version order; `Display` is the human report.
+///
+/// ```no_run
+/// # fn f(report: migrate_runtime::verify::VerifyReport) {
+/// if !report.passed(false) {
+///     panic!("{report}");
+/// }
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Every migration checked, in order.
+    pub migrations: Vec<Verified>,
+}
+
+impl VerifyReport {
+    /// Whether every checked migration is reversible (irreversible ones count as failures
+    /// only with `deny_irreversible`).
+    ///
+    /// ```no_run
+    /// # fn f(report: migrate_runtime::verify::VerifyReport) {
+    /// assert!(report.passed(true), "{report}");
+    /// # }
+    /// ```
+    pub fn passed(&self, deny_irreversible: bool) -> bool {
+        self.migrations.iter().all(|m| match m.verdict {
+            Verdict::Reversible => true,
+            Verdict::Irreversible => !deny_irreversible,
+            _ => false,
+        })
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.migrations {
+            let head = format!("{:>6} {:<40}", m.version, m.name);
+            match &m.verdict {
+                Verdict::Reversible => writeln!(f, "ok       {head} up, down, up: the schema came back")?,
+                Verdict::Irreversible => {
+                    writeln!(f, "no down  {head} irreversible: no DOWN section to check")?
+                }
+                Verdict::UpFailed(error) => {
+                    writeln!(f, "FAILED   {head} UP failed; nothing after it was checked\n{error}")?
+                }
+                Verdict::DownFailed(error) => writeln!(f, "FAILED   {head} DOWN failed\n{error}")?,
+                Verdict::DownDoesNotRestore(diff) => writeln!(
+                    f,
+                    "FAILED   {head} DOWN does not restore the schema ({}): before UP → after DOWN\n{diff}",
+                    m.path
+                )?,
+                Verdict::UpAgainFailed(error) => {
+                    writeln!(f, "FAILED   {head} UP failed when run again after DOWN\n{error}")?
+                }
+            }
+        }
+        let failed = self
+            .migrations
+            .iter()
+            .filter(|m| !matches!(m.verdict, Verdict::Reversible | Verdict::Irreversible))
+            .count();
+        let irreversible = self
+            .migrations
+            .iter()
+            .filter(|m| matches!(m.verdict, Verdict::Irreversible))
+            .count();
+        write!(
+            f,
+            "{} checked: {failed} failed, {irreversible} irreversible",
+            self.migrations.len()
+        )
+    }
+}
+
+/// A live database compared with the schema its applied migrations produce.
+///
+/// ```no_run
+/// # fn f(drift: migrate_runtime::verify::Drift) {
+/// if !drift.diff.is_empty() {
+///     eprintln!("{drift}");
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Drift {
+    /// The versions applied in the live database (and so on the throwaway one).
+    pub applied: Vec<i64>,
+    /// From the expected schema (removed: missing in the database) to the live one (added:
+    /// only in the database).
+    pub diff: SchemaDiff,
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.diff.is_empty() {
+            return write!(
+                f,
+                "no drift: the database has exactly the schema its {} applied migration(s) produce",
+                self.applied.len()
+            );
+        }
+        write!(
+            f,
+            "drift: the database differs from the schema its {} applied migration(s) produce\n   \
+             (- expected but missing, + only in the database, ~ different)\n{}",
+            self.applied.len(),
+            self.diff
+        )
+    }
+}
+
+impl Migrator<'_> {
+    /// Checks every migration this migrator would apply, in order, on fresh databases of
+    /// `server`: the schema before its UP, UP, DOWN, the schema must equal the one before, UP
+    /// again. After a problem the check goes on (unless `stop_at_first_problem`) from a fresh
+    /// database migrated up to and including that migration, so each is checked against the
+    /// schema it was written for. A failing UP ends the check.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let server = migrate_runtime::testing::TestServer::shared();
+    /// let report = migrate_runtime::Migrator::new(MIGRATIONS).verify(server, false)?;
+    /// assert!(report.passed(false), "{report}");
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    pub fn verify(
+        &self,
+        server: &TestServer,
+        stop_at_first_problem: bool,
+    ) -> Result<VerifyReport, Error> {
+        let selected: Vec<&Migration> = self.selected().collect();
+        let mut report = VerifyReport::default();
+        let (mut _database, mut client) = fresh(server)?;
+        for migration in selected {
+            let version = migration.version();
+            let up_to_here = self.clone().target(version);
+            let before = self.schema_snapshot(&mut client)?;
+            if let Err(error) = up_to_here.run(&mut client) {
+                report.push(migration, Verdict::UpFailed(error));
+                break;
+            }
+            let verdict = if migration.down().is_none() {
+                Verdict::Irreversible
+            } else {
+                match self.down(&mut client, 1) {
+                    Err(error) => Verdict::DownFailed(error),
+                    Ok(_) => {
+                        let diff = before.diff(&self.schema_snapshot(&mut client)?);
+                        if !diff.is_empty() {
+                            Verdict::DownDoesNotRestore(diff)
+                        } else {
+                            match up_to_here.run(&mut client) {
+                                Ok(_) => Verdict::Reversible,
+                                Err(error) => Verdict::UpAgainFailed(error),
+                            }
+                        }
+                    }
+                }
+            };
+            let problem = !matches!(verdict, Verdict::Reversible | Verdict::Irreversible);
+            report.push(migration, verdict);
+            if problem {
+                if stop_at_first_problem {
+                    break;
+                }
+                (_database, client) = fresh(server)?;
+                up_to_here.run(&mut client)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Compares the `live` database with the schema this binary's migrations produce on a
+    /// fresh database of `server` when exactly the versions `live` has applied are applied.
+    /// The live history is checked first, as [`Migrator::run`] checks it (an edited file or a
+    /// version this binary lacks is refused).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let mut live = postgres::Client::connect("postgresql://localhost/app", postgres::NoTls)?;
+    /// let server = migrate_runtime::testing::TestServer::start()?;
+    /// let drift = migrate_runtime::Migrator::new(MIGRATIONS).drift(&mut live, &server)?;
+    /// println!("{drift}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drift(&self, live: &mut Client, server: &TestServer) -> Result<Drift, Error> {
+        let rows = self.applied(live)?;
+        self.clone().allow_out_of_order(true).pending(&rows)?;
+        let applied: BTreeSet<i64> = rows.iter().map(|row| row.version).collect();
+        let chosen: Vec<Migration> = self
+            .migrations
+            .iter()
+            .filter(|m| applied.contains(&m.version()))
+            .cloned()
+            .collect();
+        let (_database, mut client) = fresh(server)?;
+        let mut replay = self.clone().allow_out_of_order(true).untargeted();
+        replay.migrations = &chosen;
+        replay.run(&mut client)?;
+        let expected = self.schema_snapshot(&mut client)?;
+        Ok(Drift {
+            applied: applied.into_iter().collect(),
+            diff: expected.diff(&self.schema_snapshot(live)?),
+        })
+    }
+}
+
+impl VerifyReport {
+    fn push(&mut self, migration: &Migration, verdict: Verdict) {
+        self.migrations.push(Verified {
+            version: migration.version(),
+            name: migration.name().to_owned(),
+            path: migration.path().to_owned(),
+            verdict,
+        });
+    }
+}
+
+fn fresh(server: &TestServer) -> Result<(TestDatabase<'_>, Client), Error> {
+    let database = server.create_database()?;
+    let client = database.client()?;
+    Ok((database, client))
+}
