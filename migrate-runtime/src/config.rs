@@ -533,7 +533,7 @@ impl ConnectionSettings {
                     || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
             {
                 format!(
-                    "check the user name and password given by the {}",
+                    "check the user name and password (from {})",
                     self.source
                 )
             }
@@ -545,7 +545,7 @@ impl ConnectionSettings {
                 Some(help) => help,
                 // The driver's own words when the server asks for a password and has none.
                 None if error_text(error).contains("password missing") => format!(
-                    "the server asks for a password and the {} gives none: add it (postgresql://USER:PASSWORD@HOST/DATABASE), or set PGPASSWORD",
+                    "the server asks for a password and none was given (settings from {}): add it (postgresql://USER:PASSWORD@HOST/DATABASE), or set PGPASSWORD",
                     self.source
                 ),
                 None if is_transient(error) => {

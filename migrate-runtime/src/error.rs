@@ -74,7 +74,8 @@ pub enum Error {
 
     /// Another session held the migration lock for longer than the configured wait.
     #[error(
-        "error: waited {waited:?} for the migration lock on {table}, held by {}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck",
+        "error: waited {} for the migration lock on {table}, held by {}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck",
+        describe_wait(*waited),
         describe_holder(*holder_pid, holder_application.as_deref())
     )]
     LockTimeout {
@@ -416,6 +417,15 @@ fn list_versions(missing: &[(i64, String)]) -> String {
         .map(|(version, name)| format!("{version} ({name})"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A wait as people write it: `300 ms`, `4.2 s`, `60 s`.
+fn describe_wait(waited: Duration) -> String {
+    match waited.as_millis() {
+        ms @ 0..1_000 => format!("{ms} ms"),
+        ms @ 1_000..10_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} s", waited.as_secs()),
+    }
 }
 
 fn describe_holder(pid: Option<i32>, application: Option<&str>) -> String {

@@ -365,7 +365,7 @@ fn connection_failures_explain_themselves_without_the_password() {
         let run = migrate(path, &env, &with_args(&args, &["status"]));
         assert_eq!(run.code, 2, "{source}: {}", run.all());
         let expected = format!(
-            "error: cannot connect to postgresql://{ROLE}@127.0.0.1:{port}/secrets (settings from {source}): FATAL: password authentication failed for user \"{ROLE}\" (SQLSTATE 28P01)\n   = help: check the user name and password given by the {source}\n"
+            "error: cannot connect to postgresql://{ROLE}@127.0.0.1:{port}/secrets (settings from {source}): FATAL: password authentication failed for user \"{ROLE}\" (SQLSTATE 28P01)\n   = help: check the user name and password (from {source})\n"
         );
         assert!(run.stderr.ends_with(&expected), "{source}:\n{}", run.stderr);
         let run = migrate(path, &env, &with_args(&args, &["up", "--json"]));
@@ -384,7 +384,7 @@ fn connection_failures_explain_themselves_without_the_password() {
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.ends_with(
-            "(settings from DATABASE_URL): invalid configuration: password missing\n   = help: the server asks for a password and the DATABASE_URL gives none: add it (postgresql://USER:PASSWORD@HOST/DATABASE), or set PGPASSWORD\n"
+            "(settings from DATABASE_URL): invalid configuration: password missing\n   = help: the server asks for a password and none was given (settings from DATABASE_URL): add it (postgresql://USER:PASSWORD@HOST/DATABASE), or set PGPASSWORD\n"
         ),
         "{}",
         run.stderr

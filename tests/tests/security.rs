@@ -645,9 +645,7 @@ fn with_password_authentication_the_password_stays_out_of_errors_logs_and_histor
             "{message}"
         );
         assert!(
-            message.contains(&format!(
-                "check the user name and password given by the {source}"
-            )),
+            message.contains(&format!("check the user name and password (from {source})")),
             "{message}"
         );
         shown.push(format!("{error}\n{error:?}"));
