@@ -31,6 +31,8 @@ pub mod config;
 mod error;
 #[cfg(feature = "runtime")]
 mod history;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "runtime")]
 mod lock;
 #[cfg(feature = "runtime")]

@@ -17,6 +17,7 @@
 //!
 //! Exit codes: see [`exit`].
 
+pub(crate) mod json;
 mod output;
 
 use std::ffi::OsString;
@@ -176,6 +177,16 @@ pub enum Command {
         /// Letters, digits and underscores, e.g. add_user_roles.
         name: String,
     },
+    /// Serve the admin HTTP endpoint (GET/POST /migrations, GET /migrations/history); needs INTERNAL_ADMIN_TOKEN, refused in production.
+    #[cfg(feature = "http")]
+    Serve {
+        /// Address to listen on (port 0: any free port; the address is printed on standard error).
+        #[arg(long, default_value = "127.0.0.1:9191", value_name = "ADDR")]
+        listen: String,
+        /// Serve the routes under this path, e.g. /api for /api/migrations.
+        #[arg(long, default_value = "", value_name = "PATH")]
+        prefix: String,
+    },
 }
 
 /// `--lock-scope`.
@@ -312,6 +323,10 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             &loaded.migrations
         }
     };
+    #[cfg(feature = "http")]
+    if let Command::Serve { listen, prefix } = &cli.command {
+        return serve(cli, migrations, listen, prefix, output);
+    }
     guard_production(cli)?;
     let observe = |progress: Progress<'_>| output.progress(progress);
     let migrator = migrator(cli, migrations).on_progress(&observe);
@@ -399,6 +414,8 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             Ok(exit::SUCCESS)
         }
         Command::New { .. } => unreachable!("handled before connecting"),
+        #[cfg(feature = "http")]
+        Command::Serve { .. } => unreachable!("handled before connecting"),
     }
 }
 
@@ -444,6 +461,66 @@ fn new_migration(
     Ok(exit::SUCCESS)
 }
 
+/// `serve`: the admin endpoint until the process is stopped. It refuses to start without a
+/// token or in production, and checks the database answers before listening.
+#[cfg(feature = "http")]
+fn serve(
+    cli: &Cli,
+    migrations: &[Migration],
+    listen: &str,
+    prefix: &str,
+    output: &Output,
+) -> Result<u8, Failure> {
+    use crate::http::{AdminServer, Handler};
+
+    let settings = ConnectionSettings::from_env(cli.database_url.as_deref())
+        .map_err(config_failure)?
+        .ok_or_else(|| Failure::Usage(NO_DATABASE.to_owned()))?;
+    let token = std::env::var("INTERNAL_ADMIN_TOKEN").unwrap_or_default();
+    let mut handler = Handler::new(migrations, settings.clone(), &token)
+        .environment(cli.environment.as_deref())
+        .history_table(&cli.history_schema, &cli.history_table)
+        .lock_wait(Duration::from_secs(cli.lock_wait))
+        .lock_scope(scope(cli))
+        .mount(prefix);
+    if let Some(who) = &cli.applied_by {
+        handler = handler.applied_by(who);
+    }
+    let server = AdminServer::bind(listen, &handler).map_err(serve_failure)?;
+    output.connecting(&settings);
+    drop(
+        settings
+            .connect_with_wait(Duration::from_secs(cli.wait))
+            .map_err(config_failure)?,
+    );
+    output.note(&format!(
+        "listening on http://{}{}/migrations",
+        server.local_addr(),
+        prefix.trim_end_matches('/')
+    ));
+    server.run();
+    Ok(exit::SUCCESS)
+}
+
+/// A refusal to serve as a usage failure (its message starts with its own `error: `).
+#[cfg(feature = "http")]
+fn serve_failure(error: crate::http::ServeError) -> Failure {
+    let message = error.to_string();
+    Failure::Usage(
+        message
+            .strip_prefix("error: ")
+            .unwrap_or(&message)
+            .to_owned(),
+    )
+}
+
+fn scope(cli: &Cli) -> LockScope {
+    match cli.lock_scope {
+        Scope::Session => LockScope::Session,
+        Scope::Transaction => LockScope::Transaction,
+    }
+}
+
 fn directory(cli: &Cli) -> String {
     cli.dir
         .as_deref()
@@ -454,10 +531,7 @@ fn migrator<'m>(cli: &Cli, migrations: &'m [Migration]) -> Migrator<'m> {
     let mut migrator = Migrator::new(migrations)
         .history_table(&cli.history_schema, &cli.history_table)
         .lock_wait(Duration::from_secs(cli.lock_wait))
-        .lock_scope(match cli.lock_scope {
-            Scope::Session => LockScope::Session,
-            Scope::Transaction => LockScope::Transaction,
-        });
+        .lock_scope(scope(cli));
     if let Some(environment) = &cli.environment {
         migrator = migrator.environment(environment);
     }

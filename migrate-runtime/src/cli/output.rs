@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::Failure;
+use super::{json as shapes, Failure};
 use crate::config::ConnectionSettings;
-use crate::{Action, Error, Migration, Progress, Rehearsed, Repair, Report, State, Status};
+use crate::{Action, Migration, Progress, Rehearsed, Repair, Report, State, Status};
 
 pub(super) struct Output {
     json: bool,
@@ -69,10 +69,7 @@ impl Output {
             Progress::Applied(done) => ("applied", done, Paint::Green),
             Progress::Reverted(done) => ("reverted", done, Paint::Yellow),
         };
-        self.done.borrow_mut().push(json!({
-            "action": verb, "version": done.version, "name": done.name,
-            "duration_ms": done.duration.as_millis() as u64,
-        }));
+        self.done.borrow_mut().push(shapes::progress(progress));
         if !self.json {
             println!(
                 "{} {:>6} {:<40} {:>6} ms",
@@ -86,16 +83,8 @@ impl Output {
 
     /// The end of `up`/`down`/`redo`: the lines were printed as the steps happened.
     pub(super) fn report(&self, report: &Report) {
-        let lines = |entries: &[crate::AppliedReport]| -> Vec<Value> {
-            entries
-                .iter()
-                .map(|a| json!({"version": a.version, "name": a.name, "duration_ms": a.duration.as_millis() as u64}))
-                .collect()
-        };
         if self.json {
-            return self.emit(
-                json!({"applied": lines(&report.applied), "reverted": lines(&report.reverted)}),
-            );
+            return self.emit(shapes::report(report));
         }
         match (report.applied.len(), report.reverted.len()) {
             (0, 0) => println!("nothing to do: the database is up to date"),
@@ -107,28 +96,7 @@ impl Output {
 
     pub(super) fn status(&self, status: &Status) {
         if self.json {
-            let migrations: Vec<Value> = status
-                .entries
-                .iter()
-                .map(|e| {
-                    let row = e.applied.as_ref();
-                    json!({
-                        "version": e.version,
-                        "name": e.name,
-                        "state": e.state.as_str(),
-                        "path": e.path,
-                        "applied_at": row.map(|r| rfc3339(r.applied_at_micros)),
-                        "execution_time_ms": row.map(|r| r.execution_time_ms),
-                        "applied_by": row.map(|r| r.applied_by.clone()),
-                        "error": row.and_then(|r| r.error_message.clone()),
-                    })
-                })
-                .collect();
-            return self.emit(json!({
-                "migrations": migrations,
-                "pending": status.pending(),
-                "invalid_indexes": status.invalid_indexes,
-            }));
+            return self.emit(shapes::status(status));
         }
         println!(
             "{:>14}  {:<34} {:<24} {:<19} {:>8}  by",
@@ -170,19 +138,7 @@ impl Output {
 
     pub(super) fn plan(&self, pending: &[&Migration], with_sql: bool) {
         if self.json {
-            let steps: Vec<Value> = pending
-                .iter()
-                .map(|m| {
-                    json!({
-                        "version": m.version(),
-                        "name": m.name(),
-                        "path": m.path(),
-                        "transaction": m.up().is_transactional(),
-                        "sql": with_sql.then(|| m.up().sql()),
-                    })
-                })
-                .collect();
-            return self.emit(json!({"pending": steps}));
+            return self.emit(shapes::plan(pending, with_sql));
         }
         if pending.is_empty() {
             println!("nothing pending");
@@ -218,18 +174,7 @@ impl Output {
 
     pub(super) fn history(&self, actions: &[Action]) {
         if self.json {
-            let rows: Vec<Value> = actions
-                .iter()
-                .map(|a| {
-                    json!({
-                        "id": a.id, "version": a.version, "name": a.name, "action": a.action,
-                        "status": a.status, "started_at": rfc3339(a.started_at_micros),
-                        "duration_ms": a.duration_ms, "executed_by": a.executed_by,
-                        "environment": a.environment, "error": a.error_message, "note": a.note,
-                    })
-                })
-                .collect();
-            return self.emit(json!({"actions": rows}));
+            return self.emit(shapes::history(actions));
         }
         for action in actions {
             let status = match action.status.as_str() {
@@ -287,31 +232,9 @@ impl Output {
 
     /// Prints the rehearsal; returns whether anything would fail.
     pub(super) fn rehearsal(&self, outcomes: &[(&Migration, Rehearsed)]) -> bool {
-        let failed = outcomes
-            .iter()
-            .any(|(_, o)| matches!(o, Rehearsed::WouldFail(_)));
+        let failed = shapes::rehearsal_failed(outcomes);
         if self.json {
-            let rows: Vec<Value> = outcomes
-                .iter()
-                .map(|(m, outcome)| {
-                    let (word, extra) = match outcome {
-                        Rehearsed::WouldApply(duration) => (
-                            "would_apply",
-                            json!({"duration_ms": duration.as_millis() as u64}),
-                        ),
-                        Rehearsed::WouldFail(failure) => {
-                            ("would_fail", json!({"error": failure_json(failure)}))
-                        }
-                        Rehearsed::NotTestable => ("not_testable", json!({})),
-                        _ => ("not_reached", json!({})),
-                    };
-                    let mut row =
-                        json!({"version": m.version(), "name": m.name(), "outcome": word});
-                    merge(&mut row, extra);
-                    row
-                })
-                .collect();
-            self.emit(json!({"rehearsal": rows, "failed": failed}));
+            self.emit(shapes::rehearsal(outcomes));
             return failed;
         }
         for (migration, outcome) in outcomes {
@@ -348,16 +271,12 @@ impl Output {
         if !self.json {
             return eprintln!("{message}");
         }
-        let mut body =
-            json!({"kind": kind(failure), "message": message, "done_before": *self.done.borrow()});
-        if let Failure::Migrate(error) = failure {
-            if let Some(sqlstate) = error.sqlstate() {
-                merge(&mut body, json!({"sqlstate": sqlstate}));
-            }
-            if let Error::MigrationFailed(f) = error {
-                merge(&mut body, failure_json(f));
-            }
-        }
+        let error = match failure {
+            Failure::Migrate(error) => Some(error),
+            _ => None,
+        };
+        let mut body = shapes::error_body(kind(failure), &message, error);
+        shapes::merge(&mut body, json!({"done_before": *self.done.borrow()}));
         self.emit(json!({"error": body}));
     }
 }
@@ -366,41 +285,8 @@ fn kind(failure: &Failure) -> &'static str {
     match failure {
         Failure::Usage(_) => "usage",
         Failure::Files(_) => "invalid_migration_files",
-        Failure::Migrate(error) => match error {
-            Error::MigrationFailed(_) => "migration_failed",
-            Error::ChecksumMismatch { .. } => "checksum_mismatch",
-            Error::MissingFromBinary(_) => "missing_from_binary",
-            Error::OutOfOrder { .. } => "out_of_order",
-            Error::Unfinished(_) => "unfinished",
-            Error::Irreversible { .. } => "irreversible",
-            Error::LockTimeout { .. } => "lock_timeout",
-            Error::InvalidSetting(_) => "invalid_setting",
-            Error::ConnectionLost { .. } => "connection_lost",
-            _ => "database",
-        },
+        Failure::Migrate(error) => shapes::error_kind(error),
     }
-}
-
-fn failure_json(failure: &crate::MigrationFailure) -> Value {
-    json!({
-        "version": failure.version, "name": failure.name, "path": failure.path,
-        "line": failure.line, "column": failure.column, "sqlstate": failure.sqlstate,
-        "message": failure.message, "detail": failure.detail, "hint": failure.hint,
-        "statement": failure.statements.map(|s| s.failed),
-        "invalid_indexes": failure.invalid_indexes,
-    })
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Value::Object(into), Value::Object(from)) = (into, from) {
-        into.extend(from);
-    }
-}
-
-fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 fn human_time(micros: i64) -> String {

@@ -1,0 +1,187 @@
+//! The documented JSON shapes, built once for `--json` and for the admin HTTP endpoint.
+
+use serde_json::{json, Value};
+
+use crate::{Action, Error, Migration, MigrationFailure, Progress, Rehearsed, Report, Status};
+
+/// `status`: `{"migrations": [...], "pending": n, "invalid_indexes": [...]}`.
+pub(crate) fn status(status: &Status) -> Value {
+    let migrations: Vec<Value> = status
+        .entries
+        .iter()
+        .map(|e| {
+            let row = e.applied.as_ref();
+            json!({
+                "version": e.version,
+                "name": e.name,
+                "state": e.state.as_str(),
+                "path": e.path,
+                "applied_at": row.map(|r| rfc3339(r.applied_at_micros)),
+                "execution_time_ms": row.map(|r| r.execution_time_ms),
+                "applied_by": row.map(|r| r.applied_by.clone()),
+                "error": row.and_then(|r| r.error_message.clone()),
+            })
+        })
+        .collect();
+    json!({
+        "migrations": migrations,
+        "pending": status.pending(),
+        "invalid_indexes": status.invalid_indexes,
+    })
+}
+
+/// `plan` and `up --dry-run`: `{"pending": [...]}`, with each file's SQL when asked.
+pub(crate) fn plan(pending: &[&Migration], with_sql: bool) -> Value {
+    let steps: Vec<Value> = pending
+        .iter()
+        .map(|m| {
+            json!({
+                "version": m.version(),
+                "name": m.name(),
+                "path": m.path(),
+                "transaction": m.up().is_transactional(),
+                "sql": with_sql.then(|| m.up().sql()),
+            })
+        })
+        .collect();
+    json!({ "pending": steps })
+}
+
+/// `up`, `down`, `redo`: `{"applied": [...], "reverted": [...]}`.
+pub(crate) fn report(report: &Report) -> Value {
+    let lines = |entries: &[crate::AppliedReport]| -> Vec<Value> {
+        entries
+            .iter()
+            .map(|a| json!({"version": a.version, "name": a.name, "duration_ms": a.duration.as_millis() as u64}))
+            .collect()
+    };
+    json!({"applied": lines(&report.applied), "reverted": lines(&report.reverted)})
+}
+
+/// One step as it happened, for the `done_before` list of an error.
+pub(crate) fn progress(progress: Progress<'_>) -> Value {
+    let (verb, done) = match progress {
+        Progress::Applied(done) => ("applied", done),
+        Progress::Reverted(done) => ("reverted", done),
+    };
+    json!({
+        "action": verb, "version": done.version, "name": done.name,
+        "duration_ms": done.duration.as_millis() as u64,
+    })
+}
+
+/// `history`: `{"actions": [...]}`.
+pub(crate) fn history(actions: &[Action]) -> Value {
+    let rows: Vec<Value> = actions
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id, "version": a.version, "name": a.name, "action": a.action,
+                "status": a.status, "started_at": rfc3339(a.started_at_micros),
+                "duration_ms": a.duration_ms, "executed_by": a.executed_by,
+                "environment": a.environment, "error": a.error_message, "note": a.note,
+            })
+        })
+        .collect();
+    json!({ "actions": rows })
+}
+
+/// Whether a rehearsal found a migration that would fail.
+pub(crate) fn rehearsal_failed(outcomes: &[(&Migration, Rehearsed)]) -> bool {
+    outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Rehearsed::WouldFail(_)))
+}
+
+/// `up --dry-run --execute`: `{"rehearsal": [...], "failed": bool}`.
+pub(crate) fn rehearsal(outcomes: &[(&Migration, Rehearsed)]) -> Value {
+    let rows: Vec<Value> = outcomes
+        .iter()
+        .map(|(m, outcome)| {
+            let (word, extra) = match outcome {
+                Rehearsed::WouldApply(duration) => (
+                    "would_apply",
+                    json!({"duration_ms": duration.as_millis() as u64}),
+                ),
+                Rehearsed::WouldFail(failure) => {
+                    ("would_fail", json!({"error": migration_failure(failure)}))
+                }
+                Rehearsed::NotTestable => ("not_testable", json!({})),
+                _ => ("not_reached", json!({})),
+            };
+            let mut row = json!({"version": m.version(), "name": m.name(), "outcome": word});
+            merge(&mut row, extra);
+            row
+        })
+        .collect();
+    json!({"rehearsal": rows, "failed": rehearsal_failed(outcomes)})
+}
+
+/// The `kind` of an error document for a runtime error.
+pub(crate) fn error_kind(error: &Error) -> &'static str {
+    match error {
+        Error::MigrationFailed(_) => "migration_failed",
+        Error::ChecksumMismatch { .. } => "checksum_mismatch",
+        Error::MissingFromBinary(_) => "missing_from_binary",
+        Error::OutOfOrder { .. } => "out_of_order",
+        Error::Unfinished(_) => "unfinished",
+        Error::Irreversible { .. } => "irreversible",
+        Error::LockTimeout { .. } => "lock_timeout",
+        Error::InvalidSetting(_) => "invalid_setting",
+        Error::ConnectionLost { .. } => "connection_lost",
+        _ => "database",
+    }
+}
+
+/// The inside of `{"error": ...}`: `kind` and `message`, and what the error knows about where
+/// it happened (the failed file, line, column and SQLSTATE; the lock's holder). The message is
+/// the error's own text, which never holds a password.
+pub(crate) fn error_body(kind: &str, message: &str, error: Option<&Error>) -> Value {
+    let mut body = json!({"kind": kind, "message": message});
+    match error {
+        Some(Error::MigrationFailed(failure)) => merge(&mut body, migration_failure(failure)),
+        Some(Error::LockTimeout {
+            holder_pid,
+            holder_application,
+            waited,
+            ..
+        }) => merge(
+            &mut body,
+            json!({
+                "holder_pid": holder_pid,
+                "holder_application": holder_application,
+                "waited_ms": waited.as_millis() as u64,
+            }),
+        ),
+        Some(other) => {
+            if let Some(sqlstate) = other.sqlstate() {
+                merge(&mut body, json!({ "sqlstate": sqlstate }));
+            }
+        }
+        None => {}
+    }
+    body
+}
+
+fn migration_failure(failure: &MigrationFailure) -> Value {
+    json!({
+        "version": failure.version, "name": failure.name, "path": failure.path,
+        "line": failure.line, "column": failure.column, "sqlstate": failure.sqlstate,
+        "message": failure.message, "detail": failure.detail, "hint": failure.hint,
+        "statement": failure.statements.map(|s| s.failed),
+        "invalid_indexes": failure.invalid_indexes,
+    })
+}
+
+/// Adds `from`'s fields to `into` (both objects).
+pub(crate) fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        into.extend(from);
+    }
+}
+
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

@@ -1,0 +1,518 @@
+//! The admin HTTP endpoint: a [`Handler`] any web framework can call, and [`AdminServer`]
+//! (`migrate serve`) on `tiny_http`.
+//!
+//! Routes (under an optional prefix, see [`Handler::mount`]):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /migrations` | the status document of `migrate status --json` |
+//! | `POST /migrations` `{"dryRun": true}` | the plan with each file's SQL (`up --dry-run --json`) |
+//! | `POST /migrations` `{"dryRun": true, "execute": true}` | run inside a transaction that is rolled back (`up --dry-run --execute --json`) |
+//! | `POST /migrations` `{"dryRun": false}` | apply what is pending (`up --json`) |
+//! | `GET /migrations/history` | the action log (`history --json`) |
+//!
+//! Every request needs `Authorization: Bearer <token>`; the endpoint is off in production.
+//!
+//! ```no_run
+//! use migrate_runtime::config::ConnectionSettings;
+//! use migrate_runtime::http::{Handler, Request};
+//!
+//! static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+//!
+//! let settings = ConnectionSettings::from_env(None)?.expect("set DATABASE_URL");
+//! let token = std::env::var("INTERNAL_ADMIN_TOKEN")?;
+//! let handler = Handler::new(MIGRATIONS, settings, &token).mount("/api");
+//! // In the web framework's route for /api/migrations and /api/migrations/history:
+//! let response = handler.handle(&Request {
+//!     method: "GET".to_owned(),
+//!     path: "/api/migrations".to_owned(),
+//!     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+//!     body: Vec::new(),
+//! });
+//! assert_eq!(response.status, 200);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod serve;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::cli::json as shapes;
+use crate::config::{ConfigError, ConnectionSettings};
+use crate::{Error, LockScope, Migration, Migrator, Progress};
+
+pub use serve::{AdminServer, ServeError};
+
+/// The largest request body read, by default (64 KiB); a larger one is answered 413.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// An HTTP request, in plain types, as the web framework received it.
+///
+/// ```no_run
+/// let request = migrate_runtime::http::Request {
+///     method: "POST".to_owned(),
+///     path: "/migrations".to_owned(),
+///     headers: vec![
+///         ("Authorization".to_owned(), "Bearer 3f9c...".to_owned()),
+///         ("Content-Type".to_owned(), "application/json".to_owned()),
+///     ],
+///     body: br#"{"dryRun": true}"#.to_vec(),
+/// };
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, with or without a query string (which is ignored).
+    pub path: String,
+    /// Header names (any case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body as received.
+    pub body: Vec<u8>,
+}
+
+/// The answer: a status, headers, and a JSON document.
+///
+/// ```no_run
+/// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+/// # let request = migrate_runtime::http::Request::default();
+/// let response = handler.handle(&request);
+/// let document: serde_json::Value = serde_json::from_str(&response.body)?;
+/// println!("{} {}", response.status, document);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Headers to send (`Content-Type: application/json` among them).
+    pub headers: Vec<(String, String)>,
+    /// A JSON document: the command line's shape on success, `{"error": {...}}` otherwise.
+    pub body: String,
+}
+
+impl Response {
+    fn json(status: u16, document: &Value) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+                ("Cache-Control".to_owned(), "no-store".to_owned()),
+            ],
+            body: format!("{document:#}"),
+        }
+    }
+
+    fn error(status: u16, kind: &str, message: &str) -> Response {
+        Response::json(
+            status,
+            &json!({"error": shapes::error_body(kind, message, None)}),
+        )
+    }
+
+    fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// Answers the admin endpoint's requests over a set of migrations: checks the bearer token,
+/// refuses in production, and runs each request on its own connection. It is `Sync`, so one
+/// handler serves every thread of a web server.
+///
+/// ```no_run
+/// use migrate_runtime::config::ConnectionSettings;
+/// use migrate_runtime::http::Handler;
+///
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// let settings = ConnectionSettings::from_env(None)?.expect("set DATABASE_URL");
+/// let handler = Handler::new(MIGRATIONS, settings, &std::env::var("INTERNAL_ADMIN_TOKEN")?)
+///     .lock_wait(std::time::Duration::from_secs(10));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Handler<'m> {
+    migrations: Cow<'m, [Migration]>,
+    settings: ConnectionSettings,
+    /// The token's SHA-256: comparing digests takes the same time whatever the lengths.
+    token_digest: [u8; 32],
+    has_token: bool,
+    environment: Option<String>,
+    history: (String, String),
+    lock_wait: Duration,
+    lock_scope: LockScope,
+    applied_by: Option<String>,
+    body_limit: usize,
+    prefix: String,
+}
+
+/// `POST /migrations`: the seed's `{"dryRun": ...}`, plus `execute` for a rehearsal.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PostBody {
+    dry_run: bool,
+    #[serde(default)]
+    execute: bool,
+}
+
+impl<'m> Handler<'m> {
+    /// A handler that accepts `Authorization: Bearer <token>`. An empty token accepts nothing.
+    /// `migrations` is the embedded `&'static` set, or an owned `Vec` (read at run time).
+    ///
+    /// The environment starts as `MIGRATE_ENV`'s value, so an application that never calls
+    /// [`environment`](Self::environment) still has the endpoint off in production. The other
+    /// settings are [`Migrator`]'s defaults.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c...");
+    /// ```
+    pub fn new(
+        migrations: impl Into<Cow<'m, [Migration]>>,
+        settings: ConnectionSettings,
+        token: &str,
+    ) -> Self {
+        Handler {
+            migrations: migrations.into(),
+            settings,
+            token_digest: Sha256::digest(token.as_bytes()).into(),
+            has_token: !token.is_empty(),
+            environment: std::env::var("MIGRATE_ENV")
+                .ok()
+                .filter(|value| !value.is_empty()),
+            history: ("public".to_owned(), "schema_migrations".to_owned()),
+            lock_wait: Duration::from_secs(60),
+            lock_scope: LockScope::Session,
+            applied_by: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            prefix: String::new(),
+        }
+    }
+
+    /// The environment (`None`: none). In `production` every request is answered 403 and
+    /// [`AdminServer`] refuses to start; elsewhere it selects `-- migrate:env` migrations and
+    /// is recorded in the history, as [`Migrator::environment`] does.
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.environment(Some("staging"));
+    /// ```
+    pub fn environment(mut self, environment: Option<&str>) -> Self {
+        self.environment = environment.map(str::to_owned);
+        self
+    }
+
+    /// Where the history is kept (see [`Migrator::history_table`]).
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.history_table("platform", "schema_migrations");
+    /// ```
+    pub fn history_table(mut self, schema: &str, table: &str) -> Self {
+        self.history = (schema.to_owned(), table.to_owned());
+        self
+    }
+
+    /// How long an apply waits for another run's lock before answering 409 with the holder
+    /// (see [`Migrator::lock_wait`]; default 60 s).
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.lock_wait(std::time::Duration::ZERO); // 409 at once
+    /// ```
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// How the lock is held (see [`Migrator::lock_scope`]).
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.lock_scope(migrate_runtime::LockScope::Transaction);
+    /// ```
+    pub fn lock_scope(mut self, scope: LockScope) -> Self {
+        self.lock_scope = scope;
+        self
+    }
+
+    /// Who the history records (see [`Migrator::applied_by`]; default the database user).
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.applied_by("admin-endpoint");
+    /// ```
+    pub fn applied_by(mut self, who: &str) -> Self {
+        self.applied_by = Some(who.to_owned());
+        self
+    }
+
+    /// The largest body accepted, in bytes ([`DEFAULT_BODY_LIMIT`] by default); a larger one
+    /// is answered 413.
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.body_limit(4096);
+    /// ```
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Serves the routes under `prefix` (e.g. `/api` for `/api/migrations`).
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// let handler = handler.mount("/api");
+    /// ```
+    pub fn mount(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Whether the environment is production (the endpoint is then off).
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// assert!(handler.environment(Some("production")).is_production());
+    /// ```
+    pub fn is_production(&self) -> bool {
+        self.environment
+            .as_deref()
+            .is_some_and(|environment| environment.eq_ignore_ascii_case("production"))
+    }
+
+    /// Answers one request. Production comes first (403), then the token (401, the same
+    /// answer whether it is missing or wrong), then the body's size (413), then the route.
+    /// Errors are `{"error": {"kind", "message", ...}}` documents; none holds a password.
+    ///
+    /// ```no_run
+    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// use migrate_runtime::http::Request;
+    ///
+    /// let response = handler.handle(&Request {
+    ///     method: "POST".to_owned(),
+    ///     path: "/migrations".to_owned(),
+    ///     headers: vec![("authorization".to_owned(), "Bearer 3f9c...".to_owned())],
+    ///     body: br#"{"dryRun": false}"#.to_vec(),
+    /// });
+    /// ```
+    pub fn handle(&self, request: &Request) -> Response {
+        self.respond(request, request.body.len() > self.body_limit)
+    }
+
+    /// [`handle`](Self::handle), for a server that stopped reading a body once it knew it was
+    /// too large.
+    fn respond(&self, request: &Request, body_too_large: bool) -> Response {
+        if self.is_production() {
+            return Response::error(
+                403,
+                "disabled_in_production",
+                "the migration endpoint is disabled in production: run migrations from the deployment pipeline",
+            );
+        }
+        if !self.authorized(request) {
+            return Response::error(
+                401,
+                "unauthorized",
+                "a valid `Authorization: Bearer <token>` header is required",
+            )
+            .with_header("WWW-Authenticate", "Bearer");
+        }
+        if body_too_large {
+            return Response::error(
+                413,
+                "body_too_large",
+                &format!("the request body is over {} bytes", self.body_limit),
+            );
+        }
+        let path = request.path.split(['?', '#']).next().unwrap_or_default();
+        let route = path.strip_prefix(self.prefix.as_str()).unwrap_or_default();
+        match (route, request.method.as_str()) {
+            ("/migrations", "GET") => self.with_database(|migrator, client| {
+                Ok(Response::json(
+                    200,
+                    &shapes::status(&migrator.status(client)?),
+                ))
+            }),
+            ("/migrations", "POST") => self.post(&request.body),
+            ("/migrations/history", "GET") => self.with_database(|migrator, client| {
+                Ok(Response::json(
+                    200,
+                    &shapes::history(&migrator.history(client)?),
+                ))
+            }),
+            ("/migrations", _) => method_not_allowed("GET, POST"),
+            ("/migrations/history", _) => method_not_allowed("GET"),
+            _ => Response::error(
+                404,
+                "not_found",
+                "no such route: use /migrations or /migrations/history",
+            ),
+        }
+    }
+
+    fn authorized(&self, request: &Request) -> bool {
+        let presented = request
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, value)| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty());
+        let Some(presented) = presented else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.has_token && bool::from(digest.ct_eq(&self.token_digest))
+    }
+
+    fn post(&self, body: &[u8]) -> Response {
+        let body: PostBody = match serde_json::from_slice(body) {
+            Ok(body) => body,
+            Err(error) => {
+                return Response::error(
+                    400,
+                    "bad_request",
+                    &format!(
+                        "the body must be {{\"dryRun\": true}} (optionally with \"execute\": true) or {{\"dryRun\": false}}: {error}"
+                    ),
+                )
+            }
+        };
+        if body.execute && !body.dry_run {
+            return Response::error(
+                400,
+                "bad_request",
+                "\"execute\": true rehearses a dry run; it needs \"dryRun\": true",
+            );
+        }
+        match (body.dry_run, body.execute) {
+            (true, true) => self.with_database(|migrator, client| {
+                let outcomes = migrator.rehearse(client)?;
+                let mut document = shapes::rehearsal(&outcomes);
+                let failure = outcomes.iter().find_map(|(_, outcome)| match outcome {
+                    crate::Rehearsed::WouldFail(failure) => Some(failure),
+                    _ => None,
+                });
+                // A rehearsal that found a failure answers 422, so `curl --fail` stops a script.
+                Ok(match failure {
+                    Some(failure) => {
+                        let error = Error::MigrationFailed(failure.clone());
+                        let body = shapes::error_body(
+                            "migration_failed",
+                            &error.to_string(),
+                            Some(&error),
+                        );
+                        shapes::merge(&mut document, json!({ "error": body }));
+                        Response::json(422, &document)
+                    }
+                    None => Response::json(200, &document),
+                })
+            }),
+            (true, false) => self.with_database(|migrator, client| {
+                let plan = migrator.validate(client)?;
+                Ok(Response::json(200, &shapes::plan(&plan.pending, true)))
+            }),
+            (false, _) => self.apply(),
+        }
+    }
+
+    /// Applies, saying in an error what was applied before it.
+    fn apply(&self) -> Response {
+        let done = RefCell::new(Vec::new());
+        let observe = |progress: Progress<'_>| done.borrow_mut().push(shapes::progress(progress));
+        let mut client = match self.settings.connect() {
+            Ok(client) => client,
+            Err(error) => return connection_failure(&error),
+        };
+        let migrator = self.migrator().on_progress(&observe);
+        match migrator.run(&mut client) {
+            Ok(report) => Response::json(200, &shapes::report(&report)),
+            Err(error) => {
+                let (status, mut body) = failure_body(&error);
+                shapes::merge(&mut body, json!({"done_before": *done.borrow()}));
+                Response::json(status, &json!({ "error": body }))
+            }
+        }
+    }
+
+    fn with_database(
+        &self,
+        work: impl FnOnce(&Migrator<'_>, &mut postgres::Client) -> Result<Response, Error>,
+    ) -> Response {
+        let mut client = match self.settings.connect() {
+            Ok(client) => client,
+            Err(error) => return connection_failure(&error),
+        };
+        work(&self.migrator(), &mut client).unwrap_or_else(|error| runtime_failure(&error))
+    }
+
+    fn migrator(&self) -> Migrator<'_> {
+        let mut migrator = Migrator::new(&self.migrations)
+            .history_table(&self.history.0, &self.history.1)
+            .lock_wait(self.lock_wait)
+            .lock_scope(self.lock_scope);
+        if let Some(environment) = &self.environment {
+            migrator = migrator.environment(environment);
+        }
+        if let Some(who) = &self.applied_by {
+            migrator = migrator.applied_by(who);
+        }
+        migrator
+    }
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    Response::error(
+        405,
+        "method_not_allowed",
+        &format!("this route answers {allow}"),
+    )
+    .with_header("Allow", allow)
+}
+
+/// The database could not be reached: 503. The message names the server without a password.
+fn connection_failure(error: &ConfigError) -> Response {
+    let message = error.to_string();
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    Response::error(503, "connection", message)
+}
+
+/// A runtime error as its `{"error": ...}` document, with a status that says whose move it is:
+/// 409 when the database's state stands in the way (another run holds the lock, the history
+/// disagrees with the binary), 422 when a migration's SQL failed, 503 when the database went
+/// away.
+fn runtime_failure(error: &Error) -> Response {
+    let (status, body) = failure_body(error);
+    Response::json(status, &json!({ "error": body }))
+}
+
+/// The status and the inside of `{"error": ...}` for a runtime error.
+fn failure_body(error: &Error) -> (u16, Value) {
+    let status = match error {
+        Error::LockTimeout { .. }
+        | Error::ChecksumMismatch { .. }
+        | Error::MissingFromBinary(_)
+        | Error::OutOfOrder { .. }
+        | Error::Unfinished(_)
+        | Error::Irreversible { .. } => 409,
+        Error::MigrationFailed(_) => 422,
+        Error::Database { .. } | Error::ConnectionLost { .. } => 503,
+        _ => 500,
+    };
+    let kind = shapes::error_kind(error);
+    (
+        status,
+        shapes::error_body(kind, &error.to_string(), Some(error)),
+    )
+}

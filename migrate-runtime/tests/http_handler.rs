@@ -1,0 +1,183 @@
+//! The admin endpoint's handler through its plain API (no server), as a web framework would
+//! call it, against a real PostgreSQL.
+#![cfg(all(feature = "http", feature = "testing"))]
+
+use migrate_runtime::config::ConnectionSettings;
+use migrate_runtime::http::{Handler, Request, Response};
+use migrate_runtime::testing::{TestDatabase, TestServer};
+use serde_json::Value;
+
+static MIGRATIONS: &[migrate_runtime::Migration] =
+    migrate_macros::embed_migrations!("../migrations");
+
+const TOKEN: &str = "handler-token-0f3b9a61c2";
+
+fn handler(database: &TestDatabase<'_>) -> Handler<'static> {
+    Handler::new(
+        MIGRATIONS,
+        ConnectionSettings::from_config(database.config()),
+        TOKEN,
+    )
+    .environment(None)
+}
+
+fn request(method: &str, path: &str, token: Option<&str>, body: &str) -> Request {
+    Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        headers: token
+            .map(|token| vec![("authorization".to_owned(), format!("Bearer {token}"))])
+            .unwrap_or_default(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn json(response: &Response) -> Value {
+    serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {}", response.body))
+}
+
+#[test]
+fn status_plan_apply_and_history_through_the_plain_api() {
+    let database = TestServer::shared().create_database().unwrap();
+    let handler = handler(&database).mount("/api/");
+
+    let status = handler.handle(&request("GET", "/api/migrations", Some(TOKEN), ""));
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert!(status
+        .headers
+        .contains(&("Content-Type".to_owned(), "application/json".to_owned())));
+    let pending = json(&status)["pending"].as_u64().unwrap();
+    assert!(pending > 0);
+
+    let plan = handler.handle(&request(
+        "POST",
+        "/api/migrations",
+        Some(TOKEN),
+        r#"{"dryRun": true}"#,
+    ));
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    assert!(json(&plan)["pending"][0]["sql"].is_string());
+
+    let applied = handler.handle(&request(
+        "POST",
+        "/api/migrations",
+        Some(TOKEN),
+        r#"{"dryRun": false}"#,
+    ));
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    let count = json(&applied)["applied"].as_array().unwrap().len() as u64;
+    // The production-only migration is filtered out when no environment is set.
+    assert!(count > 0 && count <= pending, "{}", applied.body);
+
+    let history = handler.handle(&request("GET", "/api/migrations/history", Some(TOKEN), ""));
+    assert_eq!(history.status, 200);
+    assert_eq!(
+        json(&history)["actions"].as_array().unwrap().len() as u64,
+        count
+    );
+}
+
+#[test]
+fn production_is_403_before_anything_else() {
+    // No database behind these settings: a 403 must not need one.
+    let settings =
+        ConnectionSettings::resolve(Some("postgresql://nobody:secret@127.0.0.1:1/none"), |_| {
+            None
+        })
+        .unwrap()
+        .unwrap();
+    let handler = Handler::new(MIGRATIONS, settings, TOKEN).environment(Some("production"));
+    assert!(handler.is_production());
+    for token in [Some(TOKEN), None] {
+        let response = handler.handle(&request("GET", "/migrations", token, ""));
+        assert_eq!(response.status, 403);
+        assert_eq!(json(&response)["error"]["kind"], "disabled_in_production");
+    }
+}
+
+#[test]
+fn tokens_bodies_routes_and_methods_are_checked_before_the_database() {
+    let settings =
+        ConnectionSettings::resolve(Some("postgresql://app:secret@127.0.0.1:1/none"), |_| None)
+            .unwrap()
+            .unwrap();
+    let handler = Handler::new(MIGRATIONS, settings, TOKEN)
+        .environment(Some("staging"))
+        .body_limit(40);
+
+    for token in [
+        None,
+        Some("wrong"),
+        Some(""),
+        Some("handler-token-0f3b9a61c"),
+    ] {
+        let response = handler.handle(&request("GET", "/migrations", token, ""));
+        assert_eq!(response.status, 401, "{token:?}");
+        assert_eq!(json(&response)["error"]["kind"], "unauthorized");
+    }
+    let basic = Request {
+        headers: vec![("Authorization".to_owned(), format!("Basic {TOKEN}"))],
+        ..request("GET", "/migrations", None, "")
+    };
+    assert_eq!(handler.handle(&basic).status, 401);
+
+    let big = format!(r#"{{"dryRun": false}}{}"#, " ".repeat(32));
+    assert_eq!(
+        handler
+            .handle(&request("POST", "/migrations", Some(TOKEN), &big))
+            .status,
+        413
+    );
+    assert_eq!(
+        handler
+            .handle(&request("GET", "/elsewhere", Some(TOKEN), ""))
+            .status,
+        404
+    );
+    let delete = handler.handle(&request("DELETE", "/migrations/history", Some(TOKEN), ""));
+    assert_eq!(delete.status, 405);
+    assert!(delete
+        .headers
+        .contains(&("Allow".to_owned(), "GET".to_owned())));
+    for body in [
+        "",
+        "{",
+        r#"{"dryRun": "yes"}"#,
+        r#"{"dryRun": false, "execute": true}"#,
+    ] {
+        let response = handler.handle(&request("POST", "/migrations", Some(TOKEN), body));
+        assert_eq!(response.status, 400, "{body}: {}", response.body);
+    }
+
+    // Past every check, the database is unreachable: 503, and the password is not in it.
+    let response = handler.handle(&request("GET", "/migrations", Some(TOKEN), ""));
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(!response.body.contains("secret"), "{}", response.body);
+    assert!(
+        response.body.contains("postgresql://app@127.0.0.1:1/none"),
+        "{}",
+        response.body
+    );
+}
+
+#[test]
+fn an_empty_token_accepts_nothing() {
+    let database = TestServer::shared().create_database().unwrap();
+    let handler = Handler::new(
+        MIGRATIONS,
+        ConnectionSettings::from_config(database.config()),
+        "",
+    )
+    .environment(None);
+    let blank = Request {
+        headers: vec![("Authorization".to_owned(), "Bearer ".to_owned())],
+        ..request("GET", "/migrations", None, "")
+    };
+    assert_eq!(handler.handle(&blank).status, 401);
+    assert_eq!(
+        handler
+            .handle(&request("GET", "/migrations", None, ""))
+            .status,
+        401
+    );
+}
