@@ -397,7 +397,6 @@ impl<'m> BatchSql<'m> {
             spans: Vec::new(),
             direction,
         };
-        let table = migrator.tables.migrations();
         let last = migrations.len().saturating_sub(1);
         for (index, migration) in migrations.iter().enumerate() {
             if index == 0 || transactions == Transactions::Each {
@@ -415,24 +414,7 @@ impl<'m> BatchSql<'m> {
             batch.spans.push((start, batch.chars - start, migration));
             // A newline ends a trailing `--` comment; the `;` ends a last statement without one.
             batch.push("\n;\n");
-            let record = match direction {
-                Direction::Up => format!(
-                    // clock_timestamp(): now() is the same for every transaction in one message.
-                    "INSERT INTO {table} (version, name, checksum, applied_at, execution_time_ms, applied_by) VALUES ({}, {}, {}, clock_timestamp(), {ELAPSED_MS}, {}) RETURNING version, execution_time_ms;\n",
-                    migration.version(),
-                    literal(migration.name()),
-                    literal(&migration.checksum().to_string()),
-                    migrator.applied_by_sql(),
-                ),
-                Direction::Down => format!(
-                    "DELETE FROM {table} WHERE version = {} RETURNING version, {ELAPSED_MS};\n",
-                    migration.version()
-                ),
-            };
-            batch.push(&record);
-            batch.push(&action_row(
-                migrator, migration, direction, "success", None, ELAPSED_MS,
-            ));
+            batch.push(&record_sql(migrator, migration, direction));
             if transactions == Transactions::Each {
                 batch.push("COMMIT;\n");
             }
@@ -621,6 +603,39 @@ fn done_elsewhere(
     }
 }
 
+/// Records a guarded migration's failure in the action log (best effort, like
+/// [`record_failure`]).
+pub(crate) fn record_error(
+    migrator: &Migrator<'_>,
+    client: &mut Client,
+    migration: &Migration,
+    error: &Error,
+) {
+    match error {
+        Error::MigrationFailed(failure) => {
+            record_failure(migrator, client, migration, Direction::Up, failure, None)
+        }
+        Error::PolicyViolation(violation) => {
+            let summary = format!("data-safety policy: {}", violation.problems.join("; "));
+            let sql = action_row(
+                migrator,
+                migration,
+                Direction::Up,
+                "failed",
+                Some(&summary),
+                "0",
+            );
+            if let Err(error) = client.simple_query(&sql) {
+                log::warn!(
+                    "could not record the refusal of migration {}: {error}",
+                    migration.version()
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Records the failure: an action row, and for a statement-by-statement run its row becomes
 /// `failed`. Best effort: the migration's own error is what the caller must see.
 fn record_failure(
@@ -658,6 +673,32 @@ fn record_failure(
 }
 
 /// An `INSERT` into the action log.
+/// The history rows of a transactional migration that just ran, inside its transaction:
+/// its `schema_migrations` row (inserted, or deleted going down) and its action-log row.
+/// Returns `version, milliseconds` as a row.
+pub(crate) fn record_sql(
+    migrator: &Migrator<'_>,
+    migration: &Migration,
+    direction: Direction,
+) -> String {
+    let table = migrator.tables.migrations();
+    let record = match direction {
+        Direction::Up => format!(
+            // clock_timestamp(): now() is the same for every transaction in one message.
+            "INSERT INTO {table} (version, name, checksum, applied_at, execution_time_ms, applied_by) VALUES ({}, {}, {}, clock_timestamp(), {ELAPSED_MS}, {}) RETURNING version, execution_time_ms;\n",
+            migration.version(),
+            literal(migration.name()),
+            literal(&migration.checksum().to_string()),
+            migrator.applied_by_sql(),
+        ),
+        Direction::Down => format!(
+            "DELETE FROM {table} WHERE version = {} RETURNING version, {ELAPSED_MS};\n",
+            migration.version()
+        ),
+    };
+    record + &action_row(migrator, migration, direction, "success", None, ELAPSED_MS)
+}
+
 fn action_row(
     migrator: &Migrator<'_>,
     migration: &Migration,

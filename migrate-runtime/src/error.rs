@@ -125,6 +125,10 @@ pub enum Error {
         source: postgres::Error,
     },
 
+    /// A migration broke the data-safety policy ([`crate::Migrator::safety`]) and was rolled back.
+    #[error("{0}")]
+    PolicyViolation(Box<crate::PolicyViolation>),
+
     /// The throwaway server that `verify` and `drift` use failed.
     #[cfg(feature = "testing")]
     #[error("error: the throwaway PostgreSQL server: {0}")]

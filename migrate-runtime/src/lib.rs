@@ -42,6 +42,8 @@ mod ops;
 #[cfg(feature = "runtime")]
 mod repair;
 #[cfg(feature = "runtime")]
+mod safety;
+#[cfg(feature = "runtime")]
 mod schema;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
@@ -65,5 +67,7 @@ pub use migrator::{AppliedReport, Migrator, Progress, Report};
 pub use ops::{Action, Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
 pub use repair::{OtherTool, Repair};
+#[cfg(feature = "runtime")]
+pub use safety::{PolicyViolation, SafetyPolicy};
 #[cfg(feature = "runtime")]
 pub use schema::{SchemaDiff, SchemaSnapshot};

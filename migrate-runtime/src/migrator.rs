@@ -9,7 +9,7 @@ use crate::apply::{self, Batch, Direction};
 use crate::error::Unfinished;
 use crate::history::{AppliedMigration, Fingerprint, HistoryTables};
 use crate::lock::{self, LockScope};
-use crate::{Error, Migration};
+use crate::{Error, Migration, SafetyPolicy};
 
 /// Applies a set of migrations to a database.
 ///
@@ -37,6 +37,7 @@ pub struct Migrator<'m> {
     pub(crate) lock_wait: Duration,
     pub(crate) lock_scope: LockScope,
     observer: Observer<'m>,
+    safety: Option<SafetyPolicy>,
 }
 
 /// A step finished, as it happens (see [`Migrator::on_progress`]).
@@ -105,6 +106,7 @@ impl<'m> Migrator<'m> {
             lock_wait: Duration::from_secs(60),
             lock_scope: LockScope::Session,
             observer: Observer::default(),
+            safety: None,
         }
     }
 
@@ -191,6 +193,23 @@ impl<'m> Migrator<'m> {
     /// ```
     pub fn lock_wait(mut self, limit: Duration) -> Self {
         self.lock_wait = limit;
+        self
+    }
+
+    /// Runs each transactional migration under a data-safety policy: inside its transaction,
+    /// before `COMMIT`, the row counts of the existing tables it names or touches, their
+    /// columns and constraints, constraint validity and index validity are compared with the
+    /// state before it, and a migration that breaks the policy is rolled back with
+    /// [`Error::PolicyViolation`]. Migrations run one by one (no batching). No-transaction
+    /// migrations cannot be rolled back and run as usual.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// use migrate_runtime::{Migrator, SafetyPolicy};
+    /// let migrator = Migrator::new(MIGRATIONS).safety(SafetyPolicy::default());
+    /// ```
+    pub fn safety(mut self, policy: SafetyPolicy) -> Self {
+        self.safety = Some(policy);
         self
     }
 
@@ -293,7 +312,18 @@ impl<'m> Migrator<'m> {
             }
         };
         let mut report = Report::default();
-        if self.grouped {
+        if let Some(policy) = self.safety {
+            for migration in pending {
+                let batch = if migration.up().is_transactional() {
+                    crate::safety::guarded(self, &mut locked, migration, policy)?
+                } else {
+                    apply::one(self, &mut locked, migration, Direction::Up)?
+                };
+                if let Batch::Done(done) = batch {
+                    self.record(&mut report, done, false);
+                }
+            }
+        } else if self.grouped {
             for done in apply::grouped(self, &mut locked, &pending)? {
                 self.record(&mut report, done, false);
             }
@@ -372,6 +402,11 @@ impl<'m> Migrator<'m> {
         if self.tables.is_empty() {
             return Err(Error::InvalidSetting(
                 "the history schema and table names must not be empty".to_owned(),
+            ));
+        }
+        if self.grouped && self.safety.is_some() {
+            return Err(Error::InvalidSetting(
+                "data-safety checks roll back one migration at a time, so they cannot be combined with grouped mode".to_owned(),
             ));
         }
         if self.grouped {

@@ -77,6 +77,13 @@ impl SchemaSnapshot {
         self.objects.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Whether it has the table `schema.table` (as [`SchemaSnapshot::objects`] names it).
+    pub(crate) fn has_table(&self, qualified: &str) -> bool {
+        ["table", "partitioned table"]
+            .iter()
+            .any(|kind| self.objects.contains_key(&format!("{kind} {qualified}")))
+    }
+
     /// How `after` differs from `self`.
     ///
     /// ```no_run
