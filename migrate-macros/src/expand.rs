@@ -47,6 +47,7 @@ fn migration(migration: &Migration) -> TokenStream {
     let digest = checksum.as_bytes();
     let requires = migration.requires();
     let environments = migration.environments().collect::<Vec<_>>().join(",");
+    let allowed_lints = migration.allowed_lints().collect::<Vec<_>>().join(",");
     quote! {
         ::migrate_runtime::Migration::__embedded(
             #version,
@@ -56,6 +57,7 @@ fn migration(migration: &Migration) -> TokenStream {
             ::migrate_runtime::Checksum::from_bytes([#(#digest),*]),
             &[#(#requires),*],
             #environments,
+            #allowed_lints,
         )
     }
 }

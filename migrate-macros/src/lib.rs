@@ -8,6 +8,7 @@
 mod args;
 mod expand;
 mod load;
+mod validate;
 
 use proc_macro::TokenStream;
 
@@ -30,6 +31,13 @@ use proc_macro::TokenStream;
 /// transaction, ...) is a compile error naming the file and line; every problem is reported
 /// in the same build.
 ///
+/// # Lint
+///
+/// `embed_migrations!("migrations", lint)` also makes every finding of the lint rules
+/// (`migrate_runtime::source::lint`: risky DDL such as `CREATE INDEX` without
+/// `CONCURRENTLY` on an existing table, or `DROP TABLE`) a compile error, unless the file's
+/// header allows the rule with `-- migrate:allow <rule>`.
+///
 /// # When the crate is rebuilt
 ///
 /// Each embedded file is tracked by the compiler, so editing, renaming or deleting a migration
@@ -41,7 +49,7 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn embed_migrations(input: TokenStream) -> TokenStream {
     let args = syn::parse_macro_input!(input as args::Args);
-    match load::load(&args) {
+    match load::load(&args).and_then(|loaded| validate::validate(&args, loaded)) {
         Ok(loaded) => expand::expand(&loaded),
         Err(problems) => expand::errors(problems),
     }

@@ -28,6 +28,8 @@ pub struct Migration {
     requires: Cow<'static, [i64]>,
     /// Lowercased environment names joined with `,`; empty when the migration runs everywhere.
     environments: Cow<'static, str>,
+    /// Lint rule ids joined with `,` (`-- migrate:allow`); empty when none.
+    allowed_lints: Cow<'static, str>,
 }
 
 impl Migration {
@@ -41,6 +43,7 @@ impl Migration {
         checksum: Checksum,
         requires: &'static [i64],
         environments: &'static str,
+        allowed_lints: &'static str,
     ) -> Migration {
         Migration {
             version,
@@ -50,6 +53,7 @@ impl Migration {
             checksum,
             requires: Cow::Borrowed(requires),
             environments: Cow::Borrowed(environments),
+            allowed_lints: Cow::Borrowed(allowed_lints),
         }
     }
 
@@ -61,6 +65,7 @@ impl Migration {
         checksum: Checksum,
         requires: Vec<i64>,
         environments: Vec<String>,
+        allowed_lints: Vec<String>,
     ) -> Migration {
         Migration {
             version,
@@ -70,6 +75,7 @@ impl Migration {
             down,
             requires: Cow::Owned(requires),
             environments: Cow::Owned(environments.join(",")),
+            allowed_lints: Cow::Owned(allowed_lints.join(",")),
         }
     }
 
@@ -159,6 +165,18 @@ impl Migration {
     /// ```
     pub fn environments(&self) -> impl Iterator<Item = &str> {
         self.environments.split(',').filter(|name| !name.is_empty())
+    }
+
+    /// The lint rules this migration allows (`-- migrate:allow`; see [`crate::source::lint`]).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let drops_on_purpose = MIGRATIONS[0].allowed_lints().any(|rule| rule == "destructive");
+    /// ```
+    pub fn allowed_lints(&self) -> impl Iterator<Item = &str> {
+        self.allowed_lints
+            .split(',')
+            .filter(|name| !name.is_empty())
     }
 
     /// Whether the migration applies in `environment` (compared case-insensitively).

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
 use super::file_name::{self, Layout, MigrationFile};
+use super::lint;
 use super::sections::{self, CheckedSection, Directive, DirectiveKind, Markers, RawSection};
 use super::{Diagnostic, Diagnostics, Reporter};
 use crate::{Checksum, Migration, Section};
@@ -88,6 +89,7 @@ struct Parsed {
     checksum: Checksum,
     requires: Vec<(i64, u32)>,
     environments: Vec<String>,
+    allowed_lints: Vec<String>,
 }
 
 impl Parsed {
@@ -103,6 +105,7 @@ impl Parsed {
                 .map(|(version, _)| version)
                 .collect(),
             self.environments,
+            self.allowed_lints,
         )
     }
 }
@@ -410,6 +413,7 @@ impl Loader<'_> {
             down,
             requires: up_file.requires,
             environments: up_file.environments,
+            allowed_lints: up_file.allowed_lints,
         })
     }
 
@@ -527,6 +531,7 @@ pub(super) struct UpFile {
     pub(super) checksum: Checksum,
     pub(super) requires: Vec<(i64, u32)>,
     pub(super) environments: Vec<String>,
+    pub(super) allowed_lints: Vec<String>,
 }
 
 /// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
@@ -572,6 +577,7 @@ pub(super) fn parse_up_text(
         checksum: Checksum::of_up_section(up_raw.text, up_transactional),
         requires: header.requires,
         environments: header.environments,
+        allowed_lints: header.allowed_lints,
     })
 }
 
@@ -591,7 +597,7 @@ pub(super) fn parse_down_text(
             DirectiveKind::NoTransaction => file_no_transaction = true,
             _ => report.error(
                 Some(directive.line),
-                "`requires` and `env` belong in the migration's UP file",
+                "`requires`, `env` and `allow` belong in the migration's UP file",
                 Some("move this directive to the UP file's header"),
             ),
         }
@@ -640,6 +646,7 @@ struct Header {
     no_transaction: bool,
     requires: Vec<(i64, u32)>,
     environments: Vec<String>,
+    allowed_lints: Vec<String>,
 }
 
 impl Header {
@@ -648,6 +655,7 @@ impl Header {
             no_transaction: false,
             requires: Vec::new(),
             environments: Vec::new(),
+            allowed_lints: Vec::new(),
         };
         for directive in directives {
             let line = Some(directive.line);
@@ -672,6 +680,31 @@ impl Header {
                         }
                     }
                 }
+                DirectiveKind::Allow(list) => {
+                    let items = list_items(list);
+                    if items.is_empty() {
+                        report.error(
+                            line,
+                            "`-- migrate:allow` names no rule",
+                            Some(lint_rules_help()),
+                        );
+                    }
+                    for item in items {
+                        match lint::rule(item) {
+                            Some(rule) if rule.id == "drop-database" => report.error(
+                                line,
+                                "`drop-database` cannot be allowed",
+                                Some("drop databases by hand, outside migrations"),
+                            ),
+                            Some(rule) => header.allowed_lints.push(rule.id.to_owned()),
+                            None => report.error(
+                                line,
+                                format!("`{item}` is not a lint rule"),
+                                Some(lint_rules_help()),
+                            ),
+                        }
+                    }
+                }
                 DirectiveKind::Env(list) => {
                     let items = list_items(list);
                     if items.is_empty() {
@@ -692,6 +725,15 @@ impl Header {
         }
         header
     }
+}
+
+fn lint_rules_help() -> String {
+    let ids: Vec<&str> = lint::RULES
+        .iter()
+        .map(|rule| rule.id)
+        .filter(|id| *id != "drop-database")
+        .collect();
+    format!("the rules that can be allowed: {}", ids.join(", "))
 }
 
 /// `001, 003` or `001 003` or `production,staging`.

@@ -8,6 +8,7 @@ mod file_name;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lexer;
+pub mod lint;
 #[cfg(test)]
 mod random_sql;
 mod scaffold;

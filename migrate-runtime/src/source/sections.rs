@@ -29,6 +29,8 @@ pub(super) enum DirectiveKind<'a> {
     Requires(&'a str),
     /// `-- migrate:env production, staging`, the list as written.
     Env(&'a str),
+    /// `-- migrate:allow rule, rule`: lint rules this migration breaks on purpose.
+    Allow(&'a str),
 }
 
 /// A section as it appears in the file.
@@ -257,7 +259,7 @@ fn parse_marker(
 }
 
 const KNOWN_DIRECTIVES: &str =
-    "known directives: `-- migrate:no-transaction`, `-- migrate:requires 001, 002`, `-- migrate:env production`";
+    "known directives: `-- migrate:no-transaction`, `-- migrate:requires 001, 002`, `-- migrate:env production`, `-- migrate:allow destructive`";
 
 fn parse_directive<'a>(
     comment: &'a str,
@@ -287,6 +289,7 @@ fn parse_directive<'a>(
             }
             "requires" => DirectiveKind::Requires(args),
             "env" => DirectiveKind::Env(args),
+            "allow" => DirectiveKind::Allow(args),
             _ => {
                 report.error(
                     Some(line),

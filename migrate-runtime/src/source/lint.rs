@@ -1,0 +1,460 @@
+//! Lint rules for risky DDL in UP sections: each with an id, a one-line why, and a way to
+//! allow it per migration (`-- migrate:allow <rule>`), except `drop-database`.
+
+use super::lexer::{Lexer, Token, TokenKind};
+use super::statements;
+use crate::Migration;
+
+/// A lint rule.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The id used in `-- migrate:allow <id>`.
+    pub id: &'static str,
+    /// Why it is risky, in one line.
+    pub why: &'static str,
+    /// What to do instead.
+    pub instead: &'static str,
+}
+
+/// Every rule, in the order they are documented.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "drop-database",
+        why: "dropping a database from a migration destroys everything in it, and cannot be allowed",
+        instead: "drop databases by hand, outside migrations",
+    },
+    Rule {
+        id: "index-without-concurrently",
+        why: "CREATE INDEX without CONCURRENTLY blocks every write to an existing table until the index is built",
+        instead: "use CREATE INDEX CONCURRENTLY in a `-- migrate:no-transaction` migration",
+    },
+    Rule {
+        id: "add-column-not-null-without-default",
+        why: "ADD COLUMN ... NOT NULL without a DEFAULT fails on a table that has rows",
+        instead: "give the column a DEFAULT, or add it nullable, backfill it, then SET NOT NULL",
+    },
+    Rule {
+        id: "constraint-without-not-valid",
+        why: "adding a FOREIGN KEY or CHECK to an existing table scans every row while holding a lock that blocks writes",
+        instead: "add it NOT VALID, then VALIDATE CONSTRAINT in a later migration (that scan does not block writes)",
+    },
+    Rule {
+        id: "column-type-rewrite",
+        why: "ALTER COLUMN ... TYPE rewrites the whole table (and its indexes) under an ACCESS EXCLUSIVE lock for most type changes",
+        instead: "add a new column, backfill it, and switch over; allow the rule for changes that need no rewrite (e.g. varchar(n) to text)",
+    },
+    Rule {
+        id: "destructive",
+        why: "DROP TABLE, DROP COLUMN and TRUNCATE delete data that no DOWN section can bring back",
+        instead: "make sure the data is no longer needed (or copied elsewhere), then allow the rule for this migration",
+    },
+];
+
+/// The rule with this id.
+///
+/// ```
+/// assert!(migrate_runtime::source::lint::rule("destructive").is_some());
+/// ```
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|rule| rule.id == id)
+}
+
+/// One statement a rule fires on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule.
+    pub rule: &'static Rule,
+    /// The migration's file.
+    pub path: String,
+    /// The file line where the statement starts.
+    pub line: u32,
+    /// The statement's first line.
+    pub statement: String,
+    /// Whether the migration allows the rule (`-- migrate:allow`); never for `drop-database`.
+    pub allowed: bool,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.allowed { "allowed" } else { "error" };
+        write!(
+            f,
+            "{verdict}[{}]: {}:{}: {}\n   = why: {}\n   = instead: {}",
+            self.rule.id, self.path, self.line, self.statement, self.rule.why, self.rule.instead
+        )?;
+        if !self.allowed && self.rule.id != "drop-database" {
+            write!(
+                f,
+                "\n   = or allow it: add `-- migrate:allow {}` to the file's header",
+                self.rule.id
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The findings for one migration's UP section, in statement order.
+///
+/// ```no_run
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// for migration in MIGRATIONS {
+///     for finding in migrate_runtime::source::lint::lint(migration) {
+///         eprintln!("{finding}");
+///     }
+/// }
+/// ```
+pub fn lint(migration: &Migration) -> Vec<Finding> {
+    let up = migration.up();
+    let sql = up.sql();
+    let all: Vec<Vec<Token<'_>>> = statements::split(sql)
+        .map(|statement| {
+            Lexer::new(statement.text)
+                .filter(|t| !t.is_trivia() && t.kind != TokenKind::Semicolon)
+                .collect()
+        })
+        .collect();
+    // Tables this migration creates are new: nothing can be locked out of them or lost.
+    let created: Vec<String> = all
+        .iter()
+        .filter_map(|tokens| created_table(tokens))
+        .collect();
+    let is_new = |name: Option<String>| name.is_some_and(|name| created.contains(&name));
+    let mut findings = Vec::new();
+    for (statement, tokens) in statements::split(sql).zip(&all) {
+        let offset = sql[..statement.start].chars().count() + 1;
+        let line = up.file_position(offset).0;
+        for id in fired(tokens, &is_new) {
+            let rule = rule(id).expect("every rule fired is in RULES");
+            findings.push(Finding {
+                rule,
+                path: up.path().to_owned(),
+                line,
+                statement: statement.text.lines().next().unwrap_or_default().to_owned(),
+                allowed: id != "drop-database" && migration.allowed_lints().any(|a| a == id),
+            });
+        }
+    }
+    findings
+}
+
+/// The ids of the rules a statement breaks.
+fn fired(tokens: &[Token<'_>], is_new: &dyn Fn(Option<String>) -> bool) -> Vec<&'static str> {
+    let word = |i: usize, keyword: &str| tokens.get(i).is_some_and(|t| t.is_keyword(keyword));
+    let mut fired = Vec::new();
+    if word(0, "DROP") && word(1, "DATABASE") {
+        fired.push("drop-database");
+    }
+    if word(0, "DROP") && word(1, "TABLE") {
+        let mut i = 2;
+        if word(i, "IF") && word(i + 1, "EXISTS") {
+            i += 2;
+        }
+        if !is_new(name_at(tokens, i).map(|(name, _)| name)) {
+            fired.push("destructive");
+        }
+    }
+    if word(0, "TRUNCATE") {
+        fired.push("destructive");
+    }
+    if word(0, "CREATE") {
+        let index_at = if word(1, "UNIQUE") { 2 } else { 1 };
+        if word(index_at, "INDEX") && !word(index_at + 1, "CONCURRENTLY") {
+            let on = tokens.iter().position(|t| t.is_keyword("ON"));
+            let mut table_at = on.map(|on| on + 1);
+            if let Some(at) = table_at.filter(|&at| word(at, "ONLY")) {
+                table_at = Some(at + 1);
+            }
+            let table = table_at
+                .and_then(|at| name_at(tokens, at))
+                .map(|(name, _)| name);
+            if !is_new(table) {
+                fired.push("index-without-concurrently");
+            }
+        }
+    }
+    if word(0, "ALTER") && word(1, "TABLE") {
+        let mut i = 2;
+        if word(i, "IF") && word(i + 1, "EXISTS") {
+            i += 2;
+        }
+        if word(i, "ONLY") {
+            i += 1;
+        }
+        let Some((table, after_name)) = name_at(tokens, i) else {
+            return fired;
+        };
+        if is_new(Some(table)) {
+            return fired;
+        }
+        for action in actions(&tokens[after_name..]) {
+            fired.extend(action_rule(action));
+        }
+    }
+    fired
+}
+
+/// The rule one `ALTER TABLE` action breaks, if any.
+fn action_rule(action: &[Token<'_>]) -> Option<&'static str> {
+    let word = |i: usize, keyword: &str| action.get(i).is_some_and(|t| t.is_keyword(keyword));
+    let has = |keyword: &str| action.iter().any(|t| t.is_keyword(keyword));
+    let has_pair = |first: &str, second: &str| {
+        action
+            .windows(2)
+            .any(|pair| pair[0].is_keyword(first) && pair[1].is_keyword(second))
+    };
+    if word(0, "ADD") {
+        let constraint = word(1, "CONSTRAINT")
+            || word(1, "FOREIGN")
+            || word(1, "CHECK")
+            || word(1, "PRIMARY")
+            || word(1, "UNIQUE")
+            || word(1, "EXCLUDE");
+        if constraint {
+            let checked = has_pair("FOREIGN", "KEY") || has("CHECK");
+            return (checked && !has_pair("NOT", "VALID"))
+                .then_some("constraint-without-not-valid");
+        }
+        // ADD [COLUMN] [IF NOT EXISTS] name type ...
+        let not_null = has_pair("NOT", "NULL");
+        let filled = has("DEFAULT") || has("GENERATED");
+        return (not_null && !filled).then_some("add-column-not-null-without-default");
+    }
+    if word(0, "ALTER") && (has("TYPE")) {
+        let column_at = if word(1, "COLUMN") { 2 } else { 1 };
+        let type_at = column_at + 1;
+        if word(type_at, "TYPE") || (word(type_at, "SET") && word(type_at + 1, "DATA")) {
+            return Some("column-type-rewrite");
+        }
+    }
+    if word(0, "DROP") {
+        let column = word(1, "COLUMN")
+            || !(word(1, "CONSTRAINT")
+                || word(1, "DEFAULT")
+                || word(1, "NOT")
+                || word(1, "IDENTITY")
+                || word(1, "EXPRESSION"));
+        return column.then_some("destructive");
+    }
+    None
+}
+
+/// The comma-separated actions of an `ALTER TABLE` (commas inside parentheses do not count).
+fn actions<'t, 'a>(tokens: &'t [Token<'a>]) -> Vec<&'t [Token<'a>]> {
+    let mut depth = 0_i32;
+    let mut start = 0;
+    let mut actions = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        match token.kind {
+            TokenKind::OpenParen => depth += 1,
+            TokenKind::CloseParen => depth -= 1,
+            _ if depth == 0 && token.text == "," => {
+                actions.push(&tokens[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    actions.push(&tokens[start..]);
+    actions
+}
+
+/// The table a `CREATE [UNLOGGED|TEMP] TABLE [IF NOT EXISTS] name` statement creates.
+fn created_table(tokens: &[Token<'_>]) -> Option<String> {
+    if !tokens.first()?.is_keyword("CREATE") {
+        return None;
+    }
+    let table = tokens.iter().position(|t| t.is_keyword("TABLE"))?;
+    if table > 3 {
+        return None;
+    }
+    let mut i = table + 1;
+    if tokens.get(i).is_some_and(|t| t.is_keyword("IF")) {
+        i += 3;
+    }
+    name_at(tokens, i).map(|(name, _)| name)
+}
+
+/// The (possibly schema-qualified) name starting at `i`, normalised the way PostgreSQL
+/// folds it (unquoted names lowercased) and without its schema, and the index just past it.
+fn name_at(tokens: &[Token<'_>], mut i: usize) -> Option<(String, usize)> {
+    let mut name = identifier(tokens.get(i)?)?;
+    while tokens.get(i + 1).is_some_and(|t| t.text == ".") {
+        name = identifier(tokens.get(i + 2)?)?;
+        i += 2;
+    }
+    Some((name, i + 1))
+}
+
+fn identifier(token: &Token<'_>) -> Option<String> {
+    match token.kind {
+        TokenKind::Word => Some(token.text.to_ascii_lowercase()),
+        TokenKind::QuotedIdentifier => {
+            Some(token.text[1..token.text.len().saturating_sub(1)].replace("\"\"", "\""))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (rule, allowed, line) for `up` as migration 2, after a migration 1 that creates
+    /// `accounts` (so it is an existing table for migration 2).
+    fn findings(header: &str, up: &str) -> Vec<(&'static str, bool, u32)> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("001_accounts.sql"),
+            "CREATE TABLE accounts (id int PRIMARY KEY, email text, owner int);\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("002_change.sql"),
+            format!("{header}-- migrate:up\n{up}"),
+        )
+        .unwrap();
+        let loaded = crate::source::read_dir(dir.path(), "").unwrap();
+        lint(&loaded.migrations[1])
+            .into_iter()
+            .map(|f| (f.rule.id, f.allowed, f.line))
+            .collect()
+    }
+
+    fn fires(up: &str) -> Vec<&'static str> {
+        // What PostgreSQL refuses inside a transaction block needs the directive.
+        let header = if up.contains("CONCURRENTLY") || up.contains("DATABASE") {
+            "-- migrate:no-transaction\n"
+        } else {
+            ""
+        };
+        findings(header, up)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect()
+    }
+
+    #[test]
+    fn drop_database_always_fires() {
+        assert_eq!(fires("DROP DATABASE other;\n"), ["drop-database"]);
+        assert!(fires("DROP SCHEMA other;\n").is_empty());
+    }
+
+    #[test]
+    fn index_without_concurrently_on_an_existing_table() {
+        assert_eq!(
+            fires("CREATE INDEX accounts_email ON accounts (email);\n"),
+            ["index-without-concurrently"]
+        );
+        assert_eq!(
+            fires("CREATE UNIQUE INDEX IF NOT EXISTS x ON ONLY public.accounts (email);\n"),
+            ["index-without-concurrently"]
+        );
+        assert!(
+            fires("CREATE INDEX CONCURRENTLY accounts_email ON accounts (email);\n").is_empty()
+        );
+        // A table the same migration creates has no writers to block.
+        assert!(fires("CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);\n").is_empty());
+    }
+
+    #[test]
+    fn add_column_not_null_needs_a_default() {
+        assert_eq!(
+            fires("ALTER TABLE accounts ADD COLUMN plan text NOT NULL;\n"),
+            ["add-column-not-null-without-default"]
+        );
+        assert!(
+            fires("ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free';\n")
+                .is_empty()
+        );
+        assert!(fires("ALTER TABLE accounts ADD COLUMN plan text;\n").is_empty());
+        assert!(fires(
+            "ALTER TABLE accounts ADD COLUMN n bigint NOT NULL GENERATED ALWAYS AS IDENTITY;\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn foreign_keys_and_checks_on_existing_tables_need_not_valid() {
+        assert_eq!(
+            fires("ALTER TABLE accounts ADD CONSTRAINT owner_fk FOREIGN KEY (owner) REFERENCES accounts (id);\n"),
+            ["constraint-without-not-valid"]
+        );
+        assert_eq!(
+            fires("ALTER TABLE accounts ADD CHECK (id > 0);\n"),
+            ["constraint-without-not-valid"]
+        );
+        assert!(fires(
+            "ALTER TABLE accounts ADD CONSTRAINT owner_fk FOREIGN KEY (owner) REFERENCES accounts (id) NOT VALID;\n"
+        )
+        .is_empty());
+        assert!(fires("ALTER TABLE accounts VALIDATE CONSTRAINT owner_fk;\n").is_empty());
+    }
+
+    #[test]
+    fn column_type_changes_rewrite() {
+        assert_eq!(
+            fires("ALTER TABLE accounts ALTER COLUMN email TYPE varchar(200);\n"),
+            ["column-type-rewrite"]
+        );
+        assert_eq!(
+            fires("ALTER TABLE accounts ALTER email SET DATA TYPE citext;\n"),
+            ["column-type-rewrite"]
+        );
+        assert!(fires("ALTER TABLE accounts ALTER COLUMN email SET DEFAULT '';\n").is_empty());
+    }
+
+    #[test]
+    fn destructive_statements() {
+        assert_eq!(fires("DROP TABLE accounts;\n"), ["destructive"]);
+        assert_eq!(fires("TRUNCATE accounts;\n"), ["destructive"]);
+        assert_eq!(
+            fires("ALTER TABLE accounts DROP COLUMN email;\n"),
+            ["destructive"]
+        );
+        assert_eq!(fires("ALTER TABLE accounts DROP email;\n"), ["destructive"]);
+        assert!(fires("ALTER TABLE accounts DROP CONSTRAINT owner_fk;\n").is_empty());
+        assert!(fires("ALTER TABLE accounts ALTER COLUMN email DROP NOT NULL;\n").is_empty());
+        assert!(fires("CREATE TABLE t (a int);\nDROP TABLE t;\n").is_empty());
+    }
+
+    #[test]
+    fn several_actions_of_one_alter_table_each_count() {
+        assert_eq!(
+            fires("ALTER TABLE accounts ADD COLUMN a int NOT NULL, DROP COLUMN email, ADD COLUMN b numeric(10, 2);\n"),
+            ["add-column-not-null-without-default", "destructive"]
+        );
+    }
+
+    #[test]
+    fn a_header_directive_allows_a_rule_and_lines_point_into_the_file() {
+        assert_eq!(
+            findings(
+                "-- migrate:allow destructive\n",
+                "CREATE TABLE t (a int);\n\nDROP TABLE accounts;\nCREATE INDEX t_a2 ON accounts (id);\n"
+            ),
+            [("destructive", true, 5), ("index-without-concurrently", false, 6)]
+        );
+    }
+
+    #[test]
+    fn allow_names_must_be_rules_and_drop_database_cannot_be_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("001_a.sql"),
+            "-- migrate:allow drop-database, destructiv\n-- migrate:up\nSELECT 1;\n",
+        )
+        .unwrap();
+        let problems = crate::source::read_dir(dir.path(), "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            problems.contains("`drop-database` cannot be allowed"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("`destructiv` is not a lint rule")
+                && problems.contains("the rules that can be allowed: index-without-concurrently, "),
+            "{problems}"
+        );
+    }
+}
