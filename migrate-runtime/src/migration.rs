@@ -35,6 +35,8 @@ pub struct Migration {
 impl Migration {
     /// Used by the code `embed_migrations!` generates; not a stable API.
     #[doc(hidden)]
+    // One argument per field, in field order: a struct would only repeat the same list.
+    #[allow(clippy::too_many_arguments)]
     pub const fn __embedded(
         version: i64,
         name: &'static str,
@@ -57,6 +59,8 @@ impl Migration {
         }
     }
 
+    // One argument per field, in field order: a struct would only repeat the same list.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn owned(
         version: i64,
         name: String,
