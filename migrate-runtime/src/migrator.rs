@@ -498,6 +498,13 @@ impl<'m> Migrator<'m> {
             .filter(|m| self.in_environment(m))
     }
 
+    /// The same migrator, telling no observer (its runs are not the user's).
+    #[cfg(feature = "testing")]
+    pub(crate) fn quiet(mut self) -> Self {
+        self.observer = Observer::default();
+        self
+    }
+
     /// The same migrator without a target version.
     #[cfg(feature = "testing")]
     pub(crate) fn untargeted(mut self) -> Self {

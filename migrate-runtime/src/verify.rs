@@ -170,13 +170,15 @@ impl Migrator<'_> {
         server: &TestServer,
         stop_at_first_problem: bool,
     ) -> Result<VerifyReport, Error> {
-        let selected: Vec<&Migration> = self.selected().collect();
+        let quiet = self.clone().quiet();
+        let this = &quiet;
+        let selected: Vec<&Migration> = this.selected().collect();
         let mut report = VerifyReport::default();
         let (mut _database, mut client) = fresh(server)?;
         for migration in selected {
             let version = migration.version();
-            let up_to_here = self.clone().target(version);
-            let before = self.schema_snapshot(&mut client)?;
+            let up_to_here = this.clone().target(version);
+            let before = this.schema_snapshot(&mut client)?;
             if let Err(error) = up_to_here.run(&mut client) {
                 report.push(migration, Verdict::UpFailed(error));
                 break;
@@ -184,10 +186,10 @@ impl Migrator<'_> {
             let verdict = if migration.down().is_none() {
                 Verdict::Irreversible
             } else {
-                match self.down(&mut client, 1) {
+                match this.down(&mut client, 1) {
                     Err(error) => Verdict::DownFailed(error),
                     Ok(_) => {
-                        let diff = before.diff(&self.schema_snapshot(&mut client)?);
+                        let diff = before.diff(&this.schema_snapshot(&mut client)?);
                         if !diff.is_empty() {
                             Verdict::DownDoesNotRestore(diff)
                         } else {
@@ -236,7 +238,7 @@ impl Migrator<'_> {
             .cloned()
             .collect();
         let (_database, mut client) = fresh(server)?;
-        let mut replay = self.clone().allow_out_of_order(true).untargeted();
+        let mut replay = self.clone().quiet().allow_out_of_order(true).untargeted();
         replay.migrations = &chosen;
         replay.run(&mut client)?;
         let expected = self.schema_snapshot(&mut client)?;

@@ -2,7 +2,11 @@
 
 use serde_json::{json, Value};
 
-use crate::{Action, Error, Migration, MigrationFailure, Progress, Rehearsed, Report, Status};
+use crate::source::lint::Finding;
+use crate::verify::{Drift, Verdict, VerifyReport};
+use crate::{
+    Action, Error, Migration, MigrationFailure, Progress, Rehearsed, Report, SchemaDiff, Status,
+};
 
 /// `status`: `{"migrations": [...], "pending": n, "invalid_indexes": [...]}`.
 pub(crate) fn status(status: &Status) -> Value {
@@ -117,6 +121,60 @@ pub(crate) fn rehearsal(outcomes: &[(&Migration, Rehearsed)]) -> Value {
     json!({"rehearsal": rows, "failed": rehearsal_failed(outcomes)})
 }
 
+/// `verify`: each migration's verdict, and whether the whole set passed.
+pub(crate) fn verified(report: &VerifyReport, deny_irreversible: bool) -> Value {
+    let rows: Vec<Value> = report
+        .migrations
+        .iter()
+        .map(|m| {
+            let (verdict, detail) = match &m.verdict {
+                Verdict::Reversible => ("reversible", Value::Null),
+                Verdict::Irreversible => ("irreversible", Value::Null),
+                Verdict::UpFailed(e) => ("up_failed", json!(e.to_string())),
+                Verdict::DownFailed(e) => ("down_failed", json!(e.to_string())),
+                Verdict::DownDoesNotRestore(diff) => ("down_does_not_restore", schema_diff(diff)),
+                Verdict::UpAgainFailed(e) => ("up_again_failed", json!(e.to_string())),
+            };
+            json!({"version": m.version, "name": m.name, "path": m.path, "verdict": verdict, "detail": detail})
+        })
+        .collect();
+    json!({"migrations": rows, "passed": report.passed(deny_irreversible)})
+}
+
+/// A schema difference: `removed`, `added` (object, definition) and `changed` (object,
+/// before, after).
+pub(crate) fn schema_diff(diff: &SchemaDiff) -> Value {
+    let pairs = |items: &[(String, String)]| -> Vec<Value> {
+        items
+            .iter()
+            .map(|(object, definition)| json!({"object": object, "definition": definition}))
+            .collect()
+    };
+    let changed: Vec<Value> = diff
+        .changed
+        .iter()
+        .map(|(object, before, after)| json!({"object": object, "before": before, "after": after}))
+        .collect();
+    json!({"removed": pairs(&diff.removed), "added": pairs(&diff.added), "changed": changed})
+}
+
+/// `drift`: the applied versions and the difference (expected → the database).
+pub(crate) fn drift(drift: &Drift) -> Value {
+    json!({"applied": drift.applied, "drift": !drift.diff.is_empty(), "diff": schema_diff(&drift.diff)})
+}
+
+/// `lint`: every finding.
+pub(crate) fn lint(findings: &[Finding]) -> Value {
+    let rows: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            json!({"rule": f.rule.id, "path": f.path, "line": f.line, "statement": f.statement,
+                   "allowed": f.allowed, "why": f.rule.why, "instead": f.rule.instead})
+        })
+        .collect();
+    json!({"findings": rows, "errors": findings.iter().filter(|f| !f.allowed).count()})
+}
+
 /// The `kind` of an error document for a runtime error.
 pub(crate) fn error_kind(error: &Error) -> &'static str {
     match error {
@@ -129,6 +187,8 @@ pub(crate) fn error_kind(error: &Error) -> &'static str {
         Error::LockTimeout { .. } => "lock_timeout",
         Error::InvalidSetting(_) => "invalid_setting",
         Error::ConnectionLost { .. } => "connection_lost",
+        Error::PolicyViolation(_) => "policy_violation",
+        Error::Throwaway(_) => "throwaway_server",
         _ => "database",
     }
 }

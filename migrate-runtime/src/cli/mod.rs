@@ -122,6 +122,21 @@ pub enum Command {
         /// Allow a pending migration older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// Check each migration against the data-safety policy before it commits, and roll back one that breaks it.
+        #[arg(long)]
+        safety: bool,
+        /// With --safety: let migrations change the row counts of existing tables.
+        #[arg(long, requires = "safety")]
+        allow_row_changes: bool,
+        /// With --safety: let migrations add, drop or change constraints of existing tables.
+        #[arg(long, requires = "safety")]
+        allow_constraint_changes: bool,
+        /// With --safety: refuse new tables.
+        #[arg(long, requires = "safety")]
+        forbid_table_creation: bool,
+        /// With --safety: refuse new columns on existing tables.
+        #[arg(long, requires = "safety")]
+        forbid_column_addition: bool,
     },
     /// Revert the newest applied migrations (one by default).
     Down {
@@ -172,6 +187,19 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Check every migration on a throwaway server: UP, DOWN, the schema as before, UP again.
+    Verify {
+        /// Stop at the first migration with a problem.
+        #[arg(long)]
+        stop_at_first: bool,
+        /// Count migrations without a DOWN section as failures.
+        #[arg(long)]
+        deny_irreversible: bool,
+    },
+    /// Compare the database with the schema its applied migrations produce on a throwaway server.
+    Drift,
+    /// Report risky DDL in UP sections (rules allowed by `-- migrate:allow` are listed, not counted).
+    Lint,
     /// Create a new migration file (standalone binary only).
     New {
         /// Letters, digits and underscores, e.g. add_user_roles.
@@ -323,6 +351,20 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             &loaded.migrations
         }
     };
+    match &cli.command {
+        Command::Lint => return Ok(output.lint(&lint_all(migrations))),
+        Command::Verify {
+            stop_at_first,
+            deny_irreversible,
+        } => {
+            output.note("verify: UP, DOWN, UP of each migration on a throwaway PostgreSQL server");
+            let server = crate::testing::TestServer::start()
+                .map_err(|error| Failure::Usage(error.to_string()))?;
+            let report = migrator(cli, migrations).verify(&server, *stop_at_first)?;
+            return Ok(output.verified(&report, *deny_irreversible));
+        }
+        _ => {}
+    }
     #[cfg(feature = "http")]
     if let Command::Serve { listen, prefix } = &cli.command {
         return serve(cli, migrations, listen, prefix, output);
@@ -339,10 +381,23 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             dry_run,
             execute,
             allow_out_of_order,
+            safety,
+            allow_row_changes,
+            allow_constraint_changes,
+            forbid_table_creation,
+            forbid_column_addition,
         } => {
             let mut migrator = migrator
                 .grouped(*grouped)
                 .allow_out_of_order(*allow_out_of_order);
+            if *safety {
+                migrator = migrator.safety(crate::SafetyPolicy {
+                    allow_row_changes: *allow_row_changes,
+                    allow_table_creation: !*forbid_table_creation,
+                    allow_column_addition: !*forbid_column_addition,
+                    allow_constraint_modification: *allow_constraint_changes,
+                });
+            }
             if let Some(to) = to {
                 migrator = migrator.target(*to);
             }
@@ -413,10 +468,22 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             output.repaired(*version, mark.repair());
             Ok(exit::SUCCESS)
         }
-        Command::New { .. } => unreachable!("handled before connecting"),
+        Command::Drift => {
+            let server = crate::testing::TestServer::start()
+                .map_err(|error| Failure::Usage(error.to_string()))?;
+            Ok(output.drift(&migrator.drift(client, &server)?))
+        }
+        Command::New { .. } | Command::Lint | Command::Verify { .. } => {
+            unreachable!("handled before connecting")
+        }
         #[cfg(feature = "http")]
         Command::Serve { .. } => unreachable!("handled before connecting"),
     }
+}
+
+/// Every lint finding of every migration, in version order.
+fn lint_all(migrations: &[Migration]) -> Vec<source::lint::Finding> {
+    migrations.iter().flat_map(source::lint::lint).collect()
 }
 
 fn up(

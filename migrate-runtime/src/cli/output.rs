@@ -262,6 +262,61 @@ impl Output {
         failed
     }
 
+    /// `lint`: each finding; the exit code says whether any is not allowed.
+    pub(super) fn lint(&self, findings: &[crate::source::lint::Finding]) -> u8 {
+        let errors = findings.iter().filter(|f| !f.allowed).count();
+        if self.json {
+            self.emit(shapes::lint(findings));
+        } else {
+            for finding in findings {
+                println!("{finding}\n");
+            }
+            println!(
+                "{} finding(s): {errors} error(s), {} allowed",
+                findings.len(),
+                findings.len() - errors
+            );
+        }
+        if errors > 0 {
+            super::exit::FAILED
+        } else {
+            super::exit::SUCCESS
+        }
+    }
+
+    /// `verify`: the report; fails when a migration's DOWN is broken (or, with
+    /// `deny_irreversible`, missing).
+    pub(super) fn verified(
+        &self,
+        report: &crate::verify::VerifyReport,
+        deny_irreversible: bool,
+    ) -> u8 {
+        if self.json {
+            self.emit(shapes::verified(report, deny_irreversible));
+        } else {
+            println!("{report}");
+        }
+        if report.passed(deny_irreversible) {
+            super::exit::SUCCESS
+        } else {
+            super::exit::FAILED
+        }
+    }
+
+    /// `drift`: the differences; fails when there are any.
+    pub(super) fn drift(&self, drift: &crate::verify::Drift) -> u8 {
+        if self.json {
+            self.emit(shapes::drift(drift));
+        } else {
+            println!("{drift}");
+        }
+        if drift.diff.is_empty() {
+            super::exit::SUCCESS
+        } else {
+            super::exit::FAILED
+        }
+    }
+
     pub(super) fn failure(&self, failure: &Failure) {
         let message = match failure {
             Failure::Usage(message) => format!("error: {message}"),
