@@ -8,3 +8,12 @@ fn malformed_migrations_are_compile_errors() {
     std::env::set_var("MIGRATE_MACROS_MANIFEST_DIR", env!("CARGO_MANIFEST_DIR"));
     trybuild::TestCases::new().compile_fail("ui/*.rs");
 }
+
+/// With the macro's `sql-syntax` feature, a statement PostgreSQL's parser rejects is a compile
+/// error at its file, line and column.
+#[cfg(feature = "sql-syntax")]
+#[test]
+fn sql_syntax_errors_are_compile_errors() {
+    std::env::set_var("MIGRATE_MACROS_MANIFEST_DIR", env!("CARGO_MANIFEST_DIR"));
+    trybuild::TestCases::new().compile_fail("ui-sql-syntax/*.rs");
+}
