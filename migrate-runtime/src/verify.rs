@@ -249,6 +249,29 @@ impl Migrator<'_> {
     }
 }
 
+/// The test helper for an application's own `cargo test`: runs [`Migrator::verify`] on the
+/// shared throwaway server and panics with the report unless every migration with a DOWN
+/// section gives the schema back (`deny_irreversible`: and every migration has one).
+///
+/// ```no_run
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// #[test]
+/// fn migrations_are_reversible() {
+///     migrate_runtime::verify::assert_reversible(MIGRATIONS, false);
+/// }
+/// ```
+#[track_caller]
+pub fn assert_reversible(migrations: &[Migration], deny_irreversible: bool) {
+    let report = Migrator::new(migrations)
+        .verify(TestServer::shared(), false)
+        .unwrap_or_else(|error| panic!("verify could not run:\n{error}"));
+    assert!(
+        report.passed(deny_irreversible),
+        "a migration's DOWN does not undo its UP:\n{report}"
+    );
+}
+
 impl VerifyReport {
     fn push(&mut self, migration: &Migration, verdict: Verdict) {
         self.migrations.push(Verified {

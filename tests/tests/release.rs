@@ -12,6 +12,18 @@ fn server() -> &'static TestServer {
     TestServer::shared()
 }
 
+/// What an application puts in its own tests.
+#[test]
+fn the_test_helper_passes_on_the_example_migrations() {
+    migrate_runtime::verify::assert_reversible(EXAMPLE, true);
+}
+
+#[test]
+#[should_panic(expected = "DOWN does not restore the schema")]
+fn the_test_helper_fails_on_a_down_that_forgets_an_index() {
+    migrate_runtime::verify::assert_reversible(&flawed_set(), false);
+}
+
 #[test]
 fn verify_passes_on_the_example_migrations() {
     let report = Migrator::new(EXAMPLE).verify(server(), false).unwrap();
