@@ -420,6 +420,44 @@ fn bodies_over_the_limit_get_413_and_run_nothing() {
     assert_eq!(applied_versions(&reply), [1, 2]);
 }
 
+/// A client that declares an absurd body (100 TB) and sends almost none of it: the server
+/// answers 413 and stays up. (Written on a raw socket: no HTTP client sends a lying
+/// `Content-Length`, which is the point.)
+#[test]
+fn a_lying_content_length_gets_413_and_the_server_stays_up() {
+    use std::io::{Read as _, Write as _};
+
+    let dir = two();
+    let database = TestServer::shared().create_database().unwrap();
+    let serve = serve(dir.path(), &database, &[]);
+    let address = serve.base.trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        socket,
+        "POST /migrations HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 100000000000000\r\n\r\n{{\"dryRun\": false}}"
+    )
+    .unwrap();
+    let mut answer = [0u8; 12];
+    socket.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    // Draining that body is what used to abort the process, just after the answer: give it
+    // time to, then check the server is still there.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let reply = request(
+        "GET",
+        &format!("{}/migrations", serve.base),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(reply.status, 200, "the server is still up: {}", reply.body);
+    assert!(tables(&database).is_empty(), "nothing ran");
+}
+
 /// Two applies at once: the migration lock makes the second wait, then find nothing to do.
 #[test]
 fn concurrent_applies_apply_each_migration_once() {

@@ -1,9 +1,10 @@
 //! `migrate serve`: the [`Handler`] behind a small synchronous HTTP server (`tiny_http`).
 //!
-//! Known limit of `tiny_http` 0.12: it drains an unread request body through a buffer as large
-//! as the *declared* `Content-Length`, so a request that claims more bytes than the machine can
-//! allocate aborts the process, before any handler decides anything. Listen on loopback or a
-//! private interface (the default is `127.0.0.1`), or behind a proxy that caps bodies.
+//! `tiny_http` 0.12 drains an unread request body through one buffer as large as the *declared*
+//! `Content-Length`, so a request claiming more bytes than the machine can allocate would abort
+//! the process. Such a request is answered (413) and its connection is then abandoned rather
+//! than drained (see [`ABANDON_ABOVE`]). Like any `tiny_http` server it has no read timeouts,
+//! so listen on loopback or a private interface (the default is `127.0.0.1`).
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -16,6 +17,12 @@ use super::{Handler, Request, Response};
 /// are serialised by the migration lock, so a few workers are enough, and a slow apply never
 /// holds up a status request.
 const WORKERS: usize = 4;
+
+/// A request declaring a larger body than this gets its 413 and is then never drained:
+/// `tiny_http` would allocate the declared size at once to drain it. Its connection stays
+/// open until the process ends, the same cost as a client that stops sending; bodies up to
+/// this size are drained as usual and the connection is reused.
+const ABANDON_ABOVE: usize = 64 << 20;
 
 /// Why the server did not start.
 ///
@@ -183,7 +190,14 @@ impl<'h, 'm> AdminServer<'h, 'm> {
                 reply.add_header(header);
             }
         }
-        if let Err(error) = request.respond(reply) {
+        if request
+            .body_length()
+            .is_some_and(|length| length > ABANDON_ABOVE)
+        {
+            // Answer, then keep the connection's body reader from ever being dropped (its drop
+            // is the allocation). `upgrade` writes the response and hands the socket over.
+            std::mem::forget(request.upgrade("close", reply));
+        } else if let Err(error) = request.respond(reply) {
             log::debug!("could not send the response: {error}");
         }
     }
