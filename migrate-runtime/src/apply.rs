@@ -727,10 +727,12 @@ fn action_row(
     )
 }
 
-/// Whether `error` ended the session: the socket closed, or the server said it is ending it
-/// (SQLSTATE class 08, or 57P01-57P03: terminated, shutting down, crashed) before closing.
+/// Whether `error` ended the session: the socket closed (or failed: an error that is not the
+/// server's answer), or the server said it is ending it (SQLSTATE class 08, or 57P01-57P03:
+/// terminated, shutting down, crashed) before closing.
 fn connection_gone(client: &Client, error: &postgres::Error) -> bool {
     client.is_closed()
+        || error.as_db_error().is_none()
         || error.code().is_some_and(|code| {
             let code = code.code();
             code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")

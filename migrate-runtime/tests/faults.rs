@@ -146,9 +146,14 @@ fn a_backend_terminated_inside_a_transactional_migration_leaves_nothing_of_it() 
     let (code, shown) = terminate_while_paused(&database, dir.path());
     assert_eq!(code, Some(1), "{shown}");
     assert!(
-        shown.contains("error: the connection to the database was lost while applying migrations 1 (t) to 2 (pause)")
-            && shown.contains("(SQLSTATE 57P01)"),
-        "the error names the migrations and the server's reason:\n{shown}"
+        shown.contains("error: the connection to the database was lost while applying migrations 1 (t) to 2 (pause): ")
+            && shown.contains("= help: each migration commits together with its history row or not at all"),
+        "the error names the migrations and what state they can be in:\n{shown}"
+    );
+    // The server's own reason arrives unless the socket closes before the driver reads it.
+    assert!(
+        shown.contains("(SQLSTATE 57P01)") || shown.contains("connection closed"),
+        "{shown}"
     );
     let versions = rows(&mut client, "SELECT version, status FROM schema_migrations");
     assert_eq!(versions, [["1", "applied"]]);
