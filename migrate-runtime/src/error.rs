@@ -112,7 +112,7 @@ pub enum Error {
     /// stays `running`, and the next run says what to do.
     #[error(
         "error: the connection to the database was lost while {during}: {}\n   = help: {}",
-        describe_lost(source),
+        describe_source(source),
         if *outside_transaction { LOST_OUTSIDE_TRANSACTION } else { LOST_IN_TRANSACTIONS }
     )]
     ConnectionLost {
@@ -135,7 +135,7 @@ pub enum Error {
     Throwaway(Box<crate::testing::TestServerError>),
 
     /// The database refused or lost the connection, outside of a migration's own SQL.
-    #[error("error: database error while {context}: {source}")]
+    #[error("error: database error while {context}: {}", describe_source(source))]
     Database {
         /// What the runner was doing.
         context: String,
@@ -402,8 +402,9 @@ impl fmt::Display for Unfinished {
 const LOST_IN_TRANSACTIONS: &str = "each migration commits together with its history row or not at all; `status` shows which ones committed, and running again applies the rest";
 const LOST_OUTSIDE_TRANSACTION: &str = "it was running outside a transaction, so some of its statements may have run; its history row stays `running`, and the next run lists them and says how to finish";
 
-/// The server's reason when it sent one (a terminated backend, a shutdown), else the driver's.
-fn describe_lost(source: &postgres::Error) -> String {
+/// The server's own message when it sent one (the driver's `Display` says only "db error"),
+/// else the driver's words.
+fn describe_source(source: &postgres::Error) -> String {
     match source.as_db_error() {
         Some(db) => format!(
             "{}: {} (SQLSTATE {})",

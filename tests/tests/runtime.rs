@@ -475,3 +475,29 @@ fn a_failure_without_a_position_inside_a_batch_is_blamed_on_the_right_migration(
         "only 002's row; 003 and 004 left nothing"
     );
 }
+
+/// A database error outside a migration's SQL shows the server's message, not only the
+/// driver's "db error": here the history schema cannot be created by a role without rights.
+#[test]
+fn database_errors_show_the_servers_message() {
+    let database = server().create_database().unwrap();
+    let mut admin = database.client().unwrap();
+    // PUBLIC has no CREATE on a database, so this role cannot make the history's schema.
+    admin
+        .batch_execute("DROP ROLE IF EXISTS no_rights; CREATE ROLE no_rights LOGIN")
+        .unwrap();
+    let mut config = database.config();
+    config.user("no_rights");
+    let mut client = config.connect(postgres::NoTls).unwrap();
+    let error = Migrator::new(EXAMPLE)
+        .history_table("audit", "schema_migrations")
+        .run(&mut client)
+        .unwrap_err();
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("error: database error while ")
+            && shown.contains("ERROR: permission denied for database")
+            && shown.contains("(SQLSTATE 42501)"),
+        "{shown}"
+    );
+}
