@@ -291,10 +291,7 @@ fn statement_by_statement(
     };
     let claim = match migrator.lock_scope {
         LockScope::Session => claim,
-        LockScope::Transaction => format!(
-            "BEGIN;\n{}{claim};\nCOMMIT;",
-            lock::transaction_lock_sql(lock::key(&migrator.tables), migrator.lock_wait)
-        ),
+        LockScope::Transaction => format!("{}{claim};\nCOMMIT;", begin_sql(migrator)),
     };
     if let Err(error) = client.simple_query(&claim) {
         rollback(client);
@@ -381,6 +378,22 @@ struct BatchSql<'m> {
     direction: Direction,
 }
 
+/// `BEGIN`, and behind a pooler ([`LockScope::Transaction`]) the transaction's migration lock.
+pub(crate) fn begin_sql(migrator: &Migrator<'_>) -> String {
+    let mut sql = String::from("BEGIN;\n");
+    if migrator.lock_scope == LockScope::Transaction {
+        sql.push_str(&lock::transaction_lock_sql(
+            lock::key(&migrator.tables),
+            migrator.lock_wait,
+        ));
+    }
+    sql
+}
+
+/// Notes when a migration's SQL starts, for [`ELAPSED_MS`].
+pub(crate) const MARK_STARTED: &str =
+    "SELECT set_config('migrate.started', clock_timestamp()::text, true);\n";
+
 /// Milliseconds since this migration's SQL started, measured by the server.
 const ELAPSED_MS: &str = "(extract(epoch FROM clock_timestamp() - current_setting('migrate.started')::timestamptz) * 1000)::bigint";
 
@@ -408,7 +421,7 @@ impl<'m> BatchSql<'m> {
                 // reported before that flush (or, when one fails, before the failure row's).
                 batch.push("SET LOCAL synchronous_commit = off;\n");
             }
-            batch.push("SELECT set_config('migrate.started', clock_timestamp()::text, true);\n");
+            batch.push(MARK_STARTED);
             let start = batch.chars;
             batch.push(direction.section(migration).sql());
             batch.spans.push((start, batch.chars - start, migration));
@@ -426,13 +439,7 @@ impl<'m> BatchSql<'m> {
     }
 
     fn begin(&mut self, migrator: &Migrator<'_>) {
-        self.push("BEGIN;\n");
-        if migrator.lock_scope == LockScope::Transaction {
-            self.push(&lock::transaction_lock_sql(
-                lock::key(&migrator.tables),
-                migrator.lock_wait,
-            ));
-        }
+        self.push(&begin_sql(migrator));
     }
 
     fn push(&mut self, text: &str) {

@@ -10,7 +10,6 @@ use postgres::{Client, SimpleQueryMessage};
 
 use crate::apply::{self, Batch, Direction};
 use crate::history::literal;
-use crate::lock::{self, LockScope};
 use crate::migrator::AppliedReport;
 use crate::source::lexer::{Lexer, TokenKind};
 use crate::{Error, Migration, Migrator, SchemaSnapshot};
@@ -97,14 +96,7 @@ pub(crate) fn guarded(
     policy: SafetyPolicy,
 ) -> Result<Batch, Error> {
     let started = Instant::now();
-    let mut begin = String::from("BEGIN;\n");
-    if migrator.lock_scope == LockScope::Transaction {
-        begin.push_str(&lock::transaction_lock_sql(
-            lock::key(&migrator.tables),
-            migrator.lock_wait,
-        ));
-    }
-    begin.push_str("SELECT set_config('migrate.started', clock_timestamp()::text, true);");
+    let begin = apply::begin_sql(migrator) + apply::MARK_STARTED;
     let result = (|| {
         client
             .simple_query(&begin)
