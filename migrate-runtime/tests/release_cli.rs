@@ -2,8 +2,9 @@
 //! `up --safety`, with their exit codes and JSON.
 #![cfg(all(feature = "cli", feature = "testing"))]
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 
 use migrate_runtime::testing::TestServer;
 use serde_json::Value;
@@ -15,26 +16,11 @@ struct Run {
 }
 
 fn migrate(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
-    for (variable, _) in std::env::vars() {
-        if variable.starts_with("PG")
-            || variable.starts_with("DB_")
-            || variable.starts_with("MIGRATE")
-            || variable == "DATABASE_URL"
-        {
-            command.env_remove(variable);
-        }
-    }
-    if let Some(url) = url {
-        command.env("DATABASE_URL", url);
-    }
-    let output = command
-        .env("NO_COLOR", "1")
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let mut command = match url {
+        Some(url) => support::migrate(dir, url),
+        None => support::unconfigured(dir),
+    };
+    let output = command.args(args).output().unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

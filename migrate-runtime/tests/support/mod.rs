@@ -51,8 +51,17 @@ pub(crate) fn write_fault_set(dir: &Path) {
     }
 }
 
-/// The real binary, with none of the caller's configuration variables.
+/// The real binary on `dir`, connecting to `url`, with none of the caller's configuration
+/// variables.
 pub(crate) fn migrate(dir: &Path, url: &str) -> Command {
+    let mut command = unconfigured(dir);
+    command.env("DATABASE_URL", url);
+    command
+}
+
+/// The real binary on `dir`, with no database configured and none of the caller's
+/// configuration variables.
+pub(crate) fn unconfigured(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
     for (variable, _) in std::env::vars() {
         if variable.starts_with("PG")
@@ -64,11 +73,7 @@ pub(crate) fn migrate(dir: &Path, url: &str) -> Command {
             command.env_remove(variable);
         }
     }
-    command
-        .env("DATABASE_URL", url)
-        .env("NO_COLOR", "1")
-        .arg("--dir")
-        .arg(dir);
+    command.env("NO_COLOR", "1").arg("--dir").arg(dir);
     command
 }
 
