@@ -99,8 +99,9 @@ pub(crate) fn one(
 enum Transactions {
     /// Each migration in its own transaction (with its history rows).
     Each,
-    /// All of them in one (grouped mode).
-    One,
+    /// All of them in one (grouped mode), which this message may open, close, or neither:
+    /// a large group goes in several messages.
+    Part { opens: bool, closes: bool },
 }
 
 /// At most this many migrations, or about this much SQL, go into one message.
@@ -117,6 +118,12 @@ pub(crate) fn batches<'a, 'm>(
     if migrator.lock_scope == LockScope::Transaction {
         return run.chunks(1).collect();
     }
+    messages(run)
+}
+
+/// Splits `run` into messages of at most [`BATCH_MIGRATIONS`] migrations and, unless one
+/// migration alone is larger, [`BATCH_BYTES`] of SQL.
+fn messages<'a, 'm>(run: &'a [&'m Migration]) -> Vec<&'a [&'m Migration]> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, migration) in run.iter().enumerate() {
@@ -209,45 +216,84 @@ pub(crate) fn transactional_run(
     }
 }
 
-/// Applies all of `pending` in one transaction.
+/// Applies all of `pending` in one transaction, sent in messages of the same size as
+/// [`batches`]: one message of thousands of migrations makes the server parse and hold all
+/// of them at once, which measured slower than a hundred at a time (README, Performance).
 pub(crate) fn grouped(
     migrator: &Migrator<'_>,
     client: &mut Client,
     pending: &[&Migration],
 ) -> Result<Vec<AppliedReport>, Error> {
-    if pending.is_empty() {
-        return Ok(Vec::new());
-    }
-    let batch = BatchSql::transactional(migrator, pending, Direction::Up, Transactions::One);
-    match client.simple_query(&batch.text) {
-        Ok(messages) => Ok(batch.reports(&messages)),
-        Err(error) => {
-            rollback(client);
-            let (migration, failure) = match batch.span_at(&error) {
-                Some(migration) => (migration, batch.locate(error, migration)?),
-                // The server did not say where: replay the group migration by migration in a
-                // transaction that is rolled back, to find the one that fails.
-                None => {
-                    let replayed = client
-                        .simple_query("BEGIN")
-                        .map(|_| replay(client, pending));
-                    rollback(client);
-                    match replayed.ok().and_then(|outcomes| {
-                        outcomes
-                            .into_iter()
-                            .find_map(|(m, _, r)| r.err().map(|e| (m, e)))
-                    }) {
-                        Some((migration, error)) => (
-                            migration,
-                            locate(error, migration, migration.up(), Direction::Up, 0)?,
-                        ),
-                        None => (pending[0], batch.locate(error, pending[0])?),
-                    }
-                }
-            };
-            record_failure(migrator, client, migration, Direction::Up, &failure, None);
-            Err(Error::MigrationFailed(Box::new(failure)))
+    let parts = messages(pending);
+    let mut reports = Vec::with_capacity(pending.len());
+    for (index, part) in parts.iter().enumerate() {
+        let transactions = Transactions::Part {
+            opens: index == 0,
+            closes: index + 1 == parts.len(),
+        };
+        let batch = BatchSql::transactional(migrator, part, Direction::Up, transactions);
+        match client.simple_query(&batch.text) {
+            Ok(messages) => reports.extend(batch.reports(&messages)),
+            Err(error) => return Err(group_failed(migrator, client, pending, &batch, error)),
         }
+    }
+    Ok(reports)
+}
+
+/// After the group's transaction failed in `batch`: roll it back, find the migration to
+/// blame, and record its failure.
+fn group_failed(
+    migrator: &Migrator<'_>,
+    client: &mut Client,
+    pending: &[&Migration],
+    batch: &BatchSql<'_>,
+    error: postgres::Error,
+) -> Error {
+    rollback(client);
+    if connection_gone(client, &error) {
+        // The server rolls the open transaction back when the session ends: none of the
+        // group is applied.
+        let (first, last) = (pending[0], pending[pending.len() - 1]);
+        return Error::ConnectionLost {
+            during: format!(
+                "applying migrations {} ({}) to {} ({}) in one transaction",
+                first.version(),
+                first.name(),
+                last.version(),
+                last.name()
+            ),
+            outside_transaction: false,
+            source: error,
+        };
+    }
+    let located = match batch.span_at(&error) {
+        Some(migration) => batch.locate(error, migration).map(|f| (migration, f)),
+        // The server did not say where: replay the group migration by migration in a
+        // transaction that is rolled back, to find the one that fails.
+        None => {
+            let replayed = client
+                .simple_query("BEGIN")
+                .map(|_| replay(client, pending));
+            rollback(client);
+            match replayed.ok().and_then(|outcomes| {
+                outcomes
+                    .into_iter()
+                    .find_map(|(m, _, r)| r.err().map(|e| (m, e)))
+            }) {
+                Some((migration, error)) => {
+                    locate(error, migration, migration.up(), Direction::Up, 0)
+                        .map(|f| (migration, f))
+                }
+                None => batch.locate(error, pending[0]).map(|f| (pending[0], f)),
+            }
+        }
+    };
+    match located {
+        Ok((migration, failure)) => {
+            record_failure(migrator, client, migration, Direction::Up, &failure, None);
+            Error::MigrationFailed(Box::new(failure))
+        }
+        Err(error) => error,
     }
 }
 
@@ -411,8 +457,12 @@ impl<'m> BatchSql<'m> {
             direction,
         };
         let last = migrations.len().saturating_sub(1);
+        let opens = match transactions {
+            Transactions::Each => true,
+            Transactions::Part { opens, .. } => opens,
+        };
         for (index, migration) in migrations.iter().enumerate() {
-            if index == 0 || transactions == Transactions::Each {
+            if transactions == Transactions::Each || (index == 0 && opens) {
                 batch.begin(migrator);
             }
             if transactions == Transactions::Each && index < last {
@@ -432,7 +482,7 @@ impl<'m> BatchSql<'m> {
                 batch.push("COMMIT;\n");
             }
         }
-        if transactions == Transactions::One {
+        if let Transactions::Part { closes: true, .. } = transactions {
             batch.push("COMMIT;\n");
         }
         batch

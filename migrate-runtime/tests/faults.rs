@@ -110,9 +110,13 @@ fn pausing_set(dir: &Path) {
 }
 
 /// Terminates the backend that is sleeping inside a migration; returns what the run showed.
-fn terminate_while_paused(database: &TestDatabase<'_>, dir: &Path) -> (Option<i32>, String) {
+fn terminate_while_paused(
+    database: &TestDatabase<'_>,
+    dir: &Path,
+    args: &[&str],
+) -> (Option<i32>, String) {
     let mut watcher = database.client().unwrap();
-    let child = spawn(migrate(dir, &database.url()).arg("up"));
+    let child = spawn(migrate(dir, &database.url()).args(args));
     // By wait event: the query text of a batch is longer than what pg_stat_activity keeps.
     let sleeping = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
                     AND wait_event = 'PgSleep'";
@@ -143,7 +147,7 @@ fn a_backend_terminated_inside_a_transactional_migration_leaves_nothing_of_it() 
         .batch_execute("CREATE TABLE knob (seconds float8); INSERT INTO knob VALUES (60)")
         .unwrap();
 
-    let (code, shown) = terminate_while_paused(&database, dir.path());
+    let (code, shown) = terminate_while_paused(&database, dir.path(), &["up"]);
     assert_eq!(code, Some(1), "{shown}");
     assert!(
         shown.contains("error: the connection to the database was lost while applying migrations 1 (t) to 2 (pause): ")
@@ -182,6 +186,46 @@ fn a_backend_terminated_inside_a_transactional_migration_leaves_nothing_of_it() 
 }
 
 #[test]
+fn a_backend_terminated_inside_a_grouped_run_leaves_nothing_of_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    pausing_set(dir.path());
+    // Grouped mode takes only transactional migrations.
+    std::fs::remove_file(dir.path().join("003_index.sql")).unwrap();
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    client
+        .batch_execute("CREATE TABLE knob (seconds float8); INSERT INTO knob VALUES (60)")
+        .unwrap();
+
+    let (code, shown) = terminate_while_paused(&database, dir.path(), &["up", "--grouped"]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("error: the connection to the database was lost while applying migrations 1 (t) to 2 (pause) in one transaction: "),
+        "the error names the group:\n{shown}"
+    );
+    assert_eq!(
+        rows(
+            &mut client,
+            "SELECT to_regclass('t') IS NULL, to_regclass('u') IS NULL, \
+             (SELECT count(*) FROM schema_migrations)"
+        ),
+        [["t", "t", "0"]],
+        "the server rolled the whole group back"
+    );
+
+    client.batch_execute("UPDATE knob SET seconds = 0").unwrap();
+    let rerun = migrate(dir.path(), &database.url())
+        .args(["up", "--grouped"])
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(
+        rows(&mut client, "SELECT count(*) FROM schema_migrations"),
+        [["2"]]
+    );
+}
+
+#[test]
 fn a_backend_terminated_inside_a_no_transaction_migration_is_refused_then_recovered() {
     let dir = tempfile::tempdir().unwrap();
     pausing_set(dir.path());
@@ -200,7 +244,7 @@ fn a_backend_terminated_inside_a_no_transaction_migration_is_refused_then_recove
         .batch_execute("UPDATE knob SET seconds = 60")
         .unwrap();
 
-    let (code, shown) = terminate_while_paused(&database, dir.path());
+    let (code, shown) = terminate_while_paused(&database, dir.path(), &["up"]);
     assert_eq!(code, Some(1), "{shown}");
     // The server's own reason (57P01) arrives unless the socket closes first.
     assert!(

@@ -189,6 +189,134 @@ fn grouped_failure_in_the_third_of_five_leaves_none() {
     assert_eq!(failed, 1);
 }
 
+/// `n` migrations creating tables `t1`..`tn`; `broken(version)` replaces a migration's SQL.
+fn numbered(n: usize, broken: impl Fn(usize) -> Option<&'static str>) -> Vec<Migration> {
+    let files: Vec<(String, String)> = (1..=n)
+        .map(|v| {
+            let sql = broken(v).map_or(
+                format!("CREATE TABLE t{v} (id int PRIMARY KEY);\n"),
+                str::to_owned,
+            );
+            (format!("{v:04}_t{v}.sql"), sql)
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, s)| (f.as_str(), s.as_str()))
+        .collect();
+    migrations(&borrowed)
+}
+
+#[test]
+fn a_large_group_is_one_transaction_sent_in_several_messages() {
+    let set = numbered(250, |_| None);
+    let database = server().create_database().unwrap();
+    let proxy = RoundTripCounter::start(server().port());
+    let mut client = proxy.connect(database.name());
+
+    let counted_from = proxy.ready_messages();
+    let report = Migrator::new(&set).grouped(true).run(&mut client).unwrap();
+    let round_trips = proxy.ready_messages() - counted_from;
+
+    assert_eq!(report.applied.len(), 250);
+    // History read, lock + tables + re-read, the group in messages of at most 100
+    // migrations (100 + 100 + 50), unlock.
+    assert_eq!(round_trips, 6);
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(DISTINCT xmin::text) FROM schema_migrations"
+        ),
+        1,
+        "all 250 committed in one transaction"
+    );
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"
+        ),
+        250
+    );
+}
+
+#[test]
+fn a_grouped_failure_in_a_later_message_leaves_none_and_points_at_its_line() {
+    let set = numbered(250, |v| {
+        (v == 230).then_some("CREATE TABLE t230 (id int);\nINSERT INTO t999 VALUES (1);\n")
+    });
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set)
+        .grouped(true)
+        .run(&mut client)
+        .unwrap_err();
+
+    let Error::MigrationFailed(failure) = &error else {
+        panic!("expected a migration failure, got {error}");
+    };
+    assert_eq!(
+        (
+            failure.version,
+            failure.line,
+            failure.column,
+            failure.sqlstate.as_str()
+        ),
+        (230, 2, Some(13), "42P01")
+    );
+    assert!(error.to_string().contains("0230_t230.sql:2:13"), "{error}");
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"
+        ),
+        0,
+        "the first two messages' tables were rolled back with the rest"
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        0
+    );
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM schema_migrations_history WHERE version = 230 AND status = 'failed'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_grouped_failure_without_a_position_in_a_later_message_is_blamed_on_the_right_one() {
+    let set = numbered(250, |v| {
+        (v == 170).then_some("INSERT INTO t1 VALUES (1);\nINSERT INTO t1 VALUES (1);\n")
+    });
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set)
+        .grouped(true)
+        .run(&mut client)
+        .unwrap_err();
+
+    let Error::MigrationFailed(failure) = &error else {
+        panic!("expected a migration failure, got {error}");
+    };
+    assert_eq!(
+        (failure.version, failure.sqlstate.as_str(), failure.column),
+        (170, "23505", None)
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        0
+    );
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"
+        ),
+        0
+    );
+}
+
 #[test]
 fn per_migration_failure_keeps_the_first_two_and_records_the_third() {
     let set = five(true);

@@ -5,6 +5,7 @@
 //! cargo run --release -p migrate-tests --bin bench -- [--sizes 100,1000] [--reps 3]
 //!     [--delay-ms 1] [--compile-sizes 100,1000] [--refinery-compile-max 1000] [--no-compile]
 //!     [--latency-only]   (skip apply-all, counts and start-up; only the runs through the proxy)
+//!     [--tools psql,ours,ours-grouped,refinery,refinery-grouped,dbmate,sqlx]   (default: all)
 //!     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
@@ -31,6 +32,8 @@ struct Options {
     refinery_compile_max: usize,
     install_peers: bool,
     latency_only: bool,
+    /// Only these tools (by [`Tool::key`]); empty: every tool available.
+    tools: Vec<String>,
 }
 
 fn main() {
@@ -38,7 +41,16 @@ fn main() {
     if options.install_peers {
         peers::install();
     }
-    let peers = peers::available();
+    let known = Tool::ALL.into_iter().chain([Tool::Dbmate, Tool::Sqlx]);
+    if let Some(unknown) = (options.tools.iter()).find(|t| !known.clone().any(|k| k.key() == *t)) {
+        eprintln!("unknown tool {unknown} in --tools; see the doc comment at the top of tests/src/bin/bench/main.rs");
+        std::process::exit(2);
+    }
+    let tools: Vec<Tool> = Tool::ALL
+        .into_iter()
+        .chain(peers::available())
+        .filter(|tool| options.tools.is_empty() || options.tools.iter().any(|t| t == tool.key()))
+        .collect();
     eprintln!("starting a durable throwaway PostgreSQL (fsync on)...");
     let server = TestServer::start_durable().expect("PostgreSQL server binaries are needed");
     // Checkpoints only where the benchmark asks for them (before each timed run), never in the
@@ -56,10 +68,17 @@ fn main() {
     for &n in &options.sizes {
         let workload = Workload::generate(n);
         if !options.latency_only {
-            apply_counts_and_start_up(&mut table, &server, &workload, &peers, options.reps);
+            apply_counts_and_start_up(&mut table, &server, &workload, &tools, options.reps);
         }
         if !options.delay.is_zero() {
-            through_a_slow_proxy(&mut table, &server, &workload, options.delay, options.reps);
+            through_a_slow_proxy(
+                &mut table,
+                &server,
+                &workload,
+                &tools,
+                options.delay,
+                options.reps,
+            );
         }
     }
     if !options.compile_sizes.is_empty() {
@@ -75,28 +94,42 @@ fn apply_counts_and_start_up(
     table: &mut Table,
     server: &TestServer,
     workload: &Workload,
-    peers: &[Tool],
+    tools: &[Tool],
     reps: usize,
 ) {
     let n = workload.n;
     eprintln!("N = {n}: applying with each tool, {reps} repetitions...");
-    // Repetition by repetition, every tool in turn, so slow drift hits all alike.
-    let tools: Vec<Tool> = Tool::ALL.into_iter().chain(peers.iter().copied()).collect();
+    // Repetition by repetition, every tool in turn, so slow drift hits all alike; the order
+    // turns by one each repetition, so no tool always runs first or right after the largest.
     for rep in 0..reps {
-        for &tool in &tools {
+        for &tool in rotated(tools, rep).iter() {
             if let Some(time) = tools::apply_time(tool, server, workload) {
+                eprintln!("  rep {rep}: {} {time:.2?}", tool.label());
                 table.add_apply(n, rep, tool, time);
             }
         }
     }
-    for &tool in peers {
-        table.counts(n, tool, tools::counts(tool, server, workload));
+    for &tool in tools {
+        if matches!(tool, Tool::Dbmate | Tool::Sqlx) {
+            table.counts(n, tool, tools::counts(tool, server, workload));
+        }
     }
     for tool in [Tool::Ours, Tool::Refinery] {
-        let counts = tools::counts(tool, server, workload);
-        table.counts(n, tool, counts);
-        table.noop(n, tool, tools::noop_times(tool, server, workload, 15));
+        if tools.contains(&tool) {
+            let counts = tools::counts(tool, server, workload);
+            table.counts(n, tool, counts);
+            table.noop(n, tool, tools::noop_times(tool, server, workload, 15));
+        }
     }
+}
+
+/// `tools` turned left by `rep` places.
+fn rotated(tools: &[Tool], rep: usize) -> Vec<Tool> {
+    let mut order = tools.to_vec();
+    if !order.is_empty() {
+        order.rotate_left(rep % tools.len());
+    }
+    order
 }
 
 /// Apply-all through a proxy adding `delay` each way, ours and refinery taking turns, and the
@@ -105,17 +138,23 @@ fn through_a_slow_proxy(
     table: &mut Table,
     server: &TestServer,
     workload: &Workload,
+    tools: &[Tool],
     delay: Duration,
     reps: usize,
 ) {
     let n = workload.n;
     eprintln!("N = {n}: again through a proxy adding {delay:?} each way...");
-    let tools = [Tool::Ours, Tool::OursGrouped, Tool::Refinery];
+    let tools: Vec<Tool> = [Tool::Ours, Tool::OursGrouped, Tool::Refinery]
+        .into_iter()
+        .filter(|tool| tools.contains(tool))
+        .collect();
     let mut samples = vec![Vec::new(); tools.len()];
     let mut control = Vec::new();
-    for _ in 0..reps {
-        for (tool, samples) in tools.iter().zip(&mut samples) {
-            samples.push(tools::delayed_time(*tool, server, workload, delay));
+    for rep in 0..reps {
+        let order = rotated(&tools, rep);
+        for tool in order {
+            let index = tools.iter().position(|t| *t == tool).unwrap();
+            samples[index].push(tools::delayed_time(tool, server, workload, delay));
         }
         control.push(tools::delayed_time(
             Tool::Ours,
@@ -139,6 +178,7 @@ fn parse_args() -> Options {
         refinery_compile_max: 1000,
         install_peers: false,
         latency_only: false,
+        tools: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     let list = |value: Option<String>| -> Vec<usize> {
@@ -163,6 +203,14 @@ fn parse_args() -> Options {
             "--no-compile" => options.compile_sizes.clear(),
             "--install-peers" => options.install_peers = true,
             "--latency-only" => options.latency_only = true,
+            "--tools" => {
+                options.tools = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|t| t.trim().to_owned())
+                    .collect()
+            }
             other => {
                 eprintln!("unknown argument {other}; see the doc comment at the top of tests/src/bin/bench/main.rs");
                 std::process::exit(2);

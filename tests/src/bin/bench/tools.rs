@@ -44,6 +44,19 @@ impl Tool {
         }
     }
 
+    /// The name `--tools` takes.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Tool::Psql => "psql",
+            Tool::Ours => "ours",
+            Tool::OursGrouped => "ours-grouped",
+            Tool::Refinery => "refinery",
+            Tool::RefineryGrouped => "refinery-grouped",
+            Tool::Dbmate => "dbmate",
+            Tool::Sqlx => "sqlx",
+        }
+    }
+
     /// Tools that run as their own process, given a URL.
     pub(crate) fn is_process(self) -> bool {
         matches!(self, Tool::Psql | Tool::Dbmate | Tool::Sqlx)
@@ -79,6 +92,9 @@ fn fresh_after_checkpoint(server: &TestServer) -> TestDatabase<'_> {
         .unwrap()
         .batch_execute("CHECKPOINT")
         .unwrap();
+    // And the file system's own backlog (the last run's dropped files), so it is not
+    // written back in the middle of the next run.
+    let _ = Command::new("sync").status();
     database
 }
 
