@@ -2,86 +2,31 @@
 //! (Built by `cargo test --workspace`, where the tests crate turns on `cli` and `testing`.)
 #![cfg(all(feature = "cli", feature = "testing"))]
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
 use serde_json::Value;
+use support::{binary, project, Run};
 
 const PASSWORD: &str = "Pa55-never-shown";
 
-/// Variables the binary reads, cleared so the tests see only what they set.
-const CONFIG_VARIABLES: &[&str] = &[
-    "DATABASE_URL",
-    "DB_HOST",
-    "DB_PORT",
-    "DB_NAME",
-    "DB_USER",
-    "DB_PASSWORD",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGSSLMODE",
-    "MIGRATE_ENV",
-    "MIGRATIONS_DIR",
-    "CONFIRM_PRODUCTION_MIGRATION",
-    "MIGRATE_APPLIED_BY",
-    "MIGRATE_LOCK_WAIT",
-    "MIGRATE_LOCK_SCOPE",
-    "NO_COLOR",
-];
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
-    }
-
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
 fn migrate(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
-    for variable in CONFIG_VARIABLES {
-        command.env_remove(variable);
-    }
-    let output = command
+    let output = binary()
         .current_dir(dir)
         .envs(env.iter().copied())
         .args(args)
         .output()
         .unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let run = Run::of(&output);
     assert!(
         !run.all().contains(PASSWORD),
         "the password leaked:\n{}",
         run.all()
     );
     run
-}
-
-/// A project directory with `migrations/` holding `files`.
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("migrations")).unwrap();
-    for (name, contents) in files {
-        std::fs::write(dir.path().join("migrations").join(name), contents).unwrap();
-    }
-    dir
 }
 
 fn three() -> tempfile::TempDir {

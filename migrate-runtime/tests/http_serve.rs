@@ -2,6 +2,8 @@
 //! (`ureq`), against a real PostgreSQL.
 #![cfg(all(feature = "http", feature = "testing"))]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,25 +12,10 @@ use std::time::Duration;
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
 use serde_json::Value;
+use support::binary;
 
 const TOKEN: &str = "9c1f0d7e-admin-token-for-tests-5b2a";
 const PASSWORD: &str = "Pa55-never-served";
-
-/// Variables the binary reads, cleared so each test sees only what it sets.
-const CONFIG_VARIABLES: &[&str] = &[
-    "DATABASE_URL",
-    "DB_HOST",
-    "DB_NAME",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGPASSWORD",
-    "MIGRATE_ENV",
-    "MIGRATIONS_DIR",
-    "MIGRATE_LOCK_WAIT",
-    "INTERNAL_ADMIN_TOKEN",
-];
 
 /// A running `migrate serve`, stopped when dropped.
 struct Serve {
@@ -52,10 +39,7 @@ impl Serve {
 }
 
 fn command(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
-    for variable in CONFIG_VARIABLES {
-        command.env_remove(variable);
-    }
+    let mut command = binary();
     command
         .current_dir(dir)
         .envs(env.iter().copied())
@@ -269,10 +253,9 @@ fn each_route_answers_with_the_command_lines_documents() {
 
     // The same document as `migrate status --json`.
     let status = get(&serve, "/migrations");
-    let output = Command::new(env!("CARGO_BIN_EXE_migrate"))
+    let output = binary()
         .current_dir(dir.path())
         .env("DATABASE_URL", url(&database))
-        .env_remove("MIGRATE_ENV")
         .args(["status", "--json"])
         .output()
         .unwrap();

@@ -4,6 +4,8 @@
 //! certificate made here, with `verify-full` refusing a host name the certificate does not name.
 #![cfg(all(feature = "cli", feature = "testing"))]
 
+mod support;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
 use postgres::{Client, NoTls};
-use serde_json::Value;
+use support::{binary, project, Run};
 
 /// The role's password, with spaces, a quote and URL delimiters so that each source must carry
 /// it intact. Output is checked for its distinctive start, which neither percent-encoding nor
@@ -24,37 +26,10 @@ const WRONG: &str = "Wr0ng-battery-41";
 /// A database owner that is not a superuser and may not create databases or roles.
 const ROLE: &str = "app_owner";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.all()))
-    }
-
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
 /// Runs the binary in `dir` with exactly `env` among the variables it reads (and `RUST_LOG` at
 /// its most talkative, so any log output would show too), and checks that no password shows.
 fn migrate(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
-    for (variable, _) in std::env::vars() {
-        if variable.starts_with("PG")
-            || variable.starts_with("DB_")
-            || variable.starts_with("MIGRATE")
-            || variable == "DATABASE_URL"
-            || variable == "CONFIRM_PRODUCTION_MIGRATION"
-        {
-            command.env_remove(variable);
-        }
-    }
-    let output = command
+    let output = binary()
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "trace")
@@ -63,11 +38,7 @@ fn migrate(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let run = Run::of(&output);
     assert_secret_free(&format!("migrate {args:?}"), &run.all());
     run
 }
@@ -76,16 +47,6 @@ fn assert_secret_free(what: &str, text: &str) {
     for secret in [SECRET_CORE, WRONG] {
         assert!(!text.contains(secret), "{what} shows a password:\n{text}");
     }
-}
-
-/// A project directory with `migrations/` holding `files`.
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("migrations")).unwrap();
-    for (name, contents) in files {
-        std::fs::write(dir.path().join("migrations").join(name), contents).unwrap();
-    }
-    dir
 }
 
 fn percent_encode(text: &str) -> String {
@@ -564,9 +525,8 @@ fn a_database_owner_who_is_not_a_superuser_can_run_every_command() {
         "SELECT pg_sleep(2);\n",
     )
     .unwrap();
-    let holder = Command::new(env!("CARGO_BIN_EXE_migrate"))
+    let holder = binary()
         .current_dir(path)
-        .env_clear()
         .env("DATABASE_URL", &env[0].1)
         .arg("up")
         .stdout(Stdio::piped())

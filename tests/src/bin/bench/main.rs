@@ -13,6 +13,7 @@
 mod compile;
 mod peers;
 mod report;
+mod server_cpu;
 mod tools;
 mod workload;
 
@@ -68,17 +69,10 @@ fn main() {
     for &n in &options.sizes {
         let workload = Workload::generate(n);
         if !options.latency_only {
-            apply_counts_and_start_up(&mut table, &server, &workload, &tools, options.reps);
+            apply_counts_and_start_up(&mut table, &server, &workload, &tools, &options);
         }
         if !options.delay.is_zero() {
-            through_a_slow_proxy(
-                &mut table,
-                &server,
-                &workload,
-                &tools,
-                options.delay,
-                options.reps,
-            );
+            through_a_slow_proxy(&mut table, &server, &workload, &tools, &options);
         }
     }
     if !options.compile_sizes.is_empty() {
@@ -95,19 +89,22 @@ fn apply_counts_and_start_up(
     server: &TestServer,
     workload: &Workload,
     tools: &[Tool],
-    reps: usize,
+    options: &Options,
 ) {
-    let n = workload.n;
+    let (n, reps) = (workload.n, options.reps);
     eprintln!("N = {n}: applying with each tool, {reps} repetitions...");
     // Repetition by repetition, every tool in turn, so slow drift hits all alike; the order
     // turns by one each repetition, so no tool always runs first or right after the largest.
+    // Each repetition's databases are dropped together after it (see `tools::drop_all`).
+    let mut kept = Vec::new();
     for rep in 0..reps {
         for &tool in rotated(tools, rep).iter() {
-            if let Some(time) = tools::apply_time(tool, server, workload) {
-                eprintln!("  rep {rep}: {} {time:.2?}", tool.label());
-                table.add_apply(n, rep, tool, time);
+            if let Some(sample) = tools::apply_time(tool, server, workload, &mut kept) {
+                eprintln!("  rep {rep}: {} {sample:.2?}", tool.label());
+                table.add_apply(n, rep, tool, sample);
             }
         }
+        tools::drop_all(&mut kept);
     }
     for &tool in tools {
         if matches!(tool, Tool::Dbmate | Tool::Sqlx) {
@@ -139,10 +136,9 @@ fn through_a_slow_proxy(
     server: &TestServer,
     workload: &Workload,
     tools: &[Tool],
-    delay: Duration,
-    reps: usize,
+    options: &Options,
 ) {
-    let n = workload.n;
+    let (n, reps, delay) = (workload.n, options.reps, options.delay);
     eprintln!("N = {n}: again through a proxy adding {delay:?} each way...");
     let tools: Vec<Tool> = [Tool::Ours, Tool::OursGrouped, Tool::Refinery]
         .into_iter()
@@ -150,18 +146,23 @@ fn through_a_slow_proxy(
         .collect();
     let mut samples = vec![Vec::new(); tools.len()];
     let mut control = Vec::new();
+    let mut kept = Vec::new();
     for rep in 0..reps {
         let order = rotated(&tools, rep);
         for tool in order {
             let index = tools.iter().position(|t| *t == tool).unwrap();
-            samples[index].push(tools::delayed_time(tool, server, workload, delay));
+            samples[index].push(tools::delayed_time(
+                tool, server, workload, delay, &mut kept,
+            ));
         }
         control.push(tools::delayed_time(
             Tool::Ours,
             server,
             workload,
             Duration::ZERO,
+            &mut kept,
         ));
+        tools::drop_all(&mut kept);
     }
     for (tool, samples) in tools.into_iter().zip(samples) {
         table.delayed(n, tool, samples);

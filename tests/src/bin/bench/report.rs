@@ -5,12 +5,14 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::compile::Compiled;
-use crate::tools::Tool;
+use crate::tools::{Sample, Tool};
 
 #[derive(Default)]
 pub(crate) struct Table {
     /// Apply times by repetition, so tools can be compared within the same repetition.
     apply: BTreeMap<(usize, Tool), Vec<(usize, Duration)>>,
+    /// The server's CPU (user, system) for each of those runs, where it could be read.
+    server_cpu: BTreeMap<(usize, Tool), Vec<(Duration, Duration)>>,
     counts: BTreeMap<(usize, Tool), (f64, f64)>,
     noop: BTreeMap<(usize, Tool), (Vec<Duration>, usize)>,
     delayed: BTreeMap<(usize, Tool), Vec<Duration>>,
@@ -47,13 +49,24 @@ fn paired_ratio(ours: &[(usize, Duration)], theirs: &[(usize, Duration)]) -> Opt
     ratios.get(ratios.len() / 2).copied()
 }
 
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
 fn ratio(ours: Duration, theirs: Duration) -> String {
     format!("{:.2}×", ours.as_secs_f64() / theirs.as_secs_f64())
 }
 
 impl Table {
-    pub(crate) fn add_apply(&mut self, n: usize, rep: usize, tool: Tool, time: Duration) {
-        self.apply.entry((n, tool)).or_default().push((rep, time));
+    pub(crate) fn add_apply(&mut self, n: usize, rep: usize, tool: Tool, sample: Sample) {
+        self.apply
+            .entry((n, tool))
+            .or_default()
+            .push((rep, sample.time));
+        if let Some(cpu) = sample.server_cpu {
+            let runs = self.server_cpu.entry((n, tool)).or_default();
+            runs.push((cpu.user, cpu.system));
+        }
     }
 
     pub(crate) fn counts(&mut self, n: usize, tool: Tool, counts: (f64, f64)) {
@@ -80,7 +93,7 @@ impl Table {
         );
         let _ = writeln!(
             out,
-            "| N | tool | time | ÷ psql floor | ÷ refinery (same mode) |\n|---|---|---|---|---|"
+            "| N | tool | time | server CPU, user + system | ÷ psql floor | ÷ refinery (same mode) |\n|---|---|---|---|---|---|"
         );
         for (&(n, tool), by_rep) in &self.apply {
             let samples: Vec<Duration> = by_rep.iter().map(|&(_, time)| time).collect();
@@ -103,9 +116,17 @@ impl Table {
                 _ => None,
             };
             let versus = peer.map_or("–".to_owned(), versus_tool);
+            let cpu = self
+                .server_cpu
+                .get(&(n, tool))
+                .map_or("–".to_owned(), |runs| {
+                    let user: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+                    let system: Vec<Duration> = runs.iter().map(|r| r.1).collect();
+                    format!("{} + {}", seconds(median(&user)), seconds(median(&system)))
+                });
             let _ = writeln!(
                 out,
-                "| {n} | {} | {} [{spread}] | {floor} | {versus} |",
+                "| {n} | {} | {} [{spread}] | {cpu} | {floor} | {versus} |",
                 tool.label(),
                 ms(time)
             );

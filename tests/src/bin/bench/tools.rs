@@ -10,6 +10,7 @@ use migrate_runtime::Migrator;
 use migrate_tests::RoundTripCounter;
 use postgres::Client;
 
+use crate::server_cpu::{self, Cpu};
 use crate::workload::Workload;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,7 +84,14 @@ fn apply(tool: Tool, client: &mut Client, workload: &Workload) {
     }
 }
 
-/// `reps` apply-all times, each on a fresh database; `None` when the tool is unavailable.
+/// Drops the databases `kept` (all of one repetition), after the repetition rather than
+/// between its runs: on the project's machine (ext4 without a journal) creating a file checks
+/// each recently deleted inode it passes (`recently_deleted` is hot in `perf` of the slow
+/// runs), and dropping a database of 10,000 tables deletes some 50,000 files.
+pub(crate) fn drop_all(kept: &mut Vec<TestDatabase<'_>>) {
+    kept.clear();
+}
+
 /// A new database, after a checkpoint (see [`apply_time`]).
 fn fresh_after_checkpoint(server: &TestServer) -> TestDatabase<'_> {
     let database = server.create_database().unwrap();
@@ -98,22 +106,42 @@ fn fresh_after_checkpoint(server: &TestServer) -> TestDatabase<'_> {
     database
 }
 
-/// One apply-all time on a fresh database; `None` when the tool is unavailable. A checkpoint
-/// first, so every run starts from the same state: a run of thousands of tables leaves
-/// gigabytes of WAL behind, and whoever ran next would pay for its checkpoint.
-pub(crate) fn apply_time(tool: Tool, server: &TestServer, workload: &Workload) -> Option<Duration> {
+/// One timed apply-all: its wall-clock time and the CPU the server spent on it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sample {
+    pub(crate) time: Duration,
+    pub(crate) server_cpu: Option<Cpu>,
+}
+
+/// One apply-all on a fresh database, which is added to `kept` (drop it with
+/// [`drop_all`]); `None` when the tool is unavailable. A checkpoint first, so every run
+/// starts from the same state: a run of thousands of tables leaves gigabytes of WAL behind,
+/// and whoever ran next would pay for its checkpoint.
+pub(crate) fn apply_time<'s>(
+    tool: Tool,
+    server: &'s TestServer,
+    workload: &Workload,
+    kept: &mut Vec<TestDatabase<'s>>,
+) -> Option<Sample> {
     let database = fresh_after_checkpoint(server);
-    if tool == Tool::Psql {
-        return psql_floor(&database, workload);
-    }
-    if tool.is_process() {
+    let cpu_before = server_cpu::so_far(server);
+    let time = if tool == Tool::Psql {
+        psql_floor(&database, workload)?
+    } else if tool.is_process() {
         let url = format!("{}?sslmode=disable", database.url());
-        return Some(crate::peers::apply(tool, &url, &workload.dir_for(tool)));
-    }
-    let mut client = database.client().unwrap();
-    let started = Instant::now();
-    apply(tool, &mut client, workload);
-    Some(started.elapsed())
+        crate::peers::apply(tool, &url, &workload.dir_for(tool))
+    } else {
+        let mut client = database.client().unwrap();
+        let started = Instant::now();
+        apply(tool, &mut client, workload);
+        started.elapsed()
+    };
+    server_cpu::wait_for_backends_to_exit(server, database.name());
+    let server_cpu = cpu_before
+        .zip(server_cpu::so_far(server))
+        .map(|(before, after)| after - before);
+    kept.push(database);
+    Some(Sample { time, server_cpu })
 }
 
 fn psql_floor(database: &TestDatabase<'_>, workload: &Workload) -> Option<Duration> {
@@ -222,17 +250,22 @@ fn noop(tool: Tool, client: &mut Client, workload: &Workload) {
     }
 }
 
-/// One apply-all through a proxy that adds `delay` in each direction.
-pub(crate) fn delayed_time(
+/// One apply-all through a proxy that adds `delay` in each direction, on a fresh database
+/// added to `kept`.
+pub(crate) fn delayed_time<'s>(
     tool: Tool,
-    server: &TestServer,
+    server: &'s TestServer,
     workload: &Workload,
     delay: Duration,
+    kept: &mut Vec<TestDatabase<'s>>,
 ) -> Duration {
     let database = fresh_after_checkpoint(server);
     let proxy = RoundTripCounter::with_delay(server.port(), delay);
     let mut client = proxy.connect(database.name());
     let started = Instant::now();
     apply(tool, &mut client, workload);
-    started.elapsed()
+    let time = started.elapsed();
+    drop(client);
+    kept.push(database);
+    time
 }
