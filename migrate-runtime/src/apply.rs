@@ -168,15 +168,8 @@ pub(crate) fn transactional_run(
             rollback(client);
             if connection_gone(client, &error) {
                 // Which of them committed cannot be asked; the next run reads it.
-                let (first, last) = (batch_of[0], batch_of[batch_of.len() - 1]);
                 return Err(Error::ConnectionLost {
-                    during: format!(
-                        "applying migrations {} ({}) to {} ({})",
-                        first.version(),
-                        first.name(),
-                        last.version(),
-                        last.name()
-                    ),
+                    during: format!("applying {}", from_to(batch_of)),
                     outside_transaction: false,
                     source: error,
                 });
@@ -216,6 +209,18 @@ pub(crate) fn transactional_run(
     }
 }
 
+/// "migrations 1 (a) to 9 (i)", for messages about a run of them.
+fn from_to(migrations: &[&Migration]) -> String {
+    let (first, last) = (migrations[0], migrations[migrations.len() - 1]);
+    format!(
+        "migrations {} ({}) to {} ({})",
+        first.version(),
+        first.name(),
+        last.version(),
+        last.name()
+    )
+}
+
 /// Applies all of `pending` in one transaction, sent in messages of the same size as
 /// [`batches`]: one message of thousands of migrations makes the server parse and hold all
 /// of them at once, which measured slower than a hundred at a time (README, Performance).
@@ -253,15 +258,8 @@ fn group_failed(
     if connection_gone(client, &error) {
         // The server rolls the open transaction back when the session ends: none of the
         // group is applied.
-        let (first, last) = (pending[0], pending[pending.len() - 1]);
         return Error::ConnectionLost {
-            during: format!(
-                "applying migrations {} ({}) to {} ({}) in one transaction",
-                first.version(),
-                first.name(),
-                last.version(),
-                last.name()
-            ),
+            during: format!("applying {} in one transaction", from_to(pending)),
             outside_transaction: false,
             source: error,
         };

@@ -1,7 +1,7 @@
 //! `Migrator::run` against a real PostgreSQL: a throwaway server per test binary, a fresh
 //! database per test.
 
-use migrate_runtime::testing::TestServer;
+use migrate_runtime::testing::{TestDatabase, TestServer};
 use migrate_runtime::{Error, Migration, Migrator};
 use migrate_tests::{five, migrations, scalar, tables, RoundTripCounter};
 
@@ -161,13 +161,7 @@ fn a_batch_is_durable_when_its_last_commit_is() {
 #[test]
 fn grouped_failure_in_the_third_of_five_leaves_none() {
     let set = five(true);
-    let database = server().create_database().unwrap();
-    let mut client = database.client().unwrap();
-    let error = Migrator::new(&set)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
-
+    let (_database, mut client, error) = run_grouped_to_failure(&set);
     let Error::MigrationFailed(failure) = &error else {
         panic!("expected a migration failure, got {error}");
     };
@@ -207,6 +201,17 @@ fn numbered(n: usize, broken: impl Fn(usize) -> Option<&'static str>) -> Vec<Mig
     migrations(&borrowed)
 }
 
+/// Runs `set` grouped on a fresh database, expecting it to fail.
+fn run_grouped_to_failure(set: &[Migration]) -> (TestDatabase<'static>, postgres::Client, Error) {
+    let database = server().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(set)
+        .grouped(true)
+        .run(&mut client)
+        .unwrap_err();
+    (database, client, error)
+}
+
 #[test]
 fn a_large_group_is_one_transaction_sent_in_several_messages() {
     let set = numbered(250, |_| None);
@@ -244,13 +249,7 @@ fn a_grouped_failure_in_a_later_message_leaves_none_and_points_at_its_line() {
     let set = numbered(250, |v| {
         (v == 230).then_some("CREATE TABLE t230 (id int);\nINSERT INTO t999 VALUES (1);\n")
     });
-    let database = server().create_database().unwrap();
-    let mut client = database.client().unwrap();
-    let error = Migrator::new(&set)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
-
+    let (_database, mut client, error) = run_grouped_to_failure(&set);
     let Error::MigrationFailed(failure) = &error else {
         panic!("expected a migration failure, got {error}");
     };
@@ -290,13 +289,7 @@ fn a_grouped_failure_without_a_position_in_a_later_message_is_blamed_on_the_righ
     let set = numbered(250, |v| {
         (v == 170).then_some("INSERT INTO t1 VALUES (1);\nINSERT INTO t1 VALUES (1);\n")
     });
-    let database = server().create_database().unwrap();
-    let mut client = database.client().unwrap();
-    let error = Migrator::new(&set)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
-
+    let (_database, mut client, error) = run_grouped_to_failure(&set);
     let Error::MigrationFailed(failure) = &error else {
         panic!("expected a migration failure, got {error}");
     };
@@ -546,7 +539,7 @@ fn migrated_databases_are_clones_of_one_template() {
     let first = server().migrated_database(&migrator).unwrap();
     let second = server().migrated_database(&migrator).unwrap();
     assert_ne!(first.name(), second.name());
-    let applied_at = |database: &migrate_runtime::testing::TestDatabase<'_>| {
+    let applied_at = |database: &TestDatabase<'_>| {
         scalar(
             &mut database.client().unwrap(),
             "SELECT (extract(epoch FROM applied_at) * 1000000)::bigint FROM schema_migrations",
