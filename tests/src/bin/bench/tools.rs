@@ -100,8 +100,8 @@ fn fresh_after_checkpoint(server: &TestServer) -> TestDatabase<'_> {
         .unwrap()
         .batch_execute("CHECKPOINT")
         .unwrap();
-    // And the file system's own backlog (the last run's dropped files), so it is not
-    // written back in the middle of the next run.
+    // And the file system's own backlog (the last run's files, the last repetition's dropped
+    // databases), so it is not written back in the middle of the next run.
     let _ = Command::new("sync").status();
     database
 }
