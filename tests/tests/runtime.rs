@@ -201,6 +201,14 @@ fn numbered(n: usize, broken: impl Fn(usize) -> Option<&'static str>) -> Vec<Mig
     migrations(&borrowed)
 }
 
+/// How many of [`numbered`]'s tables exist.
+fn numbered_tables(client: &mut postgres::Client) -> i64 {
+    scalar(
+        client,
+        "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'",
+    )
+}
+
 /// Runs `set` grouped on a fresh database, expecting it to fail.
 fn run_grouped_to_failure(set: &[Migration]) -> (TestDatabase<'static>, postgres::Client, Error) {
     let database = server().create_database().unwrap();
@@ -235,13 +243,7 @@ fn a_large_group_is_one_transaction_sent_in_several_messages() {
         1,
         "all 250 committed in one transaction"
     );
-    assert_eq!(
-        scalar(
-            &mut client,
-            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"
-        ),
-        250
-    );
+    assert_eq!(numbered_tables(&mut client), 250);
 }
 
 #[test]
@@ -264,10 +266,7 @@ fn a_grouped_failure_in_a_later_message_leaves_none_and_points_at_its_line() {
     );
     assert!(error.to_string().contains("0230_t230.sql:2:13"), "{error}");
     assert_eq!(
-        scalar(
-            &mut client,
-            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"
-        ),
+        numbered_tables(&mut client),
         0,
         "the first two messages' tables were rolled back with the rest"
     );
@@ -301,13 +300,7 @@ fn a_grouped_failure_without_a_position_in_a_later_message_is_blamed_on_the_righ
         scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
         0
     );
-    assert_eq!(
-        scalar(
-            &mut client,
-            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'"
-        ),
-        0
-    );
+    assert_eq!(numbered_tables(&mut client), 0);
 }
 
 #[test]

@@ -65,11 +65,12 @@ fn main() {
     ] {
         admin.batch_execute(setting).unwrap();
     }
+    let meter = server_cpu::Meter::of(&server);
     let mut table = Table::default();
     for &n in &options.sizes {
         let workload = Workload::generate(n);
         if !options.latency_only {
-            apply_counts_and_start_up(&mut table, &server, &workload, &tools, &options);
+            apply_counts_and_start_up(&mut table, &server, &meter, &workload, &tools, &options);
         }
         if !options.delay.is_zero() {
             through_a_slow_proxy(&mut table, &server, &workload, &tools, &options);
@@ -87,6 +88,7 @@ fn main() {
 fn apply_counts_and_start_up(
     table: &mut Table,
     server: &TestServer,
+    meter: &server_cpu::Meter,
     workload: &Workload,
     tools: &[Tool],
     options: &Options,
@@ -99,7 +101,7 @@ fn apply_counts_and_start_up(
     let mut kept = Vec::new();
     for rep in 0..reps {
         for &tool in rotated(tools, rep).iter() {
-            if let Some(sample) = tools::apply_time(tool, server, workload, &mut kept) {
+            if let Some(sample) = tools::apply_time(tool, server, workload, meter, &mut kept) {
                 eprintln!("  rep {rep}: {} {sample:.2?}", tool.label());
                 table.add_apply(n, rep, tool, sample);
             }

@@ -23,27 +23,40 @@ impl std::ops::Sub for Cpu {
     }
 }
 
-/// What the postmaster's exited children have used so far; `None` off Linux.
-pub(crate) fn so_far(server: &TestServer) -> Option<Cpu> {
-    let mut admin = server.connect("postgres").ok()?;
-    let data: String = admin.query_one("SHOW data_directory", &[]).ok()?.get(0);
-    drop(admin);
-    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).ok()?;
-    let pid = pid_file.lines().next()?.trim();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces, so split after its `)`):
-    // cutime and cstime are the 16th and 17th fields of the whole line.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // /proc reports in USER_HZ, which Linux fixes at 100 per second for user space.
-    let ticks = |index: usize| -> Option<Duration> {
-        Some(Duration::from_millis(
-            fields.get(index)?.parse::<u64>().ok()? * 10,
-        ))
-    };
-    Some(Cpu {
-        user: ticks(13)?,
-        system: ticks(14)?,
-    })
+/// Reads the postmaster's counters; where they are is looked up once per server.
+pub(crate) struct Meter {
+    /// `/proc/<postmaster pid>/stat`; `None` where it cannot be found (off Linux).
+    stat: Option<String>,
+}
+
+impl Meter {
+    pub(crate) fn of(server: &TestServer) -> Meter {
+        let stat = (|| {
+            let mut admin = server.connect("postgres").ok()?;
+            let data: String = admin.query_one("SHOW data_directory", &[]).ok()?.get(0);
+            let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).ok()?;
+            Some(format!("/proc/{}/stat", pid_file.lines().next()?.trim()))
+        })();
+        Meter { stat }
+    }
+
+    /// What the postmaster's exited children have used so far.
+    pub(crate) fn so_far(&self) -> Option<Cpu> {
+        let stat = std::fs::read_to_string(self.stat.as_ref()?).ok()?;
+        // Fields after the command name (which may hold spaces, so split after its `)`):
+        // cutime and cstime are the 16th and 17th fields of the whole line.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // /proc reports in USER_HZ, which Linux fixes at 100 per second for user space.
+        let ticks = |index: usize| -> Option<Duration> {
+            Some(Duration::from_millis(
+                fields.get(index)?.parse::<u64>().ok()? * 10,
+            ))
+        };
+        Some(Cpu {
+            user: ticks(13)?,
+            system: ticks(14)?,
+        })
+    }
 }
 
 /// Waits (up to 30 s) until no session is connected to `database`, so that its backend has

@@ -121,10 +121,11 @@ pub(crate) fn apply_time<'s>(
     tool: Tool,
     server: &'s TestServer,
     workload: &Workload,
+    meter: &server_cpu::Meter,
     kept: &mut Vec<TestDatabase<'s>>,
 ) -> Option<Sample> {
     let database = fresh_after_checkpoint(server);
-    let cpu_before = server_cpu::so_far(server);
+    let cpu_before = meter.so_far();
     let time = if tool == Tool::Psql {
         psql_floor(&database, workload)?
     } else if tool.is_process() {
@@ -138,7 +139,7 @@ pub(crate) fn apply_time<'s>(
     };
     server_cpu::wait_for_backends_to_exit(server, database.name());
     let server_cpu = cpu_before
-        .zip(server_cpu::so_far(server))
+        .zip(meter.so_far())
         .map(|(before, after)| after - before);
     kept.push(database);
     Some(Sample { time, server_cpu })
