@@ -127,7 +127,7 @@ pub enum Error {
 
     /// A migration broke the data-safety policy ([`crate::Migrator::safety`]) and was rolled back.
     #[error("{0}")]
-    PolicyViolation(Box<crate::PolicyViolation>),
+    PolicyViolation(Box<PolicyViolation>),
 
     /// The throwaway server that `verify` and `drift` use failed.
     #[cfg(feature = "testing")]
@@ -178,6 +178,38 @@ impl Error {
     }
 }
 
+/// A migration rolled back because it broke the [`crate::SafetyPolicy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyViolation {
+    /// The migration's version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// Each thing it did that the policy forbids, e.g.
+    /// `table public.users: row count changed from 100 to 95 (allow_row_changes is off)`.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "error: migration {} ({}) breaks the data-safety policy, so it was rolled back",
+            self.version, self.name
+        )?;
+        writeln!(f, "  --> {}", self.path)?;
+        for problem in &self.problems {
+            writeln!(f, "   = {problem}")?;
+        }
+        write!(
+            f,
+            "   = help: nothing of it was kept; if this is intended, allow it in the policy for this run"
+        )
+    }
+}
+
 /// Where and why a migration's SQL failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationFailure {
@@ -189,11 +221,13 @@ pub struct MigrationFailure {
     pub reverting: bool,
     /// The file the failing SQL is in, relative to its crate.
     pub path: String,
-    /// The 1-based line in that file, when the server said where the error is (otherwise the
-    /// line where the section starts).
+    /// The 1-based line in that file: where the error is, or where the failing statement
+    /// starts, or (when neither is known) where the section starts; see `located`.
     pub line: u32,
     /// The 1-based column, when the server said where the error is.
     pub column: Option<u32>,
+    /// How `line` and `column` were found.
+    pub located: Located,
     /// The SQLSTATE code, e.g. `42P01`.
     pub sqlstate: String,
     /// The server's message.
@@ -208,6 +242,21 @@ pub struct MigrationFailure {
     /// Indexes PostgreSQL left `INVALID` (a failed `CREATE INDEX CONCURRENTLY` does that);
     /// each must be dropped before the migration can run again.
     pub invalid_indexes: Vec<String>,
+}
+
+/// How a [`MigrationFailure`]'s line was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Located {
+    /// The server gave the error's position: line and column are exact.
+    Position,
+    /// The server gave no position; the failing statement was found by running the
+    /// migration's statements one by one (in a transaction that was rolled back), and the
+    /// line is where it starts.
+    Statement,
+    /// Neither: the line is where the migration's section starts (for example a deferred
+    /// constraint that failed at `COMMIT`).
+    SectionStart,
 }
 
 /// How far a no-transaction migration got before a statement failed.
@@ -251,11 +300,13 @@ impl fmt::Display for MigrationFailure {
             "error: {what} {} ({}) failed: {}",
             self.version, self.name, self.message
         )?;
-        match (self.column, self.statements) {
+        match (self.column, self.located) {
             (Some(column), _) => writeln!(f, "  --> {}:{}:{column}", self.path, self.line)?,
             // The statement is known (it ran on its own), only the column is not.
-            (None, Some(_)) => writeln!(f, "  --> {}:{}", self.path, self.line)?,
-            (None, None) => writeln!(
+            (None, Located::Statement | Located::Position) => {
+                writeln!(f, "  --> {}:{}", self.path, self.line)?
+            }
+            (None, Located::SectionStart) => writeln!(
                 f,
                 "  --> {}:{} (where the migration starts: the server did not say which statement)",
                 self.path, self.line
@@ -303,8 +354,8 @@ pub struct Unfinished {
     pub name: String,
     /// Its file, when this binary has it.
     pub path: Option<String>,
-    /// `failed` or `running`.
-    pub status: String,
+    /// Failed or running.
+    pub status: crate::MigrationStatus,
     /// The error recorded when it failed.
     pub error_message: Option<String>,
     /// The statements known to have run (1-based number, file line, first line of text). For
@@ -314,50 +365,10 @@ pub struct Unfinished {
     pub total_statements: Option<usize>,
 }
 
-impl Unfinished {
-    pub(crate) fn new(row: &crate::AppliedMigration, migration: Option<&crate::Migration>) -> Self {
-        let statements: Vec<(usize, u32, String)> = migration
-            .map(|m| {
-                let up = m.up();
-                crate::source::statements::split(up.sql())
-                    .enumerate()
-                    .map(|(index, statement)| {
-                        let offset = up.sql()[..statement.start].chars().count() + 1;
-                        let first_line = statement.text.lines().next().unwrap_or_default();
-                        (index + 1, up.file_position(offset).0, first_line.to_owned())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let total_statements = migration.map(|_| statements.len());
-        // A failed migration's record says which statement failed; those before it ran.
-        let ran = match failed_statement(row.error_message.as_deref()) {
-            Some(failed) if row.status == "failed" => failed - 1,
-            _ => statements.len(),
-        };
-        Unfinished {
-            version: row.version,
-            name: row.name.clone(),
-            path: migration.map(|m| m.path().to_owned()),
-            status: row.status.clone(),
-            error_message: row.error_message.clone(),
-            statements_ran: statements.into_iter().take(ran).collect(),
-            total_statements,
-        }
-    }
-}
-
-/// The `k` of a recorded "(statement k of n)".
-fn failed_statement(error_message: Option<&str>) -> Option<usize> {
-    let message = error_message?;
-    let after = &message[message.rfind("(statement ")? + "(statement ".len()..];
-    after.split_whitespace().next()?.parse().ok()
-}
-
 impl fmt::Display for Unfinished {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let version = self.version;
-        if self.status == "running" {
+        if self.status == crate::MigrationStatus::Running {
             writeln!(
                 f,
                 "error: migration {version} ({}) was interrupted while running outside a transaction (its process was killed or lost its connection)",
@@ -376,7 +387,7 @@ impl fmt::Display for Unfinished {
         if let Some(error) = &self.error_message {
             writeln!(f, "   = recorded error: {error}")?;
         }
-        let heading = if self.status == "running" {
+        let heading = if self.status == crate::MigrationStatus::Running {
             "statements that may have run"
         } else {
             "statements that ran and stay applied"

@@ -1,18 +1,147 @@
-//! The two history tables: `schema_migrations` (one row per applied version) and
-//! `schema_migrations_history` (one row per action), their DDL, and reading them.
+//! The record stage: the two history tables (`schema_migrations`, one row per applied version,
+//! and `schema_migrations_history`, one row per action), their DDL, reading them, and every
+//! row the runtime ever writes to them.
+//!
+//! Values are escaped by the driver's own function and identifiers are always quoted; no
+//! other module formats SQL for these tables.
+
+use std::fmt;
+use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use crate::Error;
+use crate::migration::Direction;
+use crate::{Error, Migration};
 
-/// Where the history lives: a schema and a table name (the action log is the same name with
-/// `_history` appended). Identifiers are always quoted, so any name works.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct HistoryTables {
-    schema: String,
-    table: String,
+/// Where a version stands in `schema_migrations`.
+///
+/// ```
+/// assert_eq!(migrate_runtime::MigrationStatus::Running.as_str(), "running");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MigrationStatus {
+    /// Applied, and recorded together with its schema change.
+    Applied,
+    /// A no-transaction migration that failed part-way.
+    Failed,
+    /// A no-transaction migration whose statements are running (or were cut off).
+    Running,
 }
+
+impl MigrationStatus {
+    /// The text stored in the table.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::MigrationStatus::Applied.as_str(), "applied");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::Applied => "applied",
+            MigrationStatus::Failed => "failed",
+            MigrationStatus::Running => "running",
+        }
+    }
+
+    fn parse(text: &str) -> Option<MigrationStatus> {
+        [
+            MigrationStatus::Applied,
+            MigrationStatus::Failed,
+            MigrationStatus::Running,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// What one row of the action log records.
+///
+/// ```
+/// assert_eq!(migrate_runtime::ActionKind::Rollback.to_string(), "rollback");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    /// A migration's UP ran (or failed).
+    Apply,
+    /// A migration's DOWN ran (or failed).
+    Rollback,
+    /// A migration was recorded as applied without running it.
+    Baseline,
+    /// The history was changed by hand through `repair`.
+    Repair,
+}
+
+impl ActionKind {
+    /// The text stored in the table.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::ActionKind::Baseline.as_str(), "baseline");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Apply => "apply",
+            ActionKind::Rollback => "rollback",
+            ActionKind::Baseline => "baseline",
+            ActionKind::Repair => "repair",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Apply,
+            ActionKind::Rollback,
+            ActionKind::Baseline,
+            ActionKind::Repair,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
+    fn of(direction: Direction) -> ActionKind {
+        match direction {
+            Direction::Up => ActionKind::Apply,
+            Direction::Down => ActionKind::Rollback,
+        }
+    }
+}
+
+/// How an action ended.
+///
+/// ```
+/// assert_eq!(migrate_runtime::ActionStatus::Failed.as_str(), "failed");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionStatus {
+    /// It did what it says.
+    Success,
+    /// It failed; the row's error says why.
+    Failed,
+}
+
+impl ActionStatus {
+    /// The text stored in the table.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::ActionStatus::Success.as_str(), "success");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Success => "success",
+            ActionStatus::Failed => "failed",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($kind:ty),*) => {$(
+        impl fmt::Display for $kind {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(MigrationStatus, ActionKind, ActionStatus);
 
 /// One row of `schema_migrations`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,8 +152,8 @@ pub struct AppliedMigration {
     pub name: String,
     /// Its checksum when it was applied (`sha256:...`).
     pub checksum: String,
-    /// `applied`, `failed` or `running`.
-    pub status: String,
+    /// Applied, failed or running.
+    pub status: MigrationStatus,
     /// When it was applied, in microseconds since the Unix epoch.
     pub applied_at_micros: i64,
     /// How long it took, in milliseconds.
@@ -33,6 +162,44 @@ pub struct AppliedMigration {
     pub applied_by: String,
     /// The error recorded for a failed no-transaction migration.
     pub error_message: Option<String>,
+}
+
+/// One row of the action log (`schema_migrations_history`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Action {
+    /// Its position in the log.
+    pub id: i64,
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
+    /// What was done.
+    pub action: ActionKind,
+    /// The checksum involved, if any.
+    pub checksum: Option<String>,
+    /// When it started, in microseconds since the Unix epoch.
+    pub started_at_micros: i64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: i64,
+    /// How it ended.
+    pub status: ActionStatus,
+    /// The error, for a failure.
+    pub error_message: Option<String>,
+    /// Who did it.
+    pub executed_by: String,
+    /// The environment it ran in, if one was set.
+    pub environment: Option<String>,
+    /// The reason given (repairs and baselines).
+    pub note: Option<String>,
+}
+
+/// Where the history lives: a schema and a table name (the action log is the same name with
+/// `_history` appended). Identifiers are always quoted, so any name works.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HistoryTables {
+    schema: String,
+    table: String,
 }
 
 impl HistoryTables {
@@ -164,17 +331,49 @@ CREATE TABLE IF NOT EXISTS {actions} (
             Err(error) => Err(Error::database("reading the migration history")(error)),
         }
     }
-}
 
-/// What a history amounts to, compared without shipping it: how many rows, and a SHA-256 over
-/// one line `version checksum status` per row in version order.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Fingerprint {
-    pub(crate) rows: i64,
-    pub(crate) sha256_hex: String,
-}
+    /// The action log, oldest first; empty when it does not exist yet. One round trip.
+    pub(crate) fn read_actions(&self, client: &mut Client) -> Result<Vec<Action>, Error> {
+        self.check()?;
+        let query = format!(
+            "SELECT id, version, name, action, checksum, (extract(epoch FROM started_at) * 1000000)::bigint, \
+             duration_ms, status, error_message, executed_by, environment, note FROM {} ORDER BY id",
+            self.actions()
+        );
+        let messages = match client.simple_query(&query) {
+            Ok(messages) => messages,
+            Err(error) if is_missing_relation(&error) => return Ok(Vec::new()),
+            Err(error) => return Err(Error::database("reading the action log")(error)),
+        };
+        Ok(rows(&messages, 12)
+            .map(|row| {
+                let text = |i: usize| row.get(i).map(str::to_owned);
+                let number = |i: usize| row.get(i).and_then(|v| v.parse().ok()).unwrap_or_default();
+                Action {
+                    id: number(0),
+                    version: number(1),
+                    name: text(2).unwrap_or_default(),
+                    // The table's CHECK constraints allow nothing else.
+                    action: row
+                        .get(3)
+                        .and_then(ActionKind::parse)
+                        .unwrap_or(ActionKind::Repair),
+                    checksum: text(4),
+                    started_at_micros: number(5),
+                    duration_ms: number(6),
+                    status: match row.get(7) {
+                        Some("success") => ActionStatus::Success,
+                        _ => ActionStatus::Failed,
+                    },
+                    error_message: text(8),
+                    executed_by: text(9).unwrap_or_default(),
+                    environment: text(10),
+                    note: text(11),
+                }
+            })
+            .collect())
+    }
 
-impl HistoryTables {
     /// The server's fingerprint of the history (one small row, one round trip), or `None`
     /// when the table does not exist yet.
     pub(crate) fn fingerprint(&self, client: &mut Client) -> Result<Option<Fingerprint>, Error> {
@@ -188,14 +387,22 @@ impl HistoryTables {
             Err(error) if is_missing_relation(&error) => return Ok(None),
             Err(error) => return Err(Error::database("reading the migration history")(error)),
         };
-        Ok(messages.iter().find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(Fingerprint {
+        let fingerprint = rows(&messages, 2).next().and_then(|row| {
+            Some(Fingerprint {
                 rows: row.get(0)?.parse().ok()?,
                 sha256_hex: row.get(1)?.to_owned(),
-            }),
-            _ => None,
-        }))
+            })
+        });
+        Ok(fingerprint)
     }
+}
+
+/// What a history amounts to, compared without shipping it: how many rows, and a SHA-256 over
+/// one line `version checksum status` per row in version order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    pub(crate) rows: i64,
+    pub(crate) sha256_hex: String,
 }
 
 /// `42P01` (undefined table) or `3F000` (undefined schema).
@@ -205,15 +412,21 @@ pub(crate) fn is_missing_relation(error: &postgres::Error) -> bool {
         .is_some_and(|code| matches!(code.code(), "42P01" | "3F000"))
 }
 
+/// The rows of `width` columns among a simple query's messages.
+fn rows(
+    messages: &[SimpleQueryMessage],
+    width: usize,
+) -> impl Iterator<Item = &postgres::SimpleQueryRow> {
+    messages.iter().filter_map(move |message| match message {
+        SimpleQueryMessage::Row(row) if row.len() == width => Some(row),
+        _ => None,
+    })
+}
+
 /// The rows of a [`HistoryTables::select_sql`] result (possibly among other messages of a
 /// multi-statement query: every row with eight columns is a history row).
 pub(crate) fn parse_rows(messages: &[SimpleQueryMessage]) -> Vec<AppliedMigration> {
-    messages
-        .iter()
-        .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) if row.len() == 8 => Some(row),
-            _ => None,
-        })
+    rows(messages, 8)
         .map(|row| {
             let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
             let number = |i: usize| row.get(i).and_then(|v| v.parse().ok()).unwrap_or_default();
@@ -221,7 +434,12 @@ pub(crate) fn parse_rows(messages: &[SimpleQueryMessage]) -> Vec<AppliedMigratio
                 version: number(0),
                 name: text(1),
                 checksum: text(2),
-                status: text(3),
+                // The table's CHECK constraint allows nothing else; a row we cannot read
+                // is treated as unfinished, so a run stops at it rather than skipping it.
+                status: row
+                    .get(3)
+                    .and_then(MigrationStatus::parse)
+                    .unwrap_or(MigrationStatus::Failed),
                 applied_at_micros: number(4),
                 execution_time_ms: number(5),
                 applied_by: text(6),
@@ -231,12 +449,279 @@ pub(crate) fn parse_rows(messages: &[SimpleQueryMessage]) -> Vec<AppliedMigratio
         .collect()
 }
 
+/// Notes when a migration's SQL starts, for [`ELAPSED_MS`].
+pub(crate) const MARK_STARTED: &str =
+    "SELECT set_config('migrate.started', clock_timestamp()::text, true);\n";
+
+/// Milliseconds since this migration's SQL started, measured by the server.
+const ELAPSED_MS: &str = "(extract(epoch FROM clock_timestamp() - current_setting('migrate.started')::timestamptz) * 1000)::bigint";
+
+/// How long an action took, for its action-log row.
+#[derive(Clone, Copy, Debug)]
+enum Took {
+    /// Since [`MARK_STARTED`], measured by the server inside the transaction.
+    SinceMarked,
+    /// Measured by the runner.
+    Measured(Duration),
+}
+
+/// What a repair changes in `schema_migrations`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RepairChange<'a> {
+    /// Forget the row, so the migration runs again.
+    Forget,
+    /// The row becomes `applied`, with this checksum.
+    MarkApplied(&'a str),
+    /// An applied row takes this checksum.
+    AcceptChecksum(&'a str),
+}
+
+/// Writes the history rows of one run: who it runs as and in which environment, and the SQL
+/// of every row it records. Every statement that changes either table is built here.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Recorder<'a> {
+    tables: &'a HistoryTables,
+    applied_by: Option<&'a str>,
+    environment: Option<&'a str>,
+}
+
+impl<'a> Recorder<'a> {
+    pub(crate) fn new(
+        tables: &'a HistoryTables,
+        applied_by: Option<&'a str>,
+        environment: Option<&'a str>,
+    ) -> Self {
+        Recorder {
+            tables,
+            applied_by,
+            environment,
+        }
+    }
+
+    /// The `applied_by` value: the configured name, escaped, or `current_user`.
+    fn applied_by(&self) -> String {
+        self.applied_by
+            .map_or_else(|| "current_user".to_owned(), literal)
+    }
+
+    /// The rows of a transactional migration that just ran, inside its transaction: its
+    /// `schema_migrations` row (inserted, or deleted going down) and its action-log row.
+    /// Returns `version, milliseconds` as a row.
+    pub(crate) fn done_in_transaction(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+    ) -> String {
+        let table = self.tables.migrations();
+        let version = migration.version();
+        let record = match direction {
+            Direction::Up => format!(
+                // clock_timestamp(): now() is the same for every transaction in one message.
+                "INSERT INTO {table} (version, name, checksum, applied_at, execution_time_ms, applied_by) VALUES ({version}, {}, {}, clock_timestamp(), {ELAPSED_MS}, {}) RETURNING version, execution_time_ms;\n",
+                literal(migration.name()),
+                literal(&migration.checksum().to_string()),
+                self.applied_by(),
+            ),
+            Direction::Down => format!(
+                "DELETE FROM {table} WHERE version = {version} RETURNING version, {ELAPSED_MS};\n"
+            ),
+        };
+        record
+            + &self.action(
+                migration,
+                ActionKind::of(direction),
+                ActionStatus::Success,
+                None,
+                Took::SinceMarked,
+            )
+    }
+
+    /// Before a no-transaction migration's statements: its row becomes `running` (inserted
+    /// going up).
+    pub(crate) fn claim(&self, migration: &Migration, direction: Direction) -> String {
+        let table = self.tables.migrations();
+        let version = migration.version();
+        match direction {
+            Direction::Up => format!(
+                "INSERT INTO {table} (version, name, checksum, applied_by, status) VALUES ({version}, {}, {}, {}, 'running');\n",
+                literal(migration.name()),
+                literal(&migration.checksum().to_string()),
+                self.applied_by(),
+            ),
+            Direction::Down => {
+                format!("UPDATE {table} SET status = 'running' WHERE version = {version};\n")
+            }
+        }
+    }
+
+    /// After a no-transaction migration's last statement: its row becomes `applied` (or is
+    /// deleted going down), and the action is logged.
+    pub(crate) fn statements_done(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        took: Duration,
+    ) -> String {
+        let table = self.tables.migrations();
+        let version = migration.version();
+        let record = match direction {
+            Direction::Up => format!(
+                "UPDATE {table} SET status = 'applied', applied_at = now(), execution_time_ms = {} WHERE version = {version};\n",
+                took.as_millis()
+            ),
+            Direction::Down => format!("DELETE FROM {table} WHERE version = {version};\n"),
+        };
+        record
+            + &self.action(
+                migration,
+                ActionKind::of(direction),
+                ActionStatus::Success,
+                None,
+                Took::Measured(took),
+            )
+    }
+
+    /// A failed action. `statements_took` is set for a no-transaction migration, whose row
+    /// becomes `failed` with the same summary.
+    pub(crate) fn failed(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        summary: &str,
+        statements_took: Option<Duration>,
+    ) -> String {
+        let action = self.action(
+            migration,
+            ActionKind::of(direction),
+            ActionStatus::Failed,
+            Some(summary),
+            Took::Measured(Duration::ZERO),
+        );
+        match statements_took {
+            Some(took) => format!(
+                "UPDATE {} SET status = 'failed', error_message = {}, execution_time_ms = {} WHERE version = {};\n{action}",
+                self.tables.migrations(),
+                literal(summary),
+                took.as_millis(),
+                migration.version()
+            ),
+            None => action,
+        }
+    }
+
+    /// A repair of `version`, in one transaction with its action-log row.
+    pub(crate) fn repair(
+        &self,
+        version: i64,
+        name: &str,
+        change: RepairChange<'_>,
+        checksum: Option<&str>,
+        note: &str,
+    ) -> String {
+        let table = self.tables.migrations();
+        let change = match change {
+            RepairChange::Forget => format!("DELETE FROM {table} WHERE version = {version};\n"),
+            RepairChange::MarkApplied(checksum) => format!(
+                "UPDATE {table} SET status = 'applied', error_message = NULL, checksum = {} WHERE version = {version};\n",
+                literal(checksum)
+            ),
+            RepairChange::AcceptChecksum(checksum) => format!(
+                "UPDATE {table} SET checksum = {} WHERE version = {version};\n",
+                literal(checksum)
+            ),
+        };
+        let action = self.note(version, name, ActionKind::Repair, checksum, note);
+        format!("BEGIN;\n{change}{action}COMMIT;")
+    }
+
+    /// `migrations` recorded as applied without running them, in one transaction.
+    pub(crate) fn baseline(&self, migrations: &[&Migration], note: &str) -> String {
+        let table = self.tables.migrations();
+        let applied_by = self.applied_by();
+        let mut sql = String::from("BEGIN;\n");
+        for migration in migrations {
+            let checksum = migration.checksum().to_string();
+            sql.push_str(&format!(
+                "INSERT INTO {table} (version, name, checksum, applied_by) VALUES ({}, {}, {}, {applied_by});\n",
+                migration.version(),
+                literal(migration.name()),
+                literal(&checksum),
+            ));
+            sql.push_str(&self.note(
+                migration.version(),
+                migration.name(),
+                ActionKind::Baseline,
+                Some(&checksum),
+                note,
+            ));
+        }
+        sql.push_str("COMMIT;");
+        sql
+    }
+
+    /// An action-log row for a migration's SQL that ran (or failed).
+    fn action(
+        &self,
+        migration: &Migration,
+        kind: ActionKind,
+        status: ActionStatus,
+        error: Option<&str>,
+        took: Took,
+    ) -> String {
+        let (started, duration_ms) = match took {
+            Took::SinceMarked => (
+                "current_setting('migrate.started')::timestamptz".to_owned(),
+                ELAPSED_MS.to_owned(),
+            ),
+            Took::Measured(took) => {
+                let ms = took.as_millis();
+                (
+                    format!("clock_timestamp() - {ms} * interval '1 millisecond'"),
+                    ms.to_string(),
+                )
+            }
+        };
+        format!(
+            "INSERT INTO {} (version, name, action, checksum, started_at, duration_ms, status, error_message, executed_by, environment) \
+             VALUES ({}, {}, '{kind}', {}, {started}, {duration_ms}, '{status}', {}, {}, {});\n",
+            self.tables.actions(),
+            migration.version(),
+            literal(migration.name()),
+            literal(&migration.checksum().to_string()),
+            optional_literal(error),
+            self.applied_by(),
+            optional_literal(self.environment),
+        )
+    }
+
+    /// An action-log row for an action that ran no SQL of the migration, with a note.
+    fn note(
+        &self,
+        version: i64,
+        name: &str,
+        kind: ActionKind,
+        checksum: Option<&str>,
+        note: &str,
+    ) -> String {
+        format!(
+            "INSERT INTO {} (version, name, action, checksum, started_at, status, executed_by, environment, note) \
+             VALUES ({version}, {}, '{kind}', {}, clock_timestamp(), 'success', {}, {}, {});\n",
+            self.tables.actions(),
+            literal(name),
+            optional_literal(checksum),
+            self.applied_by(),
+            optional_literal(self.environment),
+            literal(note),
+        )
+    }
+}
+
 /// A text value for SQL, escaped by the driver's own function (never pasted raw).
 pub(crate) fn literal(value: &str) -> String {
     escape_literal(value)
 }
 
 /// An optional text value: `NULL` or the escaped literal.
-pub(crate) fn optional_literal(value: Option<&str>) -> String {
+fn optional_literal(value: Option<&str>) -> String {
     value.map_or_else(|| "NULL".to_owned(), literal)
 }

@@ -21,14 +21,14 @@ pub mod build;
 mod migration;
 pub mod source;
 
-#[cfg(feature = "runtime")]
-mod apply;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "runtime")]
 pub mod config;
 #[cfg(feature = "runtime")]
 mod error;
+#[cfg(feature = "runtime")]
+mod execute;
 #[cfg(feature = "runtime")]
 mod history;
 #[cfg(feature = "http")]
@@ -40,11 +40,17 @@ mod migrator;
 #[cfg(feature = "runtime")]
 mod ops;
 #[cfg(feature = "runtime")]
+mod plan;
+#[cfg(feature = "runtime")]
 mod repair;
+#[cfg(feature = "runtime")]
+mod run;
 #[cfg(feature = "runtime")]
 mod safety;
 #[cfg(feature = "runtime")]
 mod schema;
+#[cfg(feature = "runtime")]
+mod settings;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
 #[cfg(feature = "testing")]
@@ -56,18 +62,20 @@ pub use migration::{Migration, Section};
 pub use source::checksum::Checksum;
 
 #[cfg(feature = "runtime")]
-pub use error::{Error, MigrationFailure, StatementProgress, Unfinished};
+pub use error::{Error, Located, MigrationFailure, PolicyViolation, StatementProgress, Unfinished};
 #[cfg(feature = "runtime")]
-pub use history::AppliedMigration;
+pub use history::{Action, ActionKind, ActionStatus, AppliedMigration, MigrationStatus};
 #[cfg(feature = "runtime")]
 pub use lock::LockScope;
 #[cfg(feature = "runtime")]
-pub use migrator::{AppliedReport, Migrator, Progress, Report};
+pub use migrator::Migrator;
 #[cfg(feature = "runtime")]
-pub use ops::{Action, Plan, Rehearsed, State, Status, StatusEntry};
+pub use ops::{Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
 pub use repair::{OtherTool, Repair};
 #[cfg(feature = "runtime")]
-pub use safety::{PolicyViolation, SafetyPolicy};
+pub use run::{AppliedReport, Progress, Report};
+#[cfg(feature = "runtime")]
+pub use safety::SafetyPolicy;
 #[cfg(feature = "runtime")]
 pub use schema::{SchemaDiff, SchemaSnapshot};

@@ -54,6 +54,14 @@ pub(crate) fn transaction_lock_sql(key: i64, wait: Duration) -> String {
     )
 }
 
+/// `BEGIN`, and behind a pooler ([`LockScope::Transaction`]) the transaction's migration lock.
+pub(crate) fn begin_sql(tables: &HistoryTables, scope: LockScope, wait: Duration) -> String {
+    match scope {
+        LockScope::Session => "BEGIN;\n".to_owned(),
+        LockScope::Transaction => format!("BEGIN;\n{}", transaction_lock_sql(key(tables), wait)),
+    }
+}
+
 /// A held session lock; dropping it releases the lock, on every path including panics.
 pub(crate) struct SessionLock<'c> {
     client: &'c mut Client,

@@ -199,6 +199,27 @@ impl Migration {
     }
 }
 
+/// Which way a migration runs.
+#[cfg(feature = "runtime")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Its UP section: the migration becomes applied.
+    Up,
+    /// Its DOWN section: the migration is reverted and forgotten.
+    Down,
+}
+
+#[cfg(feature = "runtime")]
+impl Migration {
+    /// The section that runs in `direction` (`None`: going down, it has no DOWN).
+    pub(crate) fn section(&self, direction: Direction) -> Option<&Section> {
+        match direction {
+            Direction::Up => Some(self.up()),
+            Direction::Down => self.down(),
+        }
+    }
+}
+
 /// The UP or DOWN part of a migration: the SQL to run, where it came from and how to run it.
 ///
 /// ```no_run

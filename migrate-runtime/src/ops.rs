@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use postgres::{Client, SimpleQueryMessage};
+use postgres::Client;
 
-use crate::apply::{self, Batch, Direction};
-use crate::history::AppliedMigration;
+use crate::execute;
+use crate::history::{Action, AppliedMigration, MigrationStatus};
 use crate::lock;
-use crate::migrator::Report;
+use crate::plan::{self, Step};
+use crate::run::{Report, Run};
 use crate::{Error, Migration, MigrationFailure, Migrator};
 
 /// What [`Migrator::plan`] found: what a run would apply, or why it would refuse.
@@ -106,36 +107,6 @@ impl Status {
     }
 }
 
-/// One row of the action log (`schema_migrations_history`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Action {
-    /// Its position in the log.
-    pub id: i64,
-    /// The migration's version.
-    pub version: i64,
-    /// The migration's name.
-    pub name: String,
-    /// `apply`, `rollback`, `baseline` or `repair`.
-    pub action: String,
-    /// The checksum involved, if any.
-    pub checksum: Option<String>,
-    /// When it started, in microseconds since the Unix epoch.
-    pub started_at_micros: i64,
-    /// How long it took, in milliseconds.
-    pub duration_ms: i64,
-    /// `success` or `failed`.
-    pub status: String,
-    /// The error, for a failure.
-    pub error_message: Option<String>,
-    /// Who did it.
-    pub executed_by: String,
-    /// The environment it ran in, if one was set.
-    pub environment: Option<String>,
-    /// The reason given (repairs and baselines).
-    pub note: Option<String>,
-}
-
 /// What [`Migrator::rehearse`] found for one pending migration.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -193,23 +164,18 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), migrate_runtime::Error>(())
     /// ```
     pub fn redo(&self, client: &mut Client, version: i64) -> Result<Report, Error> {
-        let (mut locked, applied) =
-            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
-        self.verify_applied(&applied)?;
+        let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
+        plan::check_history(self.migrations, &applied)?;
         if !applied.iter().any(|row| row.version == version) {
             return Err(Error::InvalidSetting(format!(
                 "redo {version}: that version is not applied"
             )));
         }
-        let migration = self.reversible(version)?;
-        let mut report = Report::default();
-        if let Batch::Done(done) = apply::one(self, &mut locked, migration, Direction::Down)? {
-            self.record(&mut report, done, true);
+        let migration = plan::reversible(self.migrations, version)?;
+        for step in [Step::down(migration), Step::up(migration)] {
+            execute::unit(&mut run, &plan::single(step))?;
         }
-        if let Batch::Done(done) = apply::one(self, &mut locked, migration, Direction::Up)? {
-            self.record(&mut report, done, false);
-        }
-        Ok(report)
+        Ok(run.into_report())
     }
 
     fn revert(
@@ -217,38 +183,17 @@ impl<'m> Migrator<'m> {
         client: &mut Client,
         choose: impl FnOnce(&[AppliedMigration]) -> Vec<&AppliedMigration>,
     ) -> Result<Report, Error> {
-        let (mut locked, applied) =
-            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
-        self.verify_applied(&applied)?;
+        let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
+        plan::check_history(self.migrations, &applied)?;
         // Every target is checked before the first one is touched.
         let targets = choose(&applied)
             .into_iter()
-            .map(|row| self.reversible(row.version))
+            .map(|row| plan::reversible(self.migrations, row.version))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut report = Report::default();
-        for migration in targets {
-            if let Batch::Done(done) = apply::one(self, &mut locked, migration, Direction::Down)? {
-                self.record(&mut report, done, true);
-            }
+        for unit in plan::down(&targets) {
+            execute::unit(&mut run, &unit)?;
         }
-        Ok(report)
-    }
-
-    /// The binary's migration `version`, if it has a DOWN section.
-    fn reversible(&self, version: i64) -> Result<&'m Migration, Error> {
-        let migration = self
-            .migrations
-            .iter()
-            .find(|m| m.version() == version)
-            .ok_or_else(|| Error::MissingFromBinary(vec![(version, String::new())]))?;
-        match migration.down() {
-            Some(_) => Ok(migration),
-            None => Err(Error::Irreversible {
-                version,
-                name: migration.name().to_owned(),
-                path: migration.path().to_owned(),
-            }),
-        }
+        Ok(run.into_report())
     }
 
     /// What [`Migrator::run`] would do, without doing it or taking the lock: the pending
@@ -320,14 +265,16 @@ impl<'m> Migrator<'m> {
             .map(|version| {
                 let (row, migration) = (rows.get(&version).copied(), binary.get(&version).copied());
                 let state = match (row, migration) {
-                    (Some(row), _) if row.status == "failed" => State::Failed,
-                    (Some(row), _) if row.status == "running" => State::Running,
+                    (Some(row), _) if row.status == MigrationStatus::Failed => State::Failed,
+                    (Some(row), _) if row.status == MigrationStatus::Running => State::Running,
                     (Some(_), None) => State::MissingFromBinary,
                     (Some(row), Some(m)) if !m.checksum().matches(&row.checksum) => {
                         State::ChecksumDiffers
                     }
                     (Some(_), Some(_)) => State::Applied,
-                    (None, Some(m)) if !self.in_environment(m) => State::FilteredByEnvironment,
+                    (None, Some(m)) if !self.settings.in_environment(m) => {
+                        State::FilteredByEnvironment
+                    }
                     (None, _) if highest_applied.is_some_and(|highest| version < highest) => {
                         State::OutOfOrder
                     }
@@ -347,7 +294,7 @@ impl<'m> Migrator<'m> {
             .collect();
         Ok(Status {
             entries,
-            invalid_indexes: apply::invalid_indexes(client),
+            invalid_indexes: crate::schema::invalid_indexes(client),
         })
     }
 
@@ -362,42 +309,7 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), migrate_runtime::Error>(())
     /// ```
     pub fn history(&self, client: &mut Client) -> Result<Vec<Action>, Error> {
-        self.tables.check()?;
-        let query = format!(
-            "SELECT id, version, name, action, checksum, (extract(epoch FROM started_at) * 1000000)::bigint, \
-             duration_ms, status, error_message, executed_by, environment, note FROM {} ORDER BY id",
-            self.tables.actions()
-        );
-        let messages = match client.simple_query(&query) {
-            Ok(messages) => messages,
-            Err(error) if crate::history::is_missing_relation(&error) => return Ok(Vec::new()),
-            Err(error) => return Err(Error::database("reading the action log")(error)),
-        };
-        Ok(messages
-            .iter()
-            .filter_map(|message| match message {
-                SimpleQueryMessage::Row(row) => Some(row),
-                _ => None,
-            })
-            .map(|row| {
-                let text = |i: usize| row.get(i).map(str::to_owned);
-                let number = |i: usize| row.get(i).and_then(|v| v.parse().ok()).unwrap_or_default();
-                Action {
-                    id: number(0),
-                    version: number(1),
-                    name: text(2).unwrap_or_default(),
-                    action: text(3).unwrap_or_default(),
-                    checksum: text(4),
-                    started_at_micros: number(5),
-                    duration_ms: number(6),
-                    status: text(7).unwrap_or_default(),
-                    error_message: text(8),
-                    executed_by: text(9).unwrap_or_default(),
-                    environment: text(10),
-                    note: text(11),
-                }
-            })
-            .collect())
+        self.settings.tables.read_actions(client)
     }
 
     /// Runs every pending transactional migration inside one transaction and rolls it all
@@ -418,26 +330,27 @@ impl<'m> Migrator<'m> {
     /// # Ok::<(), migrate_runtime::Error>(())
     /// ```
     pub fn rehearse(&self, client: &mut Client) -> Result<Vec<(&'m Migration, Rehearsed)>, Error> {
-        self.tables.check()?;
+        let tables = &self.settings.tables;
+        tables.check()?;
         // The lock, the tables and the history read all happen inside the transaction that is
         // rolled back, so even a first run leaves nothing behind.
         let prelude = format!(
             "BEGIN;\n{}{}{};",
-            lock::transaction_lock_sql(lock::key(&self.tables), self.lock_wait),
-            self.tables.create_sql(),
-            self.tables.select_sql()
+            lock::transaction_lock_sql(lock::key(tables), self.settings.lock_wait),
+            tables.create_sql(),
+            tables.select_sql()
         );
         let messages = match client.simple_query(&prelude) {
             Ok(messages) => messages,
             Err(error) => {
-                apply::rollback(client);
+                execute::rollback(client);
                 return Err(Error::database("starting the rehearsal")(error));
             }
         };
         let pending = match self.pending(&crate::history::parse_rows(&messages)) {
             Ok(pending) => pending,
             Err(refusal) => {
-                apply::rollback(client);
+                execute::rollback(client);
                 return Err(refusal);
             }
         };
@@ -446,20 +359,16 @@ impl<'m> Migrator<'m> {
             .copied()
             .filter(|m| m.up().is_transactional())
             .collect();
-        let replayed = apply::replay(client, &testable);
-        apply::rollback(client);
+        let replayed = replay(client, &testable);
+        execute::rollback(client);
 
         let mut outcomes: BTreeMap<i64, Rehearsed> = BTreeMap::new();
         for (migration, duration, result) in replayed {
             let outcome = match result {
                 Ok(()) => Rehearsed::WouldApply(duration),
-                Err(error) => Rehearsed::WouldFail(Box::new(apply::locate(
-                    error,
-                    migration,
-                    migration.up(),
-                    Direction::Up,
-                    0,
-                )?)),
+                Err(error) => {
+                    Rehearsed::WouldFail(Box::new(execute::failure_in(error, migration)?))
+                }
             };
             outcomes.insert(migration.version(), outcome);
         }
@@ -475,4 +384,23 @@ impl<'m> Migrator<'m> {
             })
             .collect())
     }
+}
+
+/// Runs each migration's UP as its own query inside the transaction the caller opened,
+/// stopping after the first failure: which one fails, and how long each took.
+fn replay<'m>(
+    client: &mut Client,
+    migrations: &[&'m Migration],
+) -> Vec<(&'m Migration, Duration, Result<(), postgres::Error>)> {
+    let mut outcomes = Vec::new();
+    for migration in migrations {
+        let started = std::time::Instant::now();
+        let result = client.simple_query(migration.up().sql()).map(drop);
+        let failed = result.is_err();
+        outcomes.push((*migration, started.elapsed(), result));
+        if failed {
+            break;
+        }
+    }
+    outcomes
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use postgres::{Client, SimpleQueryMessage};
 
-use crate::history::{literal, optional_literal, AppliedMigration};
-use crate::lock;
+use crate::history::{AppliedMigration, MigrationStatus, RepairChange};
+use crate::plan;
+use crate::run::Run;
 use crate::{Error, Migration, Migrator};
 
 /// What [`Migrator::repair`] records about one migration.
@@ -86,35 +87,31 @@ impl Migrator<'_> {
         reason: &str,
     ) -> Result<(), Error> {
         require_reason(reason)?;
-        let (mut locked, applied) =
-            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
+        let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
         let row = applied.iter().find(|row| row.version == version);
         let migration = self.migrations.iter().find(|m| m.version() == version);
-        let table = self.tables.migrations();
-        let change = match (repair, row, migration) {
-            (Repair::RolledBack, Some(row), _) if row.status != "applied" => {
-                format!("DELETE FROM {table} WHERE version = {version};\n")
+        let checksum = migration.map(|m| m.checksum().to_string());
+        let unfinished = row.is_some_and(|row| row.status != MigrationStatus::Applied);
+        let change = match (repair, row, checksum.as_deref()) {
+            (Repair::RolledBack, Some(_), _) if unfinished => RepairChange::Forget,
+            (Repair::Applied, Some(_), Some(checksum)) if unfinished => {
+                RepairChange::MarkApplied(checksum)
             }
-            (Repair::Applied, Some(row), Some(migration)) if row.status != "applied" => format!(
-                "UPDATE {table} SET status = 'applied', error_message = NULL, checksum = {} WHERE version = {version};\n",
-                literal(&migration.checksum().to_string())
-            ),
-            (Repair::AcceptChecksum, Some(row), Some(migration))
-                if row.status == "applied" && row.checksum != migration.checksum().to_string() =>
+            (Repair::AcceptChecksum, Some(row), Some(checksum))
+                if row.status == MigrationStatus::Applied && row.checksum != checksum =>
             {
-                format!(
-                    "UPDATE {table} SET checksum = {} WHERE version = {version};\n",
-                    literal(&migration.checksum().to_string())
-                )
+                RepairChange::AcceptChecksum(checksum)
             }
             _ => return Err(nothing_to_repair(version, repair, row, migration)),
         };
         let name = row.map_or_else(String::new, |row| row.name.clone());
-        let checksum = migration.map(|m| m.checksum().to_string());
         let note = format!("{}: {reason}", describe(repair));
-        let action = self.action_sql(version, &name, "repair", checksum.as_deref(), &note);
-        locked
-            .simple_query(&format!("BEGIN;\n{change}{action}COMMIT;"))
+        let sql =
+            self.settings
+                .recorder()
+                .repair(version, &name, change, checksum.as_deref(), &note);
+        run.client
+            .simple_query(&sql)
             .map_err(Error::database(format!("repairing migration {version}")))?;
         Ok(())
     }
@@ -143,18 +140,17 @@ impl Migrator<'_> {
                 "baseline {version}: no migration in this binary has that version"
             )));
         }
-        let (mut locked, applied) =
-            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
-        self.check_settled(&applied)?;
+        let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
+        plan::check_settled(self.migrations, &applied)?;
         let recorded: BTreeSet<i64> = applied.iter().map(|row| row.version).collect();
         let chosen: Vec<&Migration> = self
             .migrations
             .iter()
             .filter(|m| m.version() <= version && !recorded.contains(&m.version()))
-            .filter(|m| self.in_environment(m))
+            .filter(|m| self.settings.in_environment(m))
             .collect();
         self.record_baseline(
-            &mut locked,
+            &mut run,
             &chosen,
             &format!("baseline up to {version}: {reason}"),
         )?;
@@ -173,25 +169,27 @@ impl Migrator<'_> {
     /// # Ok::<(), migrate_runtime::Error>(())
     /// ```
     pub fn baseline_from(&self, client: &mut Client, tool: OtherTool) -> Result<Vec<i64>, Error> {
-        let (mut locked, applied) =
-            lock::acquire(client, &self.tables, self.lock_scope, self.lock_wait)?;
+        let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
         if !applied.is_empty() {
             return Err(Error::InvalidSetting(format!(
                 "{} already has {} row(s); importing another tool's history needs it empty",
-                self.tables.display(),
+                self.settings.tables.display(),
                 applied.len()
             )));
         }
-        let messages = locked.simple_query(tool.versions_sql()).map_err(|error| {
-            if error.code().is_some_and(|code| code.code() == "42P01") {
-                Error::InvalidSetting(format!(
-                    "this database has no `{}` table to import",
-                    tool.table()
-                ))
-            } else {
-                Error::database(format!("reading {}", tool.table()))(error)
-            }
-        })?;
+        let messages = run
+            .client
+            .simple_query(tool.versions_sql())
+            .map_err(|error| {
+                if error.code().is_some_and(|code| code.code() == "42P01") {
+                    Error::InvalidSetting(format!(
+                        "this database has no `{}` table to import",
+                        tool.table()
+                    ))
+                } else {
+                    Error::database(format!("reading {}", tool.table()))(error)
+                }
+            })?;
         let mut versions = Vec::new();
         for message in &messages {
             if let SimpleQueryMessage::Row(row) = message {
@@ -217,7 +215,7 @@ impl Migrator<'_> {
             .filter(|m| versions.binary_search(&m.version()).is_ok())
             .collect();
         self.record_baseline(
-            &mut locked,
+            &mut run,
             &chosen,
             &format!("imported from {}", tool.table()),
         )?;
@@ -226,59 +224,18 @@ impl Migrator<'_> {
 
     fn record_baseline(
         &self,
-        client: &mut Client,
+        run: &mut Run<'_, '_>,
         chosen: &[&Migration],
         note: &str,
     ) -> Result<(), Error> {
         if chosen.is_empty() {
             return Ok(());
         }
-        let table = self.tables.migrations();
-        let applied_by = self.applied_by_sql();
-        let mut batch = String::from("BEGIN;\n");
-        for migration in chosen {
-            let checksum = migration.checksum().to_string();
-            batch.push_str(&format!(
-                "INSERT INTO {table} (version, name, checksum, applied_by) VALUES ({}, {}, {}, {applied_by});\n",
-                migration.version(),
-                literal(migration.name()),
-                literal(&checksum),
-            ));
-            batch.push_str(&self.action_sql(
-                migration.version(),
-                migration.name(),
-                "baseline",
-                Some(&checksum),
-                note,
-            ));
-        }
-        batch.push_str("COMMIT;");
-        client
-            .simple_query(&batch)
+        let sql = run.recorder().baseline(chosen, note);
+        run.client
+            .simple_query(&sql)
             .map_err(Error::database("recording the baseline"))?;
         Ok(())
-    }
-
-    /// An action-log row for an action that ran no SQL of the migration.
-    fn action_sql(
-        &self,
-        version: i64,
-        name: &str,
-        action: &str,
-        checksum: Option<&str>,
-        note: &str,
-    ) -> String {
-        format!(
-            "INSERT INTO {} (version, name, action, checksum, started_at, status, executed_by, environment, note) \
-             VALUES ({version}, {}, {}, {}, clock_timestamp(), 'success', {}, {}, {});\n",
-            self.tables.actions(),
-            literal(name),
-            literal(action),
-            optional_literal(checksum),
-            self.applied_by_sql(),
-            optional_literal(self.environment_name()),
-            literal(note),
-        )
     }
 }
 
@@ -313,7 +270,9 @@ fn nothing_to_repair(
         (Repair::Applied | Repair::AcceptChecksum, None) => {
             format!("migration {version} is not in this binary")
         }
-        (Repair::AcceptChecksum, Some(_)) if row.is_some_and(|r| r.status == "applied") => {
+        (Repair::AcceptChecksum, Some(_))
+            if row.is_some_and(|r| r.status == MigrationStatus::Applied) =>
+        {
             format!("migration {version}'s recorded checksum already matches this binary")
         }
         (Repair::AcceptChecksum, _) => format!(

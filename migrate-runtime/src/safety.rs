@@ -3,19 +3,17 @@
 //! migration that breaks the policy is rolled back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::time::Instant;
 
 use postgres::{Client, SimpleQueryMessage};
 
-use crate::apply::{self, Batch, Direction};
-use crate::history::literal;
-use crate::migrator::AppliedReport;
+use crate::error::PolicyViolation;
+use crate::history::{literal, HistoryTables};
+use crate::schema::SchemaSnapshot;
 use crate::source::lexer::{Lexer, TokenKind};
-use crate::{Error, Migration, Migrator, SchemaSnapshot};
+use crate::{Error, Migration};
 
 /// What a migration may do to the tables that existed before it, checked by
-/// [`Migrator::safety`] (the defaults are seed 004's: new tables and columns are fine, changing
+/// [`crate::Migrator::safety`] (the defaults are seed 004's: new tables and columns are fine, changing
 /// row counts or constraints of existing tables is not). Whatever the policy, a constraint
 /// that was valid must stay valid, foreign keys must stay enforced, and no index may be left
 /// invalid.
@@ -49,38 +47,6 @@ impl Default for SafetyPolicy {
     }
 }
 
-/// A migration rolled back because it broke the [`SafetyPolicy`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyViolation {
-    /// The migration's version.
-    pub version: i64,
-    /// Its name.
-    pub name: String,
-    /// Its file.
-    pub path: String,
-    /// Each thing it did that the policy forbids, e.g.
-    /// `table public.users: row count changed from 100 to 95 (allow_row_changes is off)`.
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for PolicyViolation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "error: migration {} ({}) breaks the data-safety policy, so it was rolled back",
-            self.version, self.name
-        )?;
-        writeln!(f, "  --> {}", self.path)?;
-        for problem in &self.problems {
-            writeln!(f, "   = {problem}")?;
-        }
-        write!(
-            f,
-            "   = help: nothing of it was kept; if this is intended, allow it in the policy for this run"
-        )
-    }
-}
-
 /// One side of the comparison: the schema, and the row counts of the existing tables the
 /// migration names or touches.
 struct Snapshot {
@@ -88,70 +54,68 @@ struct Snapshot {
     rows: BTreeMap<String, i64>,
 }
 
-/// Runs one transactional migration under the policy (see the module doc).
-pub(crate) fn guarded(
-    migrator: &Migrator<'_>,
+/// What the guard saw inside the migration's transaction before its SQL ran.
+pub(crate) struct Before {
+    named: BTreeSet<String>,
+    snapshot: Snapshot,
+    activity: BTreeMap<String, (i64, i64)>,
+}
+
+/// The guard's first step, inside the migration's open transaction: the schema and the row
+/// counts of the existing tables `sql` names.
+pub(crate) fn before(
     client: &mut Client,
-    migration: &Migration,
+    tables: &HistoryTables,
+    sql: &str,
+) -> Result<Before, Error> {
+    let named = named_tables(client, sql)?;
+    let snapshot = snapshot(client, tables, &named)?;
+    // The statistics include earlier transactions of this session not yet flushed, so this
+    // transaction's share is the difference from here on.
+    let activity = table_activity(client)?;
+    Ok(Before {
+        named,
+        snapshot,
+        activity,
+    })
+}
+
+/// The guard's second step, after the migration's SQL ran in the same transaction: what the
+/// policy forbids of what it did (`None`: nothing).
+pub(crate) fn after(
+    client: &mut Client,
+    tables: &HistoryTables,
+    before: Before,
     policy: SafetyPolicy,
-) -> Result<Batch, Error> {
-    let started = Instant::now();
-    let begin = apply::begin_sql(migrator) + apply::MARK_STARTED;
-    let result = (|| {
-        client
-            .simple_query(&begin)
-            .map_err(Error::database("starting a guarded migration"))?;
-        let named = named_tables(client, migration.up().sql())?;
-        let before = snapshot(migrator, client, &named)?;
-        // The statistics include earlier transactions of this session not yet flushed, so
-        // this transaction's share is the difference from here on.
-        let activity_before = table_activity(client)?;
-        if let Err(error) = client.simple_query(migration.up().sql()) {
-            apply::rollback(client);
-            let failure = apply::locate(error, migration, migration.up(), Direction::Up, 0)?;
-            return Err(Error::MigrationFailed(Box::new(failure)));
-        }
-        let touched = touched_since(&activity_before, table_activity(client)?);
-        let after_names: BTreeSet<String> = named.iter().chain(touched.keys()).cloned().collect();
-        let mut after = snapshot(migrator, client, &after_names)?;
-        // A table changed without being named (by a function, a trigger...): its count
-        // before is its count now less what this transaction inserted and deleted.
-        let mut before = before;
-        for (table, net) in &touched {
-            if let (false, Some(&now)) = (before.rows.contains_key(table), after.rows.get(table)) {
-                if before.schema.has_table(table) {
-                    before.rows.insert(table.clone(), now - net);
-                }
+    migration: &Migration,
+) -> Result<Option<PolicyViolation>, Error> {
+    let Before {
+        named,
+        snapshot: mut before,
+        activity,
+    } = before;
+    let touched = touched_since(&activity, table_activity(client)?);
+    let after_names: BTreeSet<String> = named.iter().chain(touched.keys()).cloned().collect();
+    let mut after = snapshot(client, tables, &after_names)?;
+    // A table changed without being named (by a function, a trigger...): its count before is
+    // its count now less what this transaction inserted and deleted.
+    for (table, net) in &touched {
+        if let (false, Some(&now)) = (before.rows.contains_key(table), after.rows.get(table)) {
+            if before.schema.has_table(table) {
+                before.rows.insert(table.clone(), now - net);
             }
         }
-        after
-            .rows
-            .retain(|table, _| before.rows.contains_key(table));
-        let problems = check(policy, &before, &after, client)?;
-        if !problems.is_empty() {
-            apply::rollback(client);
-            return Err(Error::PolicyViolation(Box::new(PolicyViolation {
-                version: migration.version(),
-                name: migration.name().to_owned(),
-                path: migration.path().to_owned(),
-                problems,
-            })));
-        }
-        let record = apply::record_sql(migrator, migration, Direction::Up) + "COMMIT;";
-        client
-            .simple_query(&record)
-            .map_err(Error::database("recording a guarded migration"))?;
-        Ok(Batch::Done(AppliedReport {
-            version: migration.version(),
-            name: migration.name().to_owned(),
-            duration: started.elapsed(),
-        }))
-    })();
-    if let Err(error) = &result {
-        apply::rollback(client);
-        apply::record_error(migrator, client, migration, error);
     }
-    result
+    after
+        .rows
+        .retain(|table, _| before.rows.contains_key(table));
+    let problems = check(policy, &before, &after, client)?;
+    Ok((!problems.is_empty()).then(|| PolicyViolation {
+        version: migration.version(),
+        name: migration.name().to_owned(),
+        path: migration.path().to_owned(),
+        problems,
+    }))
 }
 
 /// The existing tables among the names the SQL mentions (words and quoted identifiers,
@@ -223,11 +187,12 @@ fn touched_since(
 
 /// The schema, and the row counts of those of `tables` (as `schema.table`) that exist.
 fn snapshot(
-    migrator: &Migrator<'_>,
     client: &mut Client,
+    history: &HistoryTables,
     tables: &BTreeSet<String>,
 ) -> Result<Snapshot, Error> {
-    let schema = migrator.schema_snapshot(client)?;
+    let (schema, table) = history.names();
+    let schema = SchemaSnapshot::read(client, schema, table)?;
     let mut rows = BTreeMap::new();
     let list = tables.iter().map(|t| literal(t)).collect::<Vec<_>>();
     let existing = if list.is_empty() {

@@ -115,21 +115,23 @@ impl SchemaSnapshot {
     }
 }
 
-impl crate::Migrator<'_> {
-    /// The [`SchemaSnapshot`] of the database `client` is connected to, leaving out this
-    /// migrator's history tables. One round trip.
-    ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// let snapshot = migrate_runtime::Migrator::new(MIGRATIONS).schema_snapshot(&mut client)?;
-    /// println!("{} objects", snapshot.objects().count());
-    /// # Ok::<(), migrate_runtime::Error>(())
-    /// ```
-    pub fn schema_snapshot(&self, client: &mut Client) -> Result<SchemaSnapshot, Error> {
-        let (schema, table) = self.tables.names();
-        SchemaSnapshot::read(client, schema, table)
-    }
+/// Indexes marked invalid, as `schema.name` (best effort: an empty list if the query fails).
+pub(crate) fn invalid_indexes(client: &mut Client) -> Vec<String> {
+    let query = "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE NOT i.indisvalid ORDER BY 1";
+    client
+        .simple_query(query)
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|message| match message {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The difference between two [`SchemaSnapshot`]s; `Display` prints it line by line (`-`

@@ -1,7 +1,7 @@
 //! down, down_to, redo, plan, validate, status, history and rehearse against PostgreSQL.
 
 use migrate_runtime::testing::TestServer;
-use migrate_runtime::{Error, Migrator, Rehearsed, State};
+use migrate_runtime::{ActionStatus, Error, Migrator, Rehearsed, State};
 use migrate_tests::{five, migrations, scalar, tables};
 
 fn versions(report: &[migrate_runtime::AppliedReport]) -> Vec<i64> {
@@ -223,7 +223,7 @@ fn history_lists_every_action() {
     let history = migrator.history(&mut client).unwrap();
     let actions: Vec<(String, i64)> = history
         .iter()
-        .map(|a| (a.action.clone(), a.version))
+        .map(|a| (a.action.to_string(), a.version))
         .collect();
     assert_eq!(
         actions,
@@ -235,7 +235,7 @@ fn history_lists_every_action() {
     );
     assert!(history
         .iter()
-        .all(|a| a.environment.as_deref() == Some("staging") && a.status == "success"));
+        .all(|a| a.environment.as_deref() == Some("staging") && a.status == ActionStatus::Success));
 }
 
 #[test]

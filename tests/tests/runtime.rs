@@ -573,12 +573,8 @@ fn a_failure_without_a_position_inside_a_batch_is_blamed_on_the_right_migration(
         (failure.version, failure.sqlstate.as_str(), failure.column),
         (3, "23505", None)
     );
-    assert!(
-        error
-            .to_string()
-            .contains("--> 003_c.sql:1 (where the migration starts"),
-        "{error}"
-    );
+    // The server gives no position; replaying 003 statement by statement finds its second.
+    assert!(error.to_string().contains("--> 003_c.sql:2\n"), "{error}");
     assert_eq!(
         scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
         2

@@ -80,8 +80,8 @@ pub(crate) fn history(actions: &[Action]) -> Value {
         .iter()
         .map(|a| {
             json!({
-                "id": a.id, "version": a.version, "name": a.name, "action": a.action,
-                "status": a.status, "started_at": rfc3339(a.started_at_micros),
+                "id": a.id, "version": a.version, "name": a.name, "action": a.action.as_str(),
+                "status": a.status.as_str(), "started_at": rfc3339(a.started_at_micros),
                 "duration_ms": a.duration_ms, "executed_by": a.executed_by,
                 "environment": a.environment, "error": a.error_message, "note": a.note,
             })

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::{json as shapes, Failure};
 use crate::config::ConnectionSettings;
-use crate::{Action, Migration, Progress, Rehearsed, Repair, Report, State, Status};
+use crate::{Action, ActionStatus, Migration, Progress, Rehearsed, Repair, Report, State, Status};
 
 pub(super) struct Output {
     json: bool,
@@ -177,9 +177,9 @@ impl Output {
             return self.emit(shapes::history(actions));
         }
         for action in actions {
-            let status = match action.status.as_str() {
-                "success" => self.paint(Paint::Green, "success"),
-                other => self.paint(Paint::Red, other),
+            let status = match action.status {
+                ActionStatus::Success => self.paint(Paint::Green, "success"),
+                ActionStatus::Failed => self.paint(Paint::Red, "failed"),
             };
             let detail = action
                 .error_message

@@ -1,0 +1,654 @@
+//! The plan stage, pure (no I/O): from the embedded set, the history rows and the settings,
+//! decide what runs, in which transaction units, sent in which messages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use crate::error::Unfinished;
+use crate::history::{AppliedMigration, Fingerprint, MigrationStatus};
+use crate::lock::LockScope;
+use crate::migration::Direction;
+use crate::safety::SafetyPolicy;
+use crate::settings::Settings;
+use crate::{Error, Migration};
+
+/// At most this many migrations, or about this much SQL, go into one message.
+const MESSAGE_MIGRATIONS: usize = 100;
+const MESSAGE_BYTES: usize = 1 << 20;
+
+/// One migration, one way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Step<'m> {
+    pub(crate) migration: &'m Migration,
+    pub(crate) direction: Direction,
+}
+
+impl<'m> Step<'m> {
+    pub(crate) fn up(migration: &'m Migration) -> Self {
+        Step {
+            migration,
+            direction: Direction::Up,
+        }
+    }
+
+    pub(crate) fn down(migration: &'m Migration) -> Self {
+        Step {
+            migration,
+            direction: Direction::Down,
+        }
+    }
+
+    /// The SQL this step runs. A step going down is only planned for a migration with a DOWN
+    /// section (see [`reversible`]).
+    pub(crate) fn section(&self) -> &'m crate::Section {
+        self.migration
+            .section(self.direction)
+            .expect("a step going down is planned only for a reversible migration")
+    }
+}
+
+/// What the executor runs as one piece: a value that can be run again from the start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unit<'m> {
+    /// Each step in its own transaction together with its history rows, all of them sent in
+    /// one message (one round trip).
+    Transactions(Vec<Step<'m>>),
+    /// All steps in one transaction, sent in these messages (ranges of `steps`).
+    Group {
+        steps: Vec<Step<'m>>,
+        messages: Vec<Range<usize>>,
+    },
+    /// One step outside any transaction, statement by statement, its row `running` first.
+    Statements(Step<'m>),
+    /// One step in its own transaction, checked against the data-safety policy before
+    /// `COMMIT`.
+    Guarded(Step<'m>, SafetyPolicy),
+}
+
+impl<'m> Unit<'m> {
+    /// The steps, in the order they run.
+    #[cfg(test)]
+    fn steps(&self) -> &[Step<'m>] {
+        match self {
+            Unit::Transactions(steps) | Unit::Group { steps, .. } => steps,
+            Unit::Statements(step) | Unit::Guarded(step, _) => std::slice::from_ref(step),
+        }
+    }
+}
+
+/// The settings that cannot work together with these migrations.
+pub(crate) fn check_settings(migrations: &[Migration], settings: &Settings) -> Result<(), Error> {
+    settings.tables.check()?;
+    if settings.grouped && settings.safety.is_some() {
+        return Err(Error::InvalidSetting(
+            "data-safety checks roll back one migration at a time, so they cannot be combined with grouped mode".to_owned(),
+        ));
+    }
+    if settings.grouped {
+        if let Some(m) = migrations.iter().find(|m| !m.up().is_transactional()) {
+            return Err(Error::InvalidSetting(format!(
+                "grouped mode runs everything in one transaction, but {} runs outside any transaction",
+                m.path()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The migrations a run leaves applied: up to the target, in the run's environment.
+pub(crate) fn selected<'m, 's>(
+    migrations: &'m [Migration],
+    settings: &'s Settings,
+) -> impl Iterator<Item = &'m Migration> + use<'m, 's> {
+    migrations
+        .iter()
+        .filter(|m| settings.within_target(m) && settings.in_environment(m))
+}
+
+/// The migrations a run would apply, after checking the history against the binary.
+pub(crate) fn pending<'m>(
+    migrations: &'m [Migration],
+    settings: &Settings,
+    applied: &[AppliedMigration],
+) -> Result<Vec<&'m Migration>, Error> {
+    check_history(migrations, applied)?;
+    let applied_versions: BTreeSet<i64> = applied.iter().map(|row| row.version).collect();
+    let pending: Vec<&Migration> = selected(migrations, settings)
+        .filter(|m| !applied_versions.contains(&m.version()))
+        .collect();
+    if let (Some(&highest_applied), false) = (applied_versions.last(), settings.allow_out_of_order)
+    {
+        if let Some(m) = pending.iter().find(|m| m.version() < highest_applied) {
+            return Err(Error::OutOfOrder {
+                version: m.version(),
+                name: m.name().to_owned(),
+                path: m.path().to_owned(),
+                highest_applied,
+            });
+        }
+    }
+    Ok(pending)
+}
+
+/// The checks on what is already applied: nothing unfinished, nothing the binary lacks, no
+/// file changed since it was applied.
+pub(crate) fn check_history(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+) -> Result<(), Error> {
+    check_settled(migrations, applied)?;
+    let in_binary: BTreeMap<i64, &Migration> =
+        migrations.iter().map(|m| (m.version(), m)).collect();
+    let missing: Vec<(i64, String)> = applied
+        .iter()
+        .filter(|row| !in_binary.contains_key(&row.version))
+        .map(|row| (row.version, row.name.clone()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::MissingFromBinary(missing));
+    }
+    for row in applied {
+        let migration = in_binary[&row.version];
+        if !migration.checksum().matches(&row.checksum) {
+            return Err(Error::ChecksumMismatch {
+                version: row.version,
+                name: migration.name().to_owned(),
+                path: migration.path().to_owned(),
+                applied: row.checksum.clone(),
+                embedded: migration.checksum(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses while a no-transaction migration is `failed` or `running`: what it did is not
+/// undone, and only a repair says how to go on.
+pub(crate) fn check_settled(
+    migrations: &[Migration],
+    applied: &[AppliedMigration],
+) -> Result<(), Error> {
+    match applied
+        .iter()
+        .find(|row| row.status != MigrationStatus::Applied)
+    {
+        Some(row) => {
+            let migration = migrations.iter().find(|m| m.version() == row.version);
+            Err(Error::Unfinished(Box::new(unfinished(row, migration))))
+        }
+        None => Ok(()),
+    }
+}
+
+/// What a stopped no-transaction migration ran, for the refusal that says how to resolve it.
+fn unfinished(row: &AppliedMigration, migration: Option<&Migration>) -> Unfinished {
+    let statements: Vec<(usize, u32, String)> = migration
+        .map(|m| {
+            let up = m.up();
+            crate::source::statements::split(up.sql())
+                .enumerate()
+                .map(|(index, statement)| {
+                    let offset = up.sql()[..statement.start].chars().count() + 1;
+                    let first_line = statement.text.lines().next().unwrap_or_default();
+                    (index + 1, up.file_position(offset).0, first_line.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let total_statements = migration.map(|_| statements.len());
+    // A failed migration's record says which statement failed; those before it ran.
+    let ran = match failed_statement(row.error_message.as_deref()) {
+        Some(failed) if row.status == MigrationStatus::Failed => failed - 1,
+        _ => statements.len(),
+    };
+    Unfinished {
+        version: row.version,
+        name: row.name.clone(),
+        path: migration.map(|m| m.path().to_owned()),
+        status: row.status,
+        error_message: row.error_message.clone(),
+        statements_ran: statements.into_iter().take(ran).collect(),
+        total_statements,
+    }
+}
+
+/// The `k` of a recorded "(statement k of n)".
+fn failed_statement(error_message: Option<&str>) -> Option<usize> {
+    let message = error_message?;
+    let after = &message[message.rfind("(statement ")? + "(statement ".len()..];
+    after.split_whitespace().next()?.parse().ok()
+}
+
+/// The fingerprint of a history holding exactly the migrations a run would leave applied.
+pub(crate) fn expected_fingerprint(migrations: &[Migration], settings: &Settings) -> Fingerprint {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+
+    /// Feeds formatted text straight into the hash, allocating nothing per migration.
+    struct Feed(Sha256);
+    impl std::fmt::Write for Feed {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.0.update(text.as_bytes());
+            Ok(())
+        }
+    }
+    let mut feed = Feed(Sha256::new());
+    let mut rows = 0;
+    for migration in selected(migrations, settings) {
+        let separator = if rows == 0 { "" } else { "\n" };
+        let _ = write!(feed, "{separator}{} ", migration.version());
+        feed.0.update(migration.checksum().text());
+        feed.0.update(b" applied");
+        rows += 1;
+    }
+    let digest = feed.0.finalize();
+    let mut sha256_hex = String::with_capacity(64);
+    // The server aggregates no rows to NULL, shown as ''.
+    for byte in digest.iter().filter(|_| rows > 0) {
+        let _ = write!(sha256_hex, "{byte:02x}");
+    }
+    Fingerprint { rows, sha256_hex }
+}
+
+/// The units that apply `pending`, in order.
+///
+/// Runs of consecutive transactional migrations share messages of at most 100 migrations
+/// (one transaction each); behind a pooler ([`LockScope::Transaction`]) another process may
+/// commit between two of ours, so there each message holds one migration and the history
+/// is re-checked inside each transaction. Grouped mode is one unit in several messages;
+/// the data-safety policy checks each migration in its own unit.
+pub(crate) fn up<'m>(pending: &[&'m Migration], settings: &Settings) -> Vec<Unit<'m>> {
+    let steps: Vec<Step<'m>> = pending.iter().map(|m| Step::up(m)).collect();
+    if steps.is_empty() {
+        return Vec::new();
+    }
+    if settings.grouped {
+        let messages = messages(&steps);
+        return vec![Unit::Group { steps, messages }];
+    }
+    let mut units = Vec::new();
+    for run in
+        steps.chunk_by(|a, b| a.section().is_transactional() == b.section().is_transactional())
+    {
+        if !run[0].section().is_transactional() {
+            units.extend(run.iter().map(|&step| Unit::Statements(step)));
+        } else if let Some(policy) = settings.safety {
+            units.extend(run.iter().map(|&step| Unit::Guarded(step, policy)));
+        } else if settings.lock_scope == LockScope::Transaction {
+            units.extend(run.iter().map(|&step| Unit::Transactions(vec![step])));
+        } else {
+            units.extend(
+                messages(run)
+                    .into_iter()
+                    .map(|range| Unit::Transactions(run[range].to_vec())),
+            );
+        }
+    }
+    units
+}
+
+/// The units that revert `targets`, in the order given: one migration per unit.
+pub(crate) fn down<'m>(targets: &[&'m Migration]) -> Vec<Unit<'m>> {
+    targets.iter().map(|m| single(Step::down(m))).collect()
+}
+
+/// One step in a unit of its own.
+pub(crate) fn single(step: Step<'_>) -> Unit<'_> {
+    if step.section().is_transactional() {
+        Unit::Transactions(vec![step])
+    } else {
+        Unit::Statements(step)
+    }
+}
+
+/// The binary's migration `version`, if it can be reverted.
+pub(crate) fn reversible(migrations: &[Migration], version: i64) -> Result<&Migration, Error> {
+    let migration = migrations
+        .iter()
+        .find(|m| m.version() == version)
+        .ok_or_else(|| Error::MissingFromBinary(vec![(version, String::new())]))?;
+    match migration.down() {
+        Some(_) => Ok(migration),
+        None => Err(Error::Irreversible {
+            version,
+            name: migration.name().to_owned(),
+            path: migration.path().to_owned(),
+        }),
+    }
+}
+
+/// Splits `steps` into messages of at most [`MESSAGE_MIGRATIONS`] steps and, unless one step
+/// alone is larger, [`MESSAGE_BYTES`] of SQL. One message of thousands of migrations makes the
+/// server parse and hold all of them at once, which measured slower than a hundred at a time
+/// (README, Performance).
+pub(crate) fn messages(steps: &[Step<'_>]) -> Vec<Range<usize>> {
+    let mut messages = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, step) in steps.iter().enumerate() {
+        let size = step.section().sql().len();
+        if index > start && (index - start == MESSAGE_MIGRATIONS || bytes + size > MESSAGE_BYTES) {
+            messages.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < steps.len() {
+        messages.push(start..steps.len());
+    }
+    messages
+}
+
+/// `messages` with the message holding step `at` cut in two before it (no change when `at`
+/// already starts a message).
+pub(crate) fn split_before(messages: &[Range<usize>], at: usize) -> Vec<Range<usize>> {
+    messages
+        .iter()
+        .flat_map(|range| {
+            if range.start < at && at < range.end {
+                vec![range.start..at, at..range.end]
+            } else {
+                vec![range.clone()]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Checksum, Section};
+
+    fn migration(version: i64, transactional: bool, sql: &str) -> Migration {
+        Migration::owned(
+            version,
+            format!("m{version}"),
+            Section::owned(
+                format!("{version:03}_m{version}.sql"),
+                1,
+                transactional,
+                sql.to_owned(),
+            ),
+            Some(Section::owned(
+                format!("{version:03}_m{version}.sql"),
+                3,
+                true,
+                "SELECT 1;".to_owned(),
+            )),
+            Checksum::of_up_section(sql, transactional),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    fn set(shape: &str) -> Vec<Migration> {
+        // `t`: transactional, `n`: no-transaction.
+        shape
+            .chars()
+            .enumerate()
+            .map(|(i, kind)| migration(i as i64 + 1, kind == 't', "CREATE TABLE x (id int);"))
+            .collect()
+    }
+
+    fn versions(unit: &Unit<'_>) -> Vec<i64> {
+        unit.steps().iter().map(|s| s.migration.version()).collect()
+    }
+
+    fn row(version: i64, status: MigrationStatus, migrations: &[Migration]) -> AppliedMigration {
+        let checksum = migrations
+            .iter()
+            .find(|m| m.version() == version)
+            .map_or_else(|| "sha256:00".to_owned(), |m| m.checksum().to_string());
+        AppliedMigration {
+            version,
+            name: format!("m{version}"),
+            checksum,
+            status,
+            applied_at_micros: 0,
+            execution_time_ms: 0,
+            applied_by: "test".to_owned(),
+            error_message: None,
+        }
+    }
+
+    #[test]
+    fn mixed_sets_alternate_message_units_and_statement_units() {
+        let all = set("ttnttn");
+        let pending: Vec<&Migration> = all.iter().collect();
+        let units = up(&pending, &Settings::default());
+        let shapes: Vec<(&str, Vec<i64>)> = units
+            .iter()
+            .map(|unit| {
+                let kind = match unit {
+                    Unit::Transactions(_) => "transactions",
+                    Unit::Statements(_) => "statements",
+                    Unit::Group { .. } => "group",
+                    Unit::Guarded(..) => "guarded",
+                };
+                (kind, versions(unit))
+            })
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                ("transactions", vec![1, 2]),
+                ("statements", vec![3]),
+                ("transactions", vec![4, 5]),
+                ("statements", vec![6]),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_runs_go_in_messages_of_one_hundred() {
+        let all = set(&"t".repeat(250));
+        let pending: Vec<&Migration> = all.iter().collect();
+        let units = up(&pending, &Settings::default());
+        let sizes: Vec<usize> = units.iter().map(|u| u.steps().len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+    }
+
+    #[test]
+    fn a_large_migration_gets_a_message_of_its_own() {
+        let big = "SELECT 1;\n".repeat(MESSAGE_BYTES / 10 + 1);
+        let all = [
+            migration(1, true, "SELECT 1;"),
+            migration(2, true, &big),
+            migration(3, true, "SELECT 1;"),
+        ];
+        let pending: Vec<&Migration> = all.iter().collect();
+        let units = up(&pending, &Settings::default());
+        let groups: Vec<Vec<i64>> = units.iter().map(versions).collect();
+        assert_eq!(groups, [vec![1], vec![2], vec![3]]);
+    }
+
+    #[test]
+    fn grouped_mode_is_one_unit_in_several_messages() {
+        let all = set(&"t".repeat(250));
+        let pending: Vec<&Migration> = all.iter().collect();
+        let settings = Settings {
+            grouped: true,
+            ..Settings::default()
+        };
+        let units = up(&pending, &settings);
+        assert_eq!(units.len(), 1);
+        let Unit::Group { steps, messages } = &units[0] else {
+            panic!("expected a group, got {units:?}");
+        };
+        assert_eq!(steps.len(), 250);
+        assert_eq!(messages, &[0..100, 100..200, 200..250]);
+    }
+
+    #[test]
+    fn grouped_mode_refuses_a_no_transaction_migration_and_the_safety_policy() {
+        let grouped = Settings {
+            grouped: true,
+            ..Settings::default()
+        };
+        let error = check_settings(&set("tn"), &grouped).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("002_m2.sql runs outside any transaction"),
+            "{error}"
+        );
+        let guarded = Settings {
+            safety: Some(SafetyPolicy::default()),
+            ..grouped
+        };
+        assert!(check_settings(&set("tt"), &guarded).is_err());
+    }
+
+    #[test]
+    fn behind_a_pooler_each_message_holds_one_migration() {
+        let all = set("ttt");
+        let pending: Vec<&Migration> = all.iter().collect();
+        let settings = Settings {
+            lock_scope: LockScope::Transaction,
+            ..Settings::default()
+        };
+        let groups: Vec<Vec<i64>> = up(&pending, &settings).iter().map(versions).collect();
+        assert_eq!(groups, [vec![1], vec![2], vec![3]]);
+    }
+
+    #[test]
+    fn the_safety_policy_guards_each_transactional_migration_on_its_own() {
+        let all = set("tnt");
+        let pending: Vec<&Migration> = all.iter().collect();
+        let settings = Settings {
+            safety: Some(SafetyPolicy::default()),
+            ..Settings::default()
+        };
+        let units = up(&pending, &settings);
+        assert!(matches!(units[0], Unit::Guarded(..)));
+        assert!(matches!(units[1], Unit::Statements(_)));
+        assert!(matches!(units[2], Unit::Guarded(..)));
+    }
+
+    #[test]
+    fn targets_and_environments_choose_what_is_pending() {
+        let mut all = set("tttt");
+        all[1] = Migration::owned(
+            2,
+            "production_only".to_owned(),
+            all[1].up().clone(),
+            None,
+            all[1].checksum(),
+            Vec::new(),
+            vec!["production".to_owned()],
+            Vec::new(),
+        );
+        let versions_of = |settings: &Settings| -> Vec<i64> {
+            pending(&all, settings, &[])
+                .unwrap()
+                .iter()
+                .map(|m| m.version())
+                .collect()
+        };
+        assert_eq!(versions_of(&Settings::default()), [1, 3, 4]);
+        let production = Settings {
+            environment: Some("Production".to_owned()),
+            ..Settings::default()
+        };
+        assert_eq!(versions_of(&production), [1, 2, 3, 4]);
+        let targeted = Settings {
+            target: Some(3),
+            ..production
+        };
+        assert_eq!(versions_of(&targeted), [1, 2, 3]);
+    }
+
+    #[test]
+    fn the_history_decides_what_is_left_and_what_is_refused() {
+        let all = set("tttt");
+        let applied = [
+            row(1, MigrationStatus::Applied, &all),
+            row(3, MigrationStatus::Applied, &all),
+        ];
+        let error = pending(&all, &Settings::default(), &applied).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::OutOfOrder {
+                    version: 2,
+                    highest_applied: 3,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let allowed = Settings {
+            allow_out_of_order: true,
+            ..Settings::default()
+        };
+        let left: Vec<i64> = pending(&all, &allowed, &applied)
+            .unwrap()
+            .iter()
+            .map(|m| m.version())
+            .collect();
+        assert_eq!(left, [2, 4]);
+
+        let unknown = [row(9, MigrationStatus::Applied, &all)];
+        assert!(matches!(
+            pending(&all, &Settings::default(), &unknown),
+            Err(Error::MissingFromBinary(missing)) if missing == [(9, "m9".to_owned())]
+        ));
+        let mut edited = row(1, MigrationStatus::Applied, &all);
+        edited.checksum = "sha256:00".to_owned();
+        assert!(matches!(
+            pending(&all, &Settings::default(), &[edited]),
+            Err(Error::ChecksumMismatch { version: 1, .. })
+        ));
+        let running = [row(1, MigrationStatus::Running, &all)];
+        assert!(matches!(
+            pending(&all, &Settings::default(), &running),
+            Err(Error::Unfinished(unfinished)) if unfinished.status == MigrationStatus::Running
+        ));
+    }
+
+    #[test]
+    fn going_down_is_one_unit_per_migration_in_the_order_given() {
+        let all = set("tnt");
+        let targets: Vec<&Migration> = all.iter().rev().collect();
+        let units = down(&targets);
+        let shapes: Vec<(bool, Vec<i64>, Direction)> = units
+            .iter()
+            .map(|u| {
+                (
+                    matches!(u, Unit::Statements(_)),
+                    versions(u),
+                    u.steps()[0].direction,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                (false, vec![3], Direction::Down),
+                (false, vec![2], Direction::Down),
+                (false, vec![1], Direction::Down),
+            ],
+            "the DOWN sections here are transactional"
+        );
+    }
+
+    #[test]
+    fn splitting_a_message_before_a_step() {
+        assert_eq!(
+            split_before(&[0..100, 100..200], 130),
+            [0..100, 100..130, 130..200]
+        );
+        assert_eq!(split_before(&[0..100, 100..200], 100), [0..100, 100..200]);
+        let whole = vec![0..5, 5..9];
+        assert_eq!(split_before(&whole, 5), whole);
+        assert_eq!(split_before(&whole, 0), whole);
+    }
+
+    #[test]
+    fn the_fingerprint_of_nothing_is_empty() {
+        let none = expected_fingerprint(&[], &Settings::default());
+        assert_eq!((none.rows, none.sha256_hex.as_str()), (0, ""));
+        let two = expected_fingerprint(&set("tt"), &Settings::default());
+        assert_eq!((two.rows, two.sha256_hex.len()), (2, 64));
+    }
+}

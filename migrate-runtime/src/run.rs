@@ -1,0 +1,129 @@
+//! A run in progress: the locked connection, the settings, and what has been done so far,
+//! told to the log and to the caller's observer as it happens.
+
+use std::time::Duration;
+
+use postgres::Client;
+
+use crate::history::{AppliedMigration, Recorder};
+use crate::lock::{self, SessionLock};
+use crate::migration::Direction;
+use crate::settings::Settings;
+use crate::Error;
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The migrations applied, in order.
+    pub applied: Vec<AppliedReport>,
+    /// The migrations reverted (by `down`, `down_to`, `redo`), in order.
+    pub reverted: Vec<AppliedReport>,
+}
+
+/// One migration applied or reverted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedReport {
+    /// Its version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// How long its SQL took on the server (for no-transaction migrations, all its statements).
+    pub duration: Duration,
+}
+
+/// A step finished, as it happens (see [`crate::Migrator::on_progress`]).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// A migration was applied.
+    Applied(&'a AppliedReport),
+    /// A migration was reverted.
+    Reverted(&'a AppliedReport),
+}
+
+/// The caller's progress callback; `Debug` so `Migrator` can be printed (and keyed on).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Observer<'o>(pub(crate) Option<&'o dyn Fn(Progress<'_>)>);
+
+impl std::fmt::Debug for Observer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
+/// A run holding the migration lock: what the executor works on.
+pub(crate) struct Run<'c, 'a> {
+    pub(crate) client: SessionLock<'c>,
+    pub(crate) settings: &'a Settings,
+    report: Report,
+    observer: Observer<'a>,
+}
+
+impl<'c, 'a> Run<'c, 'a> {
+    /// Takes the migration lock (the only place that does), creating the history tables if
+    /// needed and reading them under it: another process may have just changed them.
+    pub(crate) fn start(
+        client: &'c mut Client,
+        settings: &'a Settings,
+        observer: Observer<'a>,
+    ) -> Result<(Self, Vec<AppliedMigration>), Error> {
+        let (client, applied) = lock::acquire(
+            client,
+            &settings.tables,
+            settings.lock_scope,
+            settings.lock_wait,
+        )?;
+        let run = Run {
+            client,
+            settings,
+            report: Report::default(),
+            observer,
+        };
+        Ok((run, applied))
+    }
+
+    /// The writer of this run's history rows.
+    pub(crate) fn recorder(&self) -> Recorder<'a> {
+        self.settings.recorder()
+    }
+
+    /// `BEGIN`, and behind a pooler the transaction's migration lock.
+    pub(crate) fn begin_sql(&self) -> String {
+        lock::begin_sql(
+            &self.settings.tables,
+            self.settings.lock_scope,
+            self.settings.lock_wait,
+        )
+    }
+
+    /// Records a finished step in the report, and tells the log and the observer.
+    pub(crate) fn done(&mut self, done: AppliedReport, direction: Direction) {
+        let (verb, list) = match direction {
+            Direction::Up => ("applied", &mut self.report.applied),
+            Direction::Down => ("reverted", &mut self.report.reverted),
+        };
+        log::info!(
+            "{verb} migration {} ({}) in {} ms",
+            done.version,
+            done.name,
+            done.duration.as_millis()
+        );
+        list.push(done);
+        if let (Some(observer), Some(done)) = (self.observer.0, list.last()) {
+            observer(match direction {
+                Direction::Up => Progress::Applied(done),
+                Direction::Down => Progress::Reverted(done),
+            });
+        }
+    }
+
+    /// What the run did; the lock is released when the run is dropped.
+    pub(crate) fn into_report(self) -> Report {
+        self.report
+    }
+}
