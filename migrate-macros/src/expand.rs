@@ -49,16 +49,16 @@ fn migration(migration: &Migration) -> TokenStream {
     let environments = migration.environments().collect::<Vec<_>>().join(",");
     let allowed_lints = migration.allowed_lints().collect::<Vec<_>>().join(",");
     quote! {
-        ::migrate_runtime::Migration::__embedded(
-            #version,
-            #name,
-            #up,
-            #down,
-            ::migrate_runtime::Checksum::from_bytes([#(#digest),*]),
-            &[#(#requires),*],
-            #environments,
-            #allowed_lints,
-        )
+        ::migrate_runtime::Migration::__embedded(::migrate_runtime::EmbeddedMigration {
+            version: #version,
+            name: #name,
+            up: #up,
+            down: #down,
+            checksum: ::migrate_runtime::Checksum::from_bytes([#(#digest),*]),
+            requires: &[#(#requires),*],
+            environments: #environments,
+            allowed_lints: #allowed_lints,
+        })
     }
 }
 
@@ -68,6 +68,11 @@ fn section(section: &Section) -> TokenStream {
     let transactional = section.is_transactional();
     let sql = section.sql();
     quote! {
-        ::migrate_runtime::Section::__embedded(#path, #line, #transactional, #sql)
+        ::migrate_runtime::EmbeddedSection {
+            path: #path,
+            line: #line,
+            transactional: #transactional,
+            sql: #sql,
+        }
     }
 }

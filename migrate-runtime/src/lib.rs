@@ -51,6 +51,8 @@ mod safety;
 mod schema;
 #[cfg(feature = "runtime")]
 mod settings;
+#[cfg(feature = "cli")]
+mod shapes;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
 #[cfg(feature = "testing")]
@@ -58,6 +60,8 @@ pub mod testing;
 #[cfg(feature = "testing")]
 pub mod verify;
 
+#[doc(hidden)]
+pub use migration::{EmbeddedMigration, EmbeddedSection};
 pub use migration::{Migration, Section};
 pub use source::checksum::Checksum;
 

@@ -20,10 +20,15 @@ use crate::Error;
 /// let migrator = Migrator::new(migrations).lock_scope(LockScope::Transaction);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum LockScope {
     /// One session-level advisory lock for the whole run (the default). Everything the run
     /// does, including no-transaction migrations, is exclusive.
     #[default]
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "A session-level advisory lock held for the whole run.")
+    )]
     Session,
     /// For connection poolers in transaction mode (PgBouncer `pool_mode = transaction`), where
     /// a session lock could be taken on one server connection and released on another: every
@@ -31,6 +36,12 @@ pub enum LockScope {
     /// is re-checked inside it. A no-transaction migration is claimed by a `running` row under
     /// that lock; a concurrent run that finds it `running` waits (up to the lock wait) for it
     /// to become `applied`, and refuses if it does not.
+    #[cfg_attr(
+        feature = "cli",
+        value(
+            help = "A transaction-level advisory lock in every transaction (connection poolers)."
+        )
+    )]
     Transaction,
 }
 

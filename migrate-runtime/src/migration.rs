@@ -35,27 +35,19 @@ pub struct Migration {
 impl Migration {
     /// Used by the code `embed_migrations!` generates; not a stable API.
     #[doc(hidden)]
-    // One argument per field, in field order: a struct would only repeat the same list.
-    #[allow(clippy::too_many_arguments)]
-    pub const fn __embedded(
-        version: i64,
-        name: &'static str,
-        up: Section,
-        down: Option<Section>,
-        checksum: Checksum,
-        requires: &'static [i64],
-        environments: &'static str,
-        allowed_lints: &'static str,
-    ) -> Migration {
+    pub const fn __embedded(parts: EmbeddedMigration) -> Migration {
         Migration {
-            version,
-            name: Cow::Borrowed(name),
-            up,
-            down,
-            checksum,
-            requires: Cow::Borrowed(requires),
-            environments: Cow::Borrowed(environments),
-            allowed_lints: Cow::Borrowed(allowed_lints),
+            version: parts.version,
+            name: Cow::Borrowed(parts.name),
+            up: Section::__embedded(parts.up),
+            down: match parts.down {
+                Some(down) => Some(Section::__embedded(down)),
+                None => None,
+            },
+            checksum: parts.checksum,
+            requires: Cow::Borrowed(parts.requires),
+            environments: Cow::Borrowed(parts.environments),
+            allowed_lints: Cow::Borrowed(parts.allowed_lints),
         }
     }
 
@@ -220,6 +212,33 @@ impl Migration {
     }
 }
 
+/// The parts of an embedded migration, named so that the code `embed_migrations!` generates
+/// is checked field by field by the compiler. Not a stable API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedMigration {
+    pub version: i64,
+    pub name: &'static str,
+    pub up: EmbeddedSection,
+    pub down: Option<EmbeddedSection>,
+    pub checksum: Checksum,
+    pub requires: &'static [i64],
+    /// Lowercased environment names joined with `,`.
+    pub environments: &'static str,
+    /// Lint rule ids joined with `,`.
+    pub allowed_lints: &'static str,
+}
+
+/// The parts of an embedded section (see [`EmbeddedMigration`]). Not a stable API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedSection {
+    pub path: &'static str,
+    pub line: u32,
+    pub transactional: bool,
+    pub sql: &'static str,
+}
+
 /// The UP or DOWN part of a migration: the SQL to run, where it came from and how to run it.
 ///
 /// ```no_run
@@ -239,17 +258,12 @@ pub struct Section {
 impl Section {
     /// Used by the code `embed_migrations!` generates; not a stable API.
     #[doc(hidden)]
-    pub const fn __embedded(
-        path: &'static str,
-        line: u32,
-        transactional: bool,
-        sql: &'static str,
-    ) -> Section {
+    pub const fn __embedded(parts: EmbeddedSection) -> Section {
         Section {
-            path: Cow::Borrowed(path),
-            line,
-            transactional,
-            sql: Cow::Borrowed(sql),
+            path: Cow::Borrowed(parts.path),
+            line: parts.line,
+            transactional: parts.transactional,
+            sql: Cow::Borrowed(parts.sql),
         }
     }
 
@@ -309,7 +323,9 @@ impl Section {
     ///
     /// ```
     /// use migrate_runtime::Section;
-    /// # let section = Section::__embedded("m/001_a.sql", 3, true, "SELECT 1;\nSELEC 2;");
+    /// # let section = Section::__embedded(migrate_runtime::EmbeddedSection {
+    /// #     path: "m/001_a.sql", line: 3, transactional: true, sql: "SELECT 1;\nSELEC 2;",
+    /// # });
     /// // A server error at character 11 of that SQL is at line 4, column 1 of the file.
     /// assert_eq!(section.file_position(11), (4, 1));
     /// ```

@@ -12,25 +12,41 @@ use crate::{Error, Migration, Migrator};
 
 /// What [`Migrator::repair`] records about one migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Repair {
     /// A `failed` or `running` migration was undone by hand: forget it, so it runs again.
+    #[cfg_attr(feature = "cli", value(help = "Undone by hand: it runs again."))]
     RolledBack,
     /// A `failed` or `running` migration was completed by hand: record it as applied.
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "Completed by hand: record it as applied.")
+    )]
     Applied,
     /// An applied migration's file was edited on purpose (a comment, a harmless fix): record
     /// the binary's checksum for it. Choosing this variant is the explicit confirmation; the
     /// command line asks for `--yes` as well.
+    #[cfg_attr(
+        feature = "cli",
+        value(
+            help = "The applied file was edited on purpose: record its new checksum (needs --yes)."
+        )
+    )]
     AcceptChecksum,
 }
 
 /// Another tool's history that [`Migrator::baseline_from`] can import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OtherTool {
     /// diesel's `__diesel_schema_migrations` (versions map as in the diesel layout).
+    #[cfg_attr(feature = "cli", value(help = "`__diesel_schema_migrations`"))]
     Diesel,
     /// sqlx's `_sqlx_migrations` (successful rows only).
+    #[cfg_attr(feature = "cli", value(help = "`_sqlx_migrations`"))]
     Sqlx,
     /// refinery's `refinery_schema_history`.
+    #[cfg_attr(feature = "cli", value(help = "`refinery_schema_history`"))]
     Refinery,
 }
 

@@ -17,7 +17,6 @@
 //!
 //! Exit codes: see [`exit`].
 
-pub(crate) mod json;
 mod output;
 
 use std::ffi::OsString;
@@ -25,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use postgres::Client;
 
 use crate::config::{ConfigError, ConnectionSettings};
@@ -95,8 +94,8 @@ pub struct Cli {
     )]
     pub lock_wait: u64,
     /// `session` (default): one advisory lock for the whole run; `transaction`: behind a pooler in transaction mode (PgBouncer), every transaction locks and re-checks the history.
-    #[arg(long, global = true, env = "MIGRATE_LOCK_SCOPE", value_enum, default_value_t = Scope::Session, value_name = "SCOPE")]
-    pub lock_scope: Scope,
+    #[arg(long, global = true, env = "MIGRATE_LOCK_SCOPE", value_enum, default_value_t = LockScope::Session, value_name = "SCOPE")]
+    pub lock_scope: LockScope,
     /// Migrations directory, for the standalone binary (default ./migrations).
     #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -171,7 +170,7 @@ pub enum Command {
         version: Option<i64>,
         /// Import the versions another tool applied (our history must be empty).
         #[arg(long, value_enum)]
-        from: Option<Tool>,
+        from: Option<OtherTool>,
         /// Why (recorded in the action log).
         #[arg(long, default_value = "baseline from the command line")]
         reason: String,
@@ -182,7 +181,7 @@ pub enum Command {
         version: i64,
         /// What to record.
         #[arg(long, value_enum)]
-        mark: Mark,
+        mark: Repair,
         /// Why (recorded in the action log, with who).
         #[arg(long)]
         reason: String,
@@ -215,37 +214,6 @@ pub enum Command {
         #[arg(long, default_value = "", value_name = "PATH")]
         prefix: String,
     },
-}
-
-/// `--lock-scope`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Scope {
-    /// A session-level advisory lock held for the whole run.
-    Session,
-    /// A transaction-level advisory lock in every transaction (connection poolers).
-    Transaction,
-}
-
-/// `baseline --from`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Tool {
-    /// `__diesel_schema_migrations`
-    Diesel,
-    /// `_sqlx_migrations`
-    Sqlx,
-    /// `refinery_schema_history`
-    Refinery,
-}
-
-/// `repair --mark`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Mark {
-    /// Undone by hand: it runs again.
-    RolledBack,
-    /// Completed by hand: record it as applied.
-    Applied,
-    /// The applied file was edited on purpose: record its new checksum (needs --yes).
-    AcceptChecksum,
 }
 
 /// Runs the command line over an application's embedded migrations, reading the process
@@ -447,7 +415,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             reason,
         } => {
             let recorded = match (version, from) {
-                (_, Some(tool)) => migrator.baseline_from(client, tool.other_tool())?,
+                (_, Some(tool)) => migrator.baseline_from(client, *tool)?,
                 (Some(version), None) => migrator.baseline(client, *version, reason)?,
                 (None, None) => unreachable!("clap requires a version or --from"),
             };
@@ -459,13 +427,13 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             mark,
             reason,
         } => {
-            if matches!(mark, Mark::AcceptChecksum) && !confirmed(cli) {
+            if matches!(mark, Repair::AcceptChecksum) && !confirmed(cli) {
                 return Err(Failure::Usage(
                     "accepting an edited file's checksum needs explicit confirmation: check the edit is harmless, then pass --yes".to_owned(),
                 ));
             }
-            migrator.repair(client, *version, mark.repair(), reason)?;
-            output.repaired(*version, mark.repair());
+            migrator.repair(client, *version, *mark, reason)?;
+            output.repaired(*version, *mark);
             Ok(exit::SUCCESS)
         }
         Command::Drift => {
@@ -548,7 +516,7 @@ fn serve(
         .environment(cli.environment.as_deref())
         .history_table(&cli.history_schema, &cli.history_table)
         .lock_wait(Duration::from_secs(cli.lock_wait))
-        .lock_scope(scope(cli))
+        .lock_scope(cli.lock_scope)
         .mount(prefix);
     if let Some(who) = &cli.applied_by {
         handler = handler.applied_by(who);
@@ -581,13 +549,6 @@ fn serve_failure(error: crate::http::ServeError) -> Failure {
     )
 }
 
-fn scope(cli: &Cli) -> LockScope {
-    match cli.lock_scope {
-        Scope::Session => LockScope::Session,
-        Scope::Transaction => LockScope::Transaction,
-    }
-}
-
 fn directory(cli: &Cli) -> String {
     cli.dir
         .as_deref()
@@ -598,7 +559,7 @@ fn migrator<'m>(cli: &Cli, migrations: &'m [Migration]) -> Migrator<'m> {
     let mut migrator = Migrator::new(migrations)
         .history_table(&cli.history_schema, &cli.history_table)
         .lock_wait(Duration::from_secs(cli.lock_wait))
-        .lock_scope(scope(cli));
+        .lock_scope(cli.lock_scope);
     if let Some(environment) = &cli.environment {
         migrator = migrator.environment(environment);
     }
@@ -686,24 +647,4 @@ fn throwaway(cli: &Cli, output: &Output) -> Result<(ConnectionSettings, Throwawa
 #[cfg(not(feature = "testing"))]
 fn throwaway(_cli: &Cli, _output: &Output) -> Result<(ConnectionSettings, Throwaway), Failure> {
     Err(Failure::Usage(NO_DATABASE.to_owned()))
-}
-
-impl Tool {
-    fn other_tool(self) -> OtherTool {
-        match self {
-            Tool::Diesel => OtherTool::Diesel,
-            Tool::Sqlx => OtherTool::Sqlx,
-            Tool::Refinery => OtherTool::Refinery,
-        }
-    }
-}
-
-impl Mark {
-    fn repair(self) -> Repair {
-        match self {
-            Mark::RolledBack => Repair::RolledBack,
-            Mark::Applied => Repair::Applied,
-            Mark::AcceptChecksum => Repair::AcceptChecksum,
-        }
-    }
 }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::{json as shapes, Failure};
+use super::Failure;
 use crate::config::ConnectionSettings;
+use crate::shapes;
 use crate::{Action, ActionStatus, Migration, Progress, Rehearsed, Repair, Report, State, Status};
 
 pub(super) struct Output {

@@ -44,8 +44,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cli::json as shapes;
 use crate::config::{ConfigError, ConnectionSettings};
+use crate::history::HistoryTables;
+use crate::settings::Settings;
+use crate::shapes;
 use crate::{Error, LockScope, Migration, Migrator, Progress};
 
 pub use serve::{AdminServer, ServeError};
@@ -140,15 +142,13 @@ impl Response {
 /// ```
 pub struct Handler<'m> {
     migrations: Cow<'m, [Migration]>,
-    settings: ConnectionSettings,
+    connection: ConnectionSettings,
+    /// What each request's [`Migrator`] runs with (the migrations may be owned here, so the
+    /// handler keeps the settings and lends the migrations to a migrator per request).
+    run: Settings,
     /// The token's SHA-256: comparing digests takes the same time whatever the lengths.
     token_digest: [u8; 32],
     has_token: bool,
-    environment: Option<String>,
-    history: (String, String),
-    lock_wait: Duration,
-    lock_scope: LockScope,
-    applied_by: Option<String>,
     body_limit: usize,
     prefix: String,
 }
@@ -182,16 +182,15 @@ impl<'m> Handler<'m> {
     ) -> Self {
         Handler {
             migrations: migrations.into(),
-            settings,
+            connection: settings,
+            run: Settings {
+                environment: std::env::var("MIGRATE_ENV")
+                    .ok()
+                    .filter(|value| !value.is_empty()),
+                ..Settings::default()
+            },
             token_digest: Sha256::digest(token.as_bytes()).into(),
             has_token: !token.is_empty(),
-            environment: std::env::var("MIGRATE_ENV")
-                .ok()
-                .filter(|value| !value.is_empty()),
-            history: ("public".to_owned(), "schema_migrations".to_owned()),
-            lock_wait: Duration::from_secs(60),
-            lock_scope: LockScope::Session,
-            applied_by: None,
             body_limit: DEFAULT_BODY_LIMIT,
             prefix: String::new(),
         }
@@ -206,7 +205,7 @@ impl<'m> Handler<'m> {
     /// let handler = handler.environment(Some("staging"));
     /// ```
     pub fn environment(mut self, environment: Option<&str>) -> Self {
-        self.environment = environment.map(str::to_owned);
+        self.run.environment = environment.map(str::to_owned);
         self
     }
 
@@ -217,7 +216,7 @@ impl<'m> Handler<'m> {
     /// let handler = handler.history_table("platform", "schema_migrations");
     /// ```
     pub fn history_table(mut self, schema: &str, table: &str) -> Self {
-        self.history = (schema.to_owned(), table.to_owned());
+        self.run.tables = HistoryTables::new(schema, table);
         self
     }
 
@@ -229,7 +228,7 @@ impl<'m> Handler<'m> {
     /// let handler = handler.lock_wait(std::time::Duration::ZERO); // 409 at once
     /// ```
     pub fn lock_wait(mut self, wait: Duration) -> Self {
-        self.lock_wait = wait;
+        self.run.lock_wait = wait;
         self
     }
 
@@ -240,7 +239,7 @@ impl<'m> Handler<'m> {
     /// let handler = handler.lock_scope(migrate_runtime::LockScope::Transaction);
     /// ```
     pub fn lock_scope(mut self, scope: LockScope) -> Self {
-        self.lock_scope = scope;
+        self.run.lock_scope = scope;
         self
     }
 
@@ -251,7 +250,7 @@ impl<'m> Handler<'m> {
     /// let handler = handler.applied_by("admin-endpoint");
     /// ```
     pub fn applied_by(mut self, who: &str) -> Self {
-        self.applied_by = Some(who.to_owned());
+        self.run.applied_by = Some(who.to_owned());
         self
     }
 
@@ -285,7 +284,8 @@ impl<'m> Handler<'m> {
     /// assert!(handler.environment(Some("production")).is_production());
     /// ```
     pub fn is_production(&self) -> bool {
-        self.environment
+        self.run
+            .environment
             .as_deref()
             .is_some_and(|environment| environment.eq_ignore_ascii_case("production"))
     }
@@ -431,7 +431,7 @@ impl<'m> Handler<'m> {
     fn apply(&self) -> Response {
         let done = RefCell::new(Vec::new());
         let observe = |progress: Progress<'_>| done.borrow_mut().push(shapes::progress(progress));
-        let mut client = match self.settings.connect() {
+        let mut client = match self.connection.connect() {
             Ok(client) => client,
             Err(error) => return connection_failure(&error),
         };
@@ -450,7 +450,7 @@ impl<'m> Handler<'m> {
         &self,
         work: impl FnOnce(&Migrator<'_>, &mut postgres::Client) -> Result<Response, Error>,
     ) -> Response {
-        let mut client = match self.settings.connect() {
+        let mut client = match self.connection.connect() {
             Ok(client) => client,
             Err(error) => return connection_failure(&error),
         };
@@ -458,17 +458,11 @@ impl<'m> Handler<'m> {
     }
 
     fn migrator(&self) -> Migrator<'_> {
-        let mut migrator = Migrator::new(&self.migrations)
-            .history_table(&self.history.0, &self.history.1)
-            .lock_wait(self.lock_wait)
-            .lock_scope(self.lock_scope);
-        if let Some(environment) = &self.environment {
-            migrator = migrator.environment(environment);
+        Migrator {
+            migrations: &self.migrations,
+            settings: self.run.clone(),
+            observer: Default::default(),
         }
-        if let Some(who) = &self.applied_by {
-            migrator = migrator.applied_by(who);
-        }
-        migrator
     }
 }
 
