@@ -13,7 +13,10 @@ static MIGRATIONS: &[Migration] = migrate_macros::embed_migrations!("../migratio
 
 fn main() {
     if let Err(error) = run() {
-        eprintln!("{error}");
+        match error.downcast_ref::<migrate_runtime::Error>() {
+            Some(error) => eprintln!("{}", error.render()),
+            None => eprintln!("{error}"),
+        }
         std::process::exit(1);
     }
 }

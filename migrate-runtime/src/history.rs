@@ -5,143 +5,15 @@
 //! Values are escaped by the driver's own function and identifiers are always quoted; no
 //! other module formats SQL for these tables.
 
-use std::fmt;
 use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
+use crate::error::HistoryNameProblem;
 use crate::migration::Direction;
+use crate::terms::{ActionKind, ActionStatus, MigrationStatus};
 use crate::{Error, Migration};
-
-/// Where a version stands in `schema_migrations`.
-///
-/// ```
-/// assert_eq!(migrate_runtime::MigrationStatus::Running.as_str(), "running");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MigrationStatus {
-    /// Applied, and recorded together with its schema change.
-    Applied,
-    /// A no-transaction migration that failed part-way.
-    Failed,
-    /// A no-transaction migration whose statements are running (or were cut off).
-    Running,
-}
-
-impl MigrationStatus {
-    /// The text stored in the table.
-    ///
-    /// ```
-    /// assert_eq!(migrate_runtime::MigrationStatus::Applied.as_str(), "applied");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationStatus::Applied => "applied",
-            MigrationStatus::Failed => "failed",
-            MigrationStatus::Running => "running",
-        }
-    }
-
-    fn parse(text: &str) -> Option<MigrationStatus> {
-        [
-            MigrationStatus::Applied,
-            MigrationStatus::Failed,
-            MigrationStatus::Running,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == text)
-    }
-}
-
-/// What one row of the action log records.
-///
-/// ```
-/// assert_eq!(migrate_runtime::ActionKind::Rollback.to_string(), "rollback");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ActionKind {
-    /// A migration's UP ran (or failed).
-    Apply,
-    /// A migration's DOWN ran (or failed).
-    Rollback,
-    /// A migration was recorded as applied without running it.
-    Baseline,
-    /// The history was changed by hand through `repair`.
-    Repair,
-}
-
-impl ActionKind {
-    /// The text stored in the table.
-    ///
-    /// ```
-    /// assert_eq!(migrate_runtime::ActionKind::Baseline.as_str(), "baseline");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Apply => "apply",
-            ActionKind::Rollback => "rollback",
-            ActionKind::Baseline => "baseline",
-            ActionKind::Repair => "repair",
-        }
-    }
-
-    fn parse(text: &str) -> Option<ActionKind> {
-        [
-            ActionKind::Apply,
-            ActionKind::Rollback,
-            ActionKind::Baseline,
-            ActionKind::Repair,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
-    }
-
-    fn of(direction: Direction) -> ActionKind {
-        match direction {
-            Direction::Up => ActionKind::Apply,
-            Direction::Down => ActionKind::Rollback,
-        }
-    }
-}
-
-/// How an action ended.
-///
-/// ```
-/// assert_eq!(migrate_runtime::ActionStatus::Failed.as_str(), "failed");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ActionStatus {
-    /// It did what it says.
-    Success,
-    /// It failed; the row's error says why.
-    Failed,
-}
-
-impl ActionStatus {
-    /// The text stored in the table.
-    ///
-    /// ```
-    /// assert_eq!(migrate_runtime::ActionStatus::Success.as_str(), "success");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionStatus::Success => "success",
-            ActionStatus::Failed => "failed",
-        }
-    }
-}
-
-macro_rules! display_as_str {
-    ($($kind:ty),*) => {$(
-        impl fmt::Display for $kind {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    )*};
-}
-display_as_str!(MigrationStatus, ActionKind, ActionStatus);
 
 /// One row of `schema_migrations`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,30 +98,23 @@ impl HistoryTables {
         const MAX_NAME_BYTES: usize = 63;
         const SUFFIX_BYTES: usize = "_history".len();
         let problem = if self.is_empty() {
-            "the history schema and table names must not be empty".to_owned()
-        } else if let Some(what) = [("schema", &self.schema), ("table", &self.table)]
-            .iter()
-            .find_map(|(what, name)| name.contains('\0').then_some(what))
-        {
-            format!("the history {what} name contains a NUL character, which PostgreSQL does not allow in names")
+            HistoryNameProblem::Empty
+        } else if self.schema.contains('\0') {
+            HistoryNameProblem::NulInSchema
+        } else if self.table.contains('\0') {
+            HistoryNameProblem::NulInTable
         } else if self.schema.len() > MAX_NAME_BYTES {
-            format!(
-                "the history schema name `{}` is {} bytes long; PostgreSQL keeps only the first {MAX_NAME_BYTES} bytes of a name: use a shorter one",
-                self.schema,
-                self.schema.len()
-            )
+            HistoryNameProblem::SchemaTooLong
         } else if self.table.len() > MAX_NAME_BYTES - SUFFIX_BYTES {
-            format!(
-                "the history table name `{}` is {} bytes long; its action log `{}_history` must fit in the {MAX_NAME_BYTES} bytes PostgreSQL keeps of a name: use at most {} bytes",
-                self.table,
-                self.table.len(),
-                self.table,
-                MAX_NAME_BYTES - SUFFIX_BYTES
-            )
+            HistoryNameProblem::TableTooLong
         } else {
             return Ok(());
         };
-        Err(Error::InvalidSetting(problem))
+        Err(Error::HistoryTableName {
+            schema: self.schema.clone(),
+            table: self.table.clone(),
+            problem,
+        })
     }
 
     /// `"schema"."table"`

@@ -39,6 +39,8 @@ mod lock;
 mod migrator;
 #[cfg(feature = "runtime")]
 mod ops;
+#[cfg(feature = "cli")]
+mod outcome;
 #[cfg(feature = "runtime")]
 mod plan;
 #[cfg(feature = "runtime")]
@@ -55,6 +57,8 @@ mod settings;
 mod shapes;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
+#[cfg(feature = "runtime")]
+mod terms;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "testing")]
@@ -66,9 +70,12 @@ pub use migration::{Migration, Section};
 pub use source::checksum::Checksum;
 
 #[cfg(feature = "runtime")]
-pub use error::{Error, Located, MigrationFailure, PolicyViolation, StatementProgress, Unfinished};
+pub use error::{
+    Error, HistoryNameProblem, Located, MigrationFailure, PolicyViolation, Rendered,
+    StatementProgress, Unfinished,
+};
 #[cfg(feature = "runtime")]
-pub use history::{Action, ActionKind, ActionStatus, AppliedMigration, MigrationStatus};
+pub use history::{Action, AppliedMigration};
 #[cfg(feature = "runtime")]
 pub use lock::LockScope;
 #[cfg(feature = "runtime")]
@@ -76,10 +83,10 @@ pub use migrator::Migrator;
 #[cfg(feature = "runtime")]
 pub use ops::{Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
-pub use repair::{OtherTool, Repair};
-#[cfg(feature = "runtime")]
 pub use run::{AppliedReport, Progress, Report};
 #[cfg(feature = "runtime")]
 pub use safety::SafetyPolicy;
 #[cfg(feature = "runtime")]
 pub use schema::{SchemaDiff, SchemaSnapshot};
+#[cfg(feature = "runtime")]
+pub use terms::{ActionKind, ActionStatus, MigrationStatus, OtherTool, Repair};

@@ -5,12 +5,13 @@ use std::time::Duration;
 use postgres::Client;
 
 use crate::execute;
-use crate::history::{AppliedMigration, HistoryTables, MigrationStatus};
+use crate::history::{AppliedMigration, HistoryTables};
 use crate::lock::LockScope;
 use crate::plan;
 use crate::run::{Observer, Progress, Report, Run};
 use crate::schema::SchemaSnapshot;
 use crate::settings::Settings;
+use crate::terms::MigrationStatus;
 use crate::{Error, Migration, SafetyPolicy};
 
 /// Applies a set of migrations to a database.

@@ -8,10 +8,11 @@ use std::time::Duration;
 use postgres::Client;
 
 use crate::execute;
-use crate::history::{Action, AppliedMigration, MigrationStatus};
+use crate::history::{Action, AppliedMigration};
 use crate::lock;
 use crate::plan::{self, Step};
 use crate::run::{Report, Run};
+use crate::terms::MigrationStatus;
 use crate::{Error, Migration, MigrationFailure, Migrator};
 
 /// What [`Migrator::plan`] found: what a run would apply, or why it would refuse.
@@ -167,9 +168,7 @@ impl<'m> Migrator<'m> {
         let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
         plan::check_history(self.migrations, &applied)?;
         if !applied.iter().any(|row| row.version == version) {
-            return Err(Error::InvalidSetting(format!(
-                "redo {version}: that version is not applied"
-            )));
+            return Err(Error::NotApplied { version });
         }
         let migration = plan::reversible(self.migrations, version)?;
         for step in [Step::down(migration), Step::up(migration)] {

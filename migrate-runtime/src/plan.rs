@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use crate::error::Unfinished;
-use crate::history::{AppliedMigration, Fingerprint, MigrationStatus};
+use crate::history::{AppliedMigration, Fingerprint};
 use crate::lock::LockScope;
 use crate::migration::Direction;
 use crate::safety::SafetyPolicy;
 use crate::settings::Settings;
+use crate::terms::MigrationStatus;
 use crate::{Error, Migration};
 
 /// At most this many migrations, or about this much SQL, go into one message.
@@ -80,16 +81,14 @@ impl<'m> Unit<'m> {
 pub(crate) fn check_settings(migrations: &[Migration], settings: &Settings) -> Result<(), Error> {
     settings.tables.check()?;
     if settings.grouped && settings.safety.is_some() {
-        return Err(Error::InvalidSetting(
-            "data-safety checks roll back one migration at a time, so they cannot be combined with grouped mode".to_owned(),
-        ));
+        return Err(Error::GroupedWithSafety);
     }
     if settings.grouped {
         if let Some(m) = migrations.iter().find(|m| !m.up().is_transactional()) {
-            return Err(Error::InvalidSetting(format!(
-                "grouped mode runs everything in one transaction, but {} runs outside any transaction",
-                m.path()
-            )));
+            return Err(Error::GroupedNoTransaction {
+                version: m.version(),
+                path: m.path().to_owned(),
+            });
         }
     }
     Ok(())

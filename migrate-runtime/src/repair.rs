@@ -5,60 +5,13 @@ use std::collections::BTreeSet;
 
 use postgres::{Client, SimpleQueryMessage};
 
-use crate::history::{AppliedMigration, MigrationStatus, RepairChange};
+use crate::history::{AppliedMigration, RepairChange};
 use crate::plan;
 use crate::run::Run;
+use crate::terms::{MigrationStatus, OtherTool, Repair};
 use crate::{Error, Migration, Migrator};
 
-/// What [`Migrator::repair`] records about one migration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum Repair {
-    /// A `failed` or `running` migration was undone by hand: forget it, so it runs again.
-    #[cfg_attr(feature = "cli", value(help = "Undone by hand: it runs again."))]
-    RolledBack,
-    /// A `failed` or `running` migration was completed by hand: record it as applied.
-    #[cfg_attr(
-        feature = "cli",
-        value(help = "Completed by hand: record it as applied.")
-    )]
-    Applied,
-    /// An applied migration's file was edited on purpose (a comment, a harmless fix): record
-    /// the binary's checksum for it. Choosing this variant is the explicit confirmation; the
-    /// command line asks for `--yes` as well.
-    #[cfg_attr(
-        feature = "cli",
-        value(
-            help = "The applied file was edited on purpose: record its new checksum (needs --yes)."
-        )
-    )]
-    AcceptChecksum,
-}
-
-/// Another tool's history that [`Migrator::baseline_from`] can import.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum OtherTool {
-    /// diesel's `__diesel_schema_migrations` (versions map as in the diesel layout).
-    #[cfg_attr(feature = "cli", value(help = "`__diesel_schema_migrations`"))]
-    Diesel,
-    /// sqlx's `_sqlx_migrations` (successful rows only).
-    #[cfg_attr(feature = "cli", value(help = "`_sqlx_migrations`"))]
-    Sqlx,
-    /// refinery's `refinery_schema_history`.
-    #[cfg_attr(feature = "cli", value(help = "`refinery_schema_history`"))]
-    Refinery,
-}
-
 impl OtherTool {
-    fn table(self) -> &'static str {
-        match self {
-            OtherTool::Diesel => "__diesel_schema_migrations",
-            OtherTool::Sqlx => "_sqlx_migrations",
-            OtherTool::Refinery => "refinery_schema_history",
-        }
-    }
-
     fn versions_sql(self) -> &'static str {
         match self {
             OtherTool::Diesel => "SELECT version FROM __diesel_schema_migrations",
@@ -152,9 +105,7 @@ impl Migrator<'_> {
     ) -> Result<Vec<i64>, Error> {
         require_reason(reason)?;
         if !self.migrations.iter().any(|m| m.version() == version) {
-            return Err(Error::InvalidSetting(format!(
-                "baseline {version}: no migration in this binary has that version"
-            )));
+            return Err(Error::UnknownVersion { version });
         }
         let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
         plan::check_settled(self.migrations, &applied)?;
@@ -187,21 +138,17 @@ impl Migrator<'_> {
     pub fn baseline_from(&self, client: &mut Client, tool: OtherTool) -> Result<Vec<i64>, Error> {
         let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
         if !applied.is_empty() {
-            return Err(Error::InvalidSetting(format!(
-                "{} already has {} row(s); importing another tool's history needs it empty",
-                self.settings.tables.display(),
-                applied.len()
-            )));
+            return Err(Error::HistoryNotEmpty {
+                table: self.settings.tables.display(),
+                rows: applied.len(),
+            });
         }
         let messages = run
             .client
             .simple_query(tool.versions_sql())
             .map_err(|error| {
                 if error.code().is_some_and(|code| code.code() == "42P01") {
-                    Error::InvalidSetting(format!(
-                        "this database has no `{}` table to import",
-                        tool.table()
-                    ))
+                    Error::NoOtherHistory { tool }
                 } else {
                     Error::database(format!("reading {}", tool.table()))(error)
                 }
@@ -210,10 +157,10 @@ impl Migrator<'_> {
         for message in &messages {
             if let SimpleQueryMessage::Row(row) = message {
                 let text = row.get(0).unwrap_or_default();
-                versions
-                    .push(tool.version(text).map_err(|why| {
-                        Error::InvalidSetting(format!("{}: {why}", tool.table()))
-                    })?);
+                versions.push(
+                    tool.version(text)
+                        .map_err(|why| Error::UnreadableOtherHistory { tool, why })?,
+                );
             }
         }
         versions.sort_unstable();
@@ -257,9 +204,7 @@ impl Migrator<'_> {
 
 fn require_reason(reason: &str) -> Result<(), Error> {
     if reason.trim().is_empty() {
-        return Err(Error::InvalidSetting(
-            "say why: the reason is recorded in the action log".to_owned(),
-        ));
+        return Err(Error::ReasonRequired);
     }
     Ok(())
 }
@@ -278,26 +223,10 @@ fn nothing_to_repair(
     row: Option<&AppliedMigration>,
     migration: Option<&Migration>,
 ) -> Error {
-    let state = match row {
-        None => "has no row in the history".to_owned(),
-        Some(row) => format!("is `{}`", row.status),
-    };
-    let why = match (repair, migration) {
-        (Repair::Applied | Repair::AcceptChecksum, None) => {
-            format!("migration {version} is not in this binary")
-        }
-        (Repair::AcceptChecksum, Some(_))
-            if row.is_some_and(|r| r.status == MigrationStatus::Applied) =>
-        {
-            format!("migration {version}'s recorded checksum already matches this binary")
-        }
-        (Repair::AcceptChecksum, _) => format!(
-            "migration {version} {state}; only an applied migration's checksum can be accepted"
-        ),
-        _ => format!(
-            "migration {version} {state}; only a `failed` or `running` migration can be marked {}",
-            describe(repair).trim_start_matches("marked ")
-        ),
-    };
-    Error::InvalidSetting(format!("nothing to repair: {why}"))
+    Error::NothingToRepair {
+        version,
+        repair,
+        status: row.map(|row| row.status),
+        in_binary: migration.is_some(),
+    }
 }

@@ -175,24 +175,6 @@ pub(crate) fn lint(findings: &[Finding]) -> Value {
     json!({"findings": rows, "errors": findings.iter().filter(|f| !f.allowed).count()})
 }
 
-/// The `kind` of an error document for a runtime error.
-pub(crate) fn error_kind(error: &Error) -> &'static str {
-    match error {
-        Error::MigrationFailed(_) => "migration_failed",
-        Error::ChecksumMismatch { .. } => "checksum_mismatch",
-        Error::MissingFromBinary(_) => "missing_from_binary",
-        Error::OutOfOrder { .. } => "out_of_order",
-        Error::Unfinished(_) => "unfinished",
-        Error::Irreversible { .. } => "irreversible",
-        Error::LockTimeout { .. } => "lock_timeout",
-        Error::InvalidSetting(_) => "invalid_setting",
-        Error::ConnectionLost { .. } => "connection_lost",
-        Error::PolicyViolation(_) => "policy_violation",
-        Error::Throwaway(_) => "throwaway_server",
-        _ => "database",
-    }
-}
-
 /// The inside of `{"error": ...}`: `kind` and `message`, and what the error knows about where
 /// it happened (the failed file, line, column and SQLSTATE; the lock's holder). The message is
 /// the error's own text, which never holds a password.
@@ -215,7 +197,7 @@ pub(crate) fn error_body(kind: &str, message: &str, error: Option<&Error>) -> Va
         ),
         Some(other) => {
             if let Some(sqlstate) = other.sqlstate() {
-                merge(&mut body, json!({ "sqlstate": sqlstate }));
+                merge(&mut body, json!({ "sqlstate": sqlstate.code() }));
             }
         }
         None => {}

@@ -83,16 +83,18 @@ impl fmt::Display for VerifyReport {
                     writeln!(f, "no down  {head} irreversible: no DOWN section to check")?
                 }
                 Verdict::UpFailed(error) => {
-                    writeln!(f, "FAILED   {head} UP failed; nothing after it was checked\n{error}")?
+                    writeln!(f, "FAILED   {head} UP failed; nothing after it was checked\n{}", error.render())?
                 }
-                Verdict::DownFailed(error) => writeln!(f, "FAILED   {head} DOWN failed\n{error}")?,
+                Verdict::DownFailed(error) => {
+                    writeln!(f, "FAILED   {head} DOWN failed\n{}", error.render())?
+                }
                 Verdict::DownDoesNotRestore(diff) => writeln!(
                     f,
                     "FAILED   {head} DOWN does not restore the schema ({}): before UP → after DOWN\n{diff}",
                     m.path
                 )?,
                 Verdict::UpAgainFailed(error) => {
-                    writeln!(f, "FAILED   {head} UP failed when run again after DOWN\n{error}")?
+                    writeln!(f, "FAILED   {head} UP failed when run again after DOWN\n{}", error.render())?
                 }
             }
         }
@@ -265,7 +267,7 @@ impl Migrator<'_> {
 pub fn assert_reversible(migrations: &[Migration], deny_irreversible: bool) {
     let report = Migrator::new(migrations)
         .verify(TestServer::shared(), false)
-        .unwrap_or_else(|error| panic!("verify could not run:\n{error}"));
+        .unwrap_or_else(|error| panic!("verify could not run:\n{}", error.render()));
     assert!(
         report.passed(deny_irreversible),
         "a migration's DOWN does not undo its UP:\n{report}"

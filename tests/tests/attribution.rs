@@ -5,6 +5,7 @@
 use migrate_runtime::testing::{TestDatabase, TestServer};
 use migrate_runtime::{Error, Located, Migration, MigrationFailure, Migrator};
 use migrate_tests::{migrations, scalar};
+use postgres::error::SqlState;
 use postgres::Client;
 
 /// PostgreSQL 15's grammar refuses this ("subquery in FROM must have an alias"): the server
@@ -99,7 +100,7 @@ fn a_parse_error_in_the_fiftieth_of_sixty_applies_the_forty_nine_before_it() {
     );
     assert_eq!(failure.located, Located::Position);
     assert!(
-        error.to_string().contains("--> 0050_t50.sql:3:15"),
+        error.render().to_string().contains("--> 0050_t50.sql:3:15"),
         "{error}"
     );
     assert_eq!(
@@ -223,7 +224,10 @@ fn grouped_a_parse_error_in_a_later_message_blames_only_it() {
         .unwrap_err();
     assert_eq!(failure_of(&error), (170, 3, Some(15)));
     assert!(
-        error.to_string().contains("--> 0170_t170.sql:3:15"),
+        error
+            .render()
+            .to_string()
+            .contains("--> 0170_t170.sql:3:15"),
         "{error}"
     );
     assert_eq!(numbered_tables(&mut client), 0);
@@ -285,7 +289,10 @@ fn a_unique_violation_in_the_third_of_five_statements_names_its_line() {
             "grouped: {grouped}"
         );
         assert_eq!(failure.located, Located::Statement);
-        assert!(error.to_string().contains("--> 002_u.sql:4\n"), "{error}");
+        assert!(
+            error.render().to_string().contains("--> 002_u.sql:4\n"),
+            "{error}"
+        );
         let (applied, actions) = history(&mut client);
         let tables = scalar(
             &mut client,
@@ -338,7 +345,10 @@ fn a_dependency_error_in_the_third_of_five_down_statements_names_its_line() {
         ),
         (2, true, 7, None, "2BP01")
     );
-    assert!(error.to_string().contains("--> 002_f.sql:7\n"), "{error}");
+    assert!(
+        error.render().to_string().contains("--> 002_f.sql:7\n"),
+        "{error}"
+    );
     // Nothing of the revert was kept: both migrations stay applied, f() and uses_f exist.
     let (applied, actions) = history(&mut client);
     assert_eq!(applied, [1, 2]);
@@ -384,9 +394,12 @@ fn a_deferred_constraint_failing_at_commit_in_a_group_blames_no_migration() {
         .unwrap_err();
     // No statement fails on its own: the group's COMMIT does. Nothing is recorded as failed.
     assert!(matches!(error, Error::Database { .. }), "{error}");
-    assert_eq!(error.sqlstate(), Some("23503"));
+    assert_eq!(error.sqlstate().as_ref().map(SqlState::code), Some("23503"));
     assert!(
-        error.to_string().contains("migrations 1 (a) to 2 (b)"),
+        error
+            .render()
+            .to_string()
+            .contains("migrations 1 (a) to 2 (b)"),
         "{error}"
     );
     let (applied, actions) = history(&mut client);

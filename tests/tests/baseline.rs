@@ -67,7 +67,7 @@ fn baseline_needs_a_version_the_binary_has() {
         .baseline(&mut client, 42, "typo")
         .unwrap_err();
     assert_eq!(
-        error.to_string(),
+        error.render().to_string(),
         "error: invalid migrator setting: baseline 42: no migration in this binary has that version"
     );
 }
@@ -133,7 +133,10 @@ fn baseline_from_sqlx_skips_failed_rows_and_refuses_unknown_versions() {
     let error = Migrator::new(&set)
         .baseline_from(&mut client, OtherTool::Sqlx)
         .unwrap_err();
-    assert!(error.to_string().contains("needs it empty"), "{error}");
+    assert!(
+        error.render().to_string().contains("needs it empty"),
+        "{error}"
+    );
 
     // A version the binary lacks: refused, nothing recorded.
     let other = TestServer::shared().create_database().unwrap();
@@ -160,6 +163,7 @@ fn baseline_from_sqlx_skips_failed_rows_and_refuses_unknown_versions() {
         .unwrap_err();
     assert!(
         error
+            .render()
             .to_string()
             .contains("no `__diesel_schema_migrations` table"),
         "{error}"

@@ -165,7 +165,7 @@ fn lock_wait_is_bounded_and_names_the_holder() {
     let waited = started.elapsed();
 
     assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
-    let message = error.to_string();
+    let message = error.render().to_string();
     assert!(
         message.contains(&format!(
             "held by pid {holder_pid} (application_name `holder-app`)"

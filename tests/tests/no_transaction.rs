@@ -98,7 +98,7 @@ fn a_failing_statement_is_recorded_and_refused_until_repaired() {
     assert_eq!((progress.failed, progress.total), (2, 3));
     assert_eq!((failure.line, failure.sqlstate.as_str()), (5, "23505"));
     assert_eq!(failure.invalid_indexes, ["public.t_b"]);
-    let message = error.to_string();
+    let message = error.render().to_string();
     assert!(message.contains("statement 2 of 3 failed; this migration runs outside a transaction, so the 1 statement(s) before it stay applied"), "{message}");
     assert!(message.contains("PostgreSQL left index public.t_b INVALID; drop it (DROP INDEX CONCURRENTLY public.t_b)"), "{message}");
 
@@ -110,7 +110,7 @@ fn a_failing_statement_is_recorded_and_refused_until_repaired() {
     // Every later run refuses, saying what ran and how to resolve it.
     let refused = Migrator::new(&set).run(&mut client).unwrap_err();
     assert!(matches!(refused, Error::Unfinished(_)), "{refused}");
-    let message = refused.to_string();
+    let message = refused.render().to_string();
     assert!(
         message.starts_with("error: migration 2 (indexes) failed part-way outside a transaction"),
         "{message}"
@@ -244,7 +244,7 @@ fn a_process_killed_mid_migration_leaves_running_and_is_refused_until_repaired()
         .lock_wait(Duration::from_secs(20))
         .run(&mut client)
         .unwrap_err();
-    let message = error.to_string();
+    let message = error.render().to_string();
     assert!(
         message.starts_with(
             "error: migration 2 (slow) was interrupted while running outside a transaction"
@@ -288,20 +288,23 @@ fn repairs_that_do_not_fit_the_state_are_refused() {
         .repair(&mut client, 1, Repair::RolledBack, "oops")
         .unwrap_err();
     assert_eq!(
-        error.to_string(),
+        error.render().to_string(),
         "error: invalid migrator setting: nothing to repair: migration 1 is `applied`; only a `failed` or `running` migration can be marked rolled back"
     );
     let error = migrator
         .repair(&mut client, 1, Repair::AcceptChecksum, "edited")
         .unwrap_err();
     assert!(
-        error.to_string().contains("already matches this binary"),
+        error
+            .render()
+            .to_string()
+            .contains("already matches this binary"),
         "{error}"
     );
     let error = migrator
         .repair(&mut client, 1, Repair::AcceptChecksum, " ")
         .unwrap_err();
-    assert!(error.to_string().contains("say why"), "{error}");
+    assert!(error.render().to_string().contains("say why"), "{error}");
     assert_eq!(
         scalar(
             &mut client,

@@ -70,7 +70,7 @@ fn down_refuses_an_irreversible_migration_before_touching_anything() {
         "{error}"
     );
     assert!(
-        error.to_string().contains(
+        error.render().to_string().contains(
             "migration 4 (d) cannot be reverted: it has no DOWN section; nothing was reverted"
         ),
         "{error}"
@@ -90,7 +90,7 @@ fn a_failing_down_keeps_the_migration_applied() {
     let migrator = Migrator::new(&set);
     migrator.run(&mut client).unwrap();
     let error = migrator.down(&mut client, 1).unwrap_err();
-    let message = error.to_string();
+    let message = error.render().to_string();
     assert!(
         message
             .starts_with("error: reverting migration 1 (a) failed: table \"nope\" does not exist"),
@@ -128,6 +128,7 @@ fn redo_reverts_and_reapplies() {
     let error = migrator.redo(&mut client, 5).unwrap_err();
     assert!(
         error
+            .render()
             .to_string()
             .contains("redo 5: that version is not applied"),
         "{error}"

@@ -4,6 +4,7 @@
 use migrate_runtime::testing::{TestDatabase, TestServer};
 use migrate_runtime::{Error, Migration, Migrator};
 use migrate_tests::{five, migrations, scalar, tables, RoundTripCounter};
+use postgres::error::SqlState;
 
 static EXAMPLE: &[Migration] = migrate_macros::embed_migrations!("../migrations");
 
@@ -264,7 +265,10 @@ fn a_grouped_failure_in_a_later_message_leaves_none_and_points_at_its_line() {
         ),
         (230, 2, Some(13), "42P01")
     );
-    assert!(error.to_string().contains("0230_t230.sql:2:13"), "{error}");
+    assert!(
+        error.render().to_string().contains("0230_t230.sql:2:13"),
+        "{error}"
+    );
     assert_eq!(
         numbered_tables(&mut client),
         0,
@@ -310,8 +314,8 @@ fn per_migration_failure_keeps_the_first_two_and_records_the_third() {
     let mut client = database.client().unwrap();
     let error = Migrator::new(&set).run(&mut client).unwrap_err();
 
-    let message = error.to_string();
-    assert_eq!(error.sqlstate(), Some("42P01"));
+    let message = error.render().to_string();
+    assert_eq!(error.sqlstate().as_ref().map(SqlState::code), Some("42P01"));
     assert!(
         message.contains("migration 3 (c) failed: relation \"missing_table\" does not exist"),
         "{message}"
@@ -364,7 +368,7 @@ fn tampered_checksum_is_refused_with_both_checksums() {
         matches!(error, Error::ChecksumMismatch { version: 2, .. }),
         "{error}"
     );
-    let message = error.to_string();
+    let message = error.render().to_string();
     assert!(
         message.contains("migration 2 (b) was changed after it was applied"),
         "{message}"
@@ -394,7 +398,7 @@ fn versions_missing_from_the_binary_are_refused() {
         matches!(error, Error::MissingFromBinary(ref v) if v.len() == 2),
         "{error}"
     );
-    let message = error.to_string();
+    let message = error.render().to_string();
     assert!(message.contains("4 (d), 5 (e)"), "{message}");
     assert!(
         message.contains("this binary is older than the database"),
@@ -422,7 +426,7 @@ fn out_of_order_pending_is_refused_unless_allowed() {
         ),
         "{error}"
     );
-    assert!(error.to_string().contains("--> 003_c.sql"));
+    assert!(error.render().to_string().contains("--> 003_c.sql"));
     assert_eq!(
         scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
         4
@@ -574,7 +578,10 @@ fn a_failure_without_a_position_inside_a_batch_is_blamed_on_the_right_migration(
         (3, "23505", None)
     );
     // The server gives no position; replaying 003 statement by statement finds its second.
-    assert!(error.to_string().contains("--> 003_c.sql:2\n"), "{error}");
+    assert!(
+        error.render().to_string().contains("--> 003_c.sql:2\n"),
+        "{error}"
+    );
     assert_eq!(
         scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
         2
@@ -603,11 +610,72 @@ fn database_errors_show_the_servers_message() {
         .history_table("audit", "schema_migrations")
         .run(&mut client)
         .unwrap_err();
-    let shown = error.to_string();
+    let shown = error.render().to_string();
     assert!(
         shown.starts_with("error: database error while ")
             && shown.contains("ERROR: permission denied for database")
             && shown.contains("(SQLSTATE 42501)"),
         "{shown}"
+    );
+}
+
+/// An error's `Display` is one lowercase line; the server's message is in its `source()`
+/// chain once; `render()` is the compiler-style text the command line prints.
+#[test]
+fn errors_are_one_line_with_their_cause_once_in_the_source_chain() {
+    let database = server().create_database().unwrap();
+    let mut admin = database.client().unwrap();
+    admin
+        .batch_execute("DROP ROLE IF EXISTS no_rights_2; CREATE ROLE no_rights_2 LOGIN")
+        .unwrap();
+    let mut config = database.config();
+    config.user("no_rights_2");
+    let mut client = config.connect(postgres::NoTls).unwrap();
+    let error = Migrator::new(EXAMPLE)
+        .history_table("audit", "schema_migrations")
+        .run(&mut client)
+        .unwrap_err();
+
+    let line = error.to_string();
+    assert_eq!(
+        line,
+        "database error while taking the migration lock and creating the history tables"
+    );
+    let mut chain = Vec::new();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(next) = cause {
+        chain.push(next.to_string());
+        cause = next.source();
+    }
+    let mentions = chain
+        .iter()
+        .filter(|text| text.contains("permission denied for database"))
+        .count();
+    assert_eq!(mentions, 1, "the server's message appears once: {chain:?}");
+    assert_eq!(error.sqlstate(), Some(SqlState::INSUFFICIENT_PRIVILEGE));
+
+    let failed = Migrator::new(&five(true)).run(&mut admin).unwrap_err();
+    assert_eq!(
+        failed.to_string(),
+        "migration 3 (c) failed at 003_c.sql:3:13: relation \"missing_table\" does not exist (SQLSTATE 42P01)"
+    );
+    assert!(!failed.to_string().contains('\n'));
+    assert!(failed
+        .render()
+        .to_string()
+        .starts_with("error: migration 3 (c) failed"));
+    assert_eq!(failed.sqlstate(), Some(SqlState::UNDEFINED_TABLE));
+
+    let setting = Migrator::new(&five(false))
+        .history_table("", "schema_migrations")
+        .run(&mut admin)
+        .unwrap_err();
+    assert!(
+        matches!(setting, Error::HistoryTableName { .. }),
+        "{setting}"
+    );
+    assert_eq!(
+        setting.render().to_string(),
+        format!("error: invalid migrator setting: {setting}")
     );
 }

@@ -42,7 +42,9 @@ fn run_third(third: &str, policy: SafetyPolicy) -> (Client, Result<usize, Error>
 fn violation(result: Result<usize, Error>) -> (Vec<String>, String) {
     match result {
         Err(Error::PolicyViolation(violation)) => {
-            let shown = Error::PolicyViolation(violation.clone()).to_string();
+            let shown = Error::PolicyViolation(violation.clone())
+                .render()
+                .to_string();
             (violation.problems, shown)
         }
         other => panic!("expected a policy violation, got {other:?}"),
@@ -204,5 +206,5 @@ fn safety_and_grouped_mode_do_not_mix() {
         .safety(SafetyPolicy::default())
         .run(&mut client)
         .unwrap_err();
-    assert!(matches!(error, Error::InvalidSetting(_)), "{error}");
+    assert!(matches!(error, Error::GroupedWithSafety), "{error}");
 }

@@ -176,6 +176,7 @@ fn history_names_that_need_quoting_work_for_every_operation() {
             );
             assert!(
                 error
+                    .render()
                     .to_string()
                     .contains(&format!("lock on {schema}.{table}")),
                 "{context}: {error}"
@@ -297,8 +298,11 @@ fn history_names_postgresql_would_truncate_are_refused() {
         ];
         for error in errors {
             let error = error.expect_err(what);
-            assert!(matches!(error, Error::InvalidSetting(_)), "{what}: {error}");
-            assert!(error.to_string().contains(what), "{error}");
+            assert!(
+                matches!(error, Error::HistoryTableName { .. }),
+                "{what}: {error}"
+            );
+            assert!(error.render().to_string().contains(what), "{error}");
         }
     }
     assert_eq!(relations(&mut client), before, "nothing was created");
@@ -380,7 +384,10 @@ fn applications_with_different_history_tables_do_not_block_each_other() {
             .unwrap_err();
         assert!(matches!(error, Error::LockTimeout { .. }), "{error}");
         assert!(
-            error.to_string().contains("lock on public.a_migrations"),
+            error
+                .render()
+                .to_string()
+                .contains("lock on public.a_migrations"),
             "{error}"
         );
         assert!(

@@ -31,17 +31,7 @@ use crate::config::{ConfigError, ConnectionSettings};
 use crate::{source, Error, LockScope, Migration, Migrator, OtherTool, Progress, Repair};
 use output::Output;
 
-/// The documented exit codes.
-pub mod exit {
-    /// Success.
-    pub const SUCCESS: u8 = 0;
-    /// A migration failed, a check refused to go on, or a dry run found a failure.
-    pub const FAILED: u8 = 1;
-    /// Usage, configuration or connection error (nothing was attempted).
-    pub const USAGE: u8 = 2;
-    /// `status --exit-code`: something is pending.
-    pub const PENDING: u8 = 3;
-}
+pub use crate::outcome::exit;
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations.";
 
@@ -294,8 +284,8 @@ impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => exit::USAGE,
-            Failure::Migrate(Error::Database { .. } | Error::InvalidSetting(_)) => exit::USAGE,
-            Failure::Files(_) | Failure::Migrate(_) => exit::FAILED,
+            Failure::Files(_) => exit::FAILED,
+            Failure::Migrate(error) => crate::outcome::of(error).exit_code,
         }
     }
 }

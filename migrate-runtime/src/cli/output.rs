@@ -247,7 +247,11 @@ impl Output {
                     duration.as_millis()
                 ),
                 Rehearsed::WouldFail(failure) => {
-                    println!("{} {head}\n{failure}", self.paint(Paint::Red, "would fail"))
+                    println!(
+                        "{} {head}\n{}",
+                        self.paint(Paint::Red, "would fail"),
+                        failure.render()
+                    )
                 }
                 Rehearsed::NotTestable => println!(
                     "{} {head} (runs outside a transaction: cannot be tried and rolled back)",
@@ -322,7 +326,7 @@ impl Output {
         let message = match failure {
             Failure::Usage(message) => format!("error: {message}"),
             Failure::Files(problems) => problems.to_string(),
-            Failure::Migrate(error) => error.to_string(),
+            Failure::Migrate(error) => error.render().to_string(),
         };
         if !self.json {
             return eprintln!("{message}");
@@ -341,7 +345,7 @@ fn kind(failure: &Failure) -> &'static str {
     match failure {
         Failure::Usage(_) => "usage",
         Failure::Files(_) => "invalid_migration_files",
-        Failure::Migrate(error) => shapes::error_kind(error),
+        Failure::Migrate(error) => crate::outcome::of(error).kind,
     }
 }
 

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use crate::history::MigrationStatus;
 use crate::lock::LockScope;
 use crate::migration::Direction;
 use crate::plan::Step;
 use crate::run::Run;
+use crate::terms::MigrationStatus;
 use crate::Error;
 
 /// Ends the open transaction, if any. A failure here is only logged: the error that led here

@@ -409,8 +409,8 @@ impl<'m> Handler<'m> {
                     Some(failure) => {
                         let error = Error::MigrationFailed(failure.clone());
                         let body = shapes::error_body(
-                            "migration_failed",
-                            &error.to_string(),
+                            crate::outcome::of(&error).kind,
+                            &error.render().to_string(),
                             Some(&error),
                         );
                         shapes::merge(&mut document, json!({ "error": body }));
@@ -493,20 +493,9 @@ fn runtime_failure(error: &Error) -> Response {
 
 /// The status and the inside of `{"error": ...}` for a runtime error.
 fn failure_body(error: &Error) -> (u16, Value) {
-    let status = match error {
-        Error::LockTimeout { .. }
-        | Error::ChecksumMismatch { .. }
-        | Error::MissingFromBinary(_)
-        | Error::OutOfOrder { .. }
-        | Error::Unfinished(_)
-        | Error::Irreversible { .. } => 409,
-        Error::MigrationFailed(_) => 422,
-        Error::Database { .. } | Error::ConnectionLost { .. } => 503,
-        _ => 500,
-    };
-    let kind = shapes::error_kind(error);
+    let outcome = crate::outcome::of(error);
     (
-        status,
-        shapes::error_body(kind, &error.to_string(), Some(error)),
+        outcome.http_status,
+        shapes::error_body(outcome.kind, &error.render().to_string(), Some(error)),
     )
 }

@@ -32,7 +32,7 @@ fn main() {
     {
         Ok(report) => println!("{}", report.applied.len()),
         Err(error) => {
-            eprintln!("{error}");
+            eprintln!("{}", error.render());
             std::process::exit(1);
         }
     }

@@ -1,0 +1,161 @@
+//! The failures that carry data of their own: a migration's SQL that failed (where, and
+//! why), a no-transaction migration that stopped part-way, a migration the data-safety
+//! policy refused. `Display` is one line; [`super::Error::render`] gives the full text.
+
+use std::fmt;
+
+use crate::terms::MigrationStatus;
+
+/// A migration rolled back because it broke the [`crate::SafetyPolicy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyViolation {
+    /// The migration's version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// Each thing it did that the policy forbids, e.g.
+    /// `table public.users: row count changed from 100 to 95 (allow_row_changes is off)`.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "migration {} ({}) breaks the data-safety policy, so it was rolled back: {}",
+            self.version,
+            self.name,
+            self.problems.join("; ")
+        )
+    }
+}
+
+/// Where and why a migration's SQL failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationFailure {
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
+    /// Whether its DOWN section was running (a revert), rather than its UP.
+    pub reverting: bool,
+    /// The file the failing SQL is in, relative to its crate.
+    pub path: String,
+    /// The 1-based line in that file: where the error is, or where the failing statement
+    /// starts, or (when neither is known) where the section starts; see `located`.
+    pub line: u32,
+    /// The 1-based column, when the server said where the error is.
+    pub column: Option<u32>,
+    /// How `line` and `column` were found.
+    pub located: Located,
+    /// The SQLSTATE code, e.g. `42P01`.
+    pub sqlstate: String,
+    /// The server's message.
+    pub message: String,
+    /// The server's detail, if any.
+    pub detail: Option<String>,
+    /// The server's hint, if any.
+    pub hint: Option<String>,
+    /// For a migration that runs outside a transaction: which statement failed. The
+    /// statements before it stay applied.
+    pub statements: Option<StatementProgress>,
+    /// Indexes PostgreSQL left `INVALID` (a failed `CREATE INDEX CONCURRENTLY` does that);
+    /// each must be dropped before the migration can run again.
+    pub invalid_indexes: Vec<String>,
+}
+
+/// How a [`MigrationFailure`]'s line was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Located {
+    /// The server gave the error's position: line and column are exact.
+    Position,
+    /// The server gave no position; the failing statement was found by running the
+    /// migration's statements one by one (in a transaction that was rolled back), and the
+    /// line is where it starts.
+    Statement,
+    /// Neither: the line is where the migration's section starts (for example a deferred
+    /// constraint that failed at `COMMIT`).
+    SectionStart,
+}
+
+/// How far a no-transaction migration got before a statement failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementProgress {
+    /// The 1-based number of the statement that failed.
+    pub failed: usize,
+    /// How many statements the migration has.
+    pub total: usize,
+}
+
+impl MigrationFailure {
+    /// One line for the history table: SQLSTATE, message and location.
+    pub fn summary(&self) -> String {
+        let column = self.column.map(|c| format!(":{c}")).unwrap_or_default();
+        let statement = self
+            .statements
+            .map(|s| format!(" (statement {} of {})", s.failed, s.total))
+            .unwrap_or_default();
+        let invalid = if self.invalid_indexes.is_empty() {
+            String::new()
+        } else {
+            format!(" [left INVALID: {}]", self.invalid_indexes.join(", "))
+        };
+        format!(
+            "{}: {} at {}:{}{column}{statement}{invalid}",
+            self.sqlstate, self.message, self.path, self.line
+        )
+    }
+}
+
+impl fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.reverting {
+            "reverting migration"
+        } else {
+            "migration"
+        };
+        let column = self.column.map(|c| format!(":{c}")).unwrap_or_default();
+        write!(
+            f,
+            "{what} {} ({}) failed at {}:{}{column}: {} (SQLSTATE {})",
+            self.version, self.name, self.path, self.line, self.message, self.sqlstate
+        )
+    }
+}
+
+/// A no-transaction migration that stopped part-way: what ran, and how to resolve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The migration's version.
+    pub version: i64,
+    /// Its name.
+    pub name: String,
+    /// Its file, when this binary has it.
+    pub path: Option<String>,
+    /// Failed or running.
+    pub status: MigrationStatus,
+    /// The error recorded when it failed.
+    pub error_message: Option<String>,
+    /// The statements known to have run (1-based number, file line, first line of text). For
+    /// a `running` migration, which of them ran is unknown: this lists them all.
+    pub statements_ran: Vec<(usize, u32, String)>,
+    /// How many statements the migration has, when this binary has it.
+    pub total_statements: Option<usize>,
+}
+
+impl fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.status {
+            MigrationStatus::Running => "was interrupted while running outside a transaction",
+            _ => "failed part-way outside a transaction",
+        };
+        write!(
+            f,
+            "migration {} ({}) {what}; record how it was resolved with `repair`",
+            self.version, self.name
+        )
+    }
+}

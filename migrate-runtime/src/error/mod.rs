@@ -1,0 +1,278 @@
+//! The runtime's one error type, as data: each variant names what happened with the fields
+//! that say where (file, line, version). `Display` is one lowercase line; the compiler-style
+//! text with `-->` locations and `help:` lines is [`Error::render`]'s. None of it ever holds a
+//! password.
+
+mod failure;
+mod render;
+
+use std::time::Duration;
+
+use postgres::error::SqlState;
+
+pub use failure::{Located, MigrationFailure, PolicyViolation, StatementProgress, Unfinished};
+pub use render::Rendered;
+
+use crate::terms::{MigrationStatus, OtherTool, Repair};
+use crate::Checksum;
+
+/// Everything that can go wrong while checking or applying migrations.
+///
+/// ```no_run
+/// # fn demo(client: &mut postgres::Client, migrations: &[migrate_runtime::Migration]) {
+/// use migrate_runtime::{Error, Migrator};
+///
+/// match Migrator::new(migrations).run(client) {
+///     Ok(report) => println!("applied {}", report.applied.len()),
+///     Err(Error::MigrationFailed(failure)) => eprintln!("{} at line {}", failure.path, failure.line),
+///     Err(other) => eprintln!("{}", other.render()),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A migration's SQL failed; nothing of it was kept (transactional migrations).
+    #[error("{0}")]
+    MigrationFailed(Box<MigrationFailure>),
+
+    /// An applied migration's file changed after it was applied.
+    #[error("migration {version} ({name}) was changed after it was applied ({path})")]
+    ChecksumMismatch {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// The file, relative to its crate.
+        path: String,
+        /// The checksum recorded in the database.
+        applied: String,
+        /// The checksum of the migration in this binary.
+        embedded: Checksum,
+    },
+
+    /// The database has applied migrations that this binary does not contain: it is older
+    /// than the database.
+    #[error(
+        "the database has {} applied migration(s) this binary does not contain: {}",
+        .0.len(),
+        render::list_versions(.0)
+    )]
+    MissingFromBinary(Vec<(i64, String)>),
+
+    /// A pending migration has a lower version than one already applied.
+    #[error(
+        "migration {version} ({name}) is pending but version {highest_applied} is already applied"
+    )]
+    OutOfOrder {
+        /// The pending migration's version.
+        version: i64,
+        /// The pending migration's name.
+        name: String,
+        /// Its file.
+        path: String,
+        /// The highest version applied so far.
+        highest_applied: i64,
+    },
+
+    /// The history table records a no-transaction migration as `failed`, or as `running`
+    /// with no live process behind it: it stopped part-way, and what it did is not undone.
+    #[error("{0}")]
+    Unfinished(Box<Unfinished>),
+
+    /// Another session held the migration lock for longer than the configured wait.
+    #[error(
+        "waited {} for the migration lock on {table}, held by {}",
+        render::describe_wait(*waited),
+        render::describe_holder(*holder_pid, holder_application.as_deref())
+    )]
+    LockTimeout {
+        /// The history table whose lock was wanted.
+        table: String,
+        /// How long the run waited.
+        waited: Duration,
+        /// The server process id of the session holding the lock, if it could be found.
+        holder_pid: Option<i32>,
+        /// That session's `application_name`.
+        holder_application: Option<String>,
+    },
+
+    /// A migration to revert has no DOWN section; nothing was reverted.
+    #[error("migration {version} ({name}) cannot be reverted: it has no DOWN section")]
+    Irreversible {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// Its file.
+        path: String,
+    },
+
+    /// The history schema or table name cannot be used as given.
+    #[error("{}", render::history_name(schema, table, *problem))]
+    HistoryTableName {
+        /// The schema asked for.
+        schema: String,
+        /// The table asked for.
+        table: String,
+        /// What is wrong with them.
+        problem: HistoryNameProblem,
+    },
+
+    /// Grouped mode and the data-safety policy were both asked for.
+    #[error("data-safety checks roll back one migration at a time, so they cannot be combined with grouped mode")]
+    GroupedWithSafety,
+
+    /// Grouped mode was asked for, but a migration runs outside any transaction.
+    #[error(
+        "grouped mode runs everything in one transaction, but {path} runs outside any transaction"
+    )]
+    GroupedNoTransaction {
+        /// That migration's version.
+        version: i64,
+        /// Its file.
+        path: String,
+    },
+
+    /// `redo` was asked for a version that is not applied.
+    #[error("redo {version}: that version is not applied")]
+    NotApplied {
+        /// The version.
+        version: i64,
+    },
+
+    /// `baseline` was asked for a version this binary does not have.
+    #[error("baseline {version}: no migration in this binary has that version")]
+    UnknownVersion {
+        /// The version.
+        version: i64,
+    },
+
+    /// `baseline_from` needs an empty history table.
+    #[error("{table} already has {rows} row(s); importing another tool's history needs it empty")]
+    HistoryNotEmpty {
+        /// The history table, as `schema.table`.
+        table: String,
+        /// How many rows it has.
+        rows: usize,
+    },
+
+    /// `baseline_from` found no history of that tool.
+    #[error("this database has no `{}` table to import", tool.table())]
+    NoOtherHistory {
+        /// The tool.
+        tool: OtherTool,
+    },
+
+    /// `baseline_from` found a version in the other tool's history it cannot read.
+    #[error("{}: {why}", tool.table())]
+    UnreadableOtherHistory {
+        /// The tool.
+        tool: OtherTool,
+        /// What is wrong with the version.
+        why: String,
+    },
+
+    /// `repair` and `baseline` record a reason, and none was given.
+    #[error("say why: the reason is recorded in the action log")]
+    ReasonRequired,
+
+    /// `repair` was asked for something the migration's state does not allow.
+    #[error("nothing to repair: {}", render::nothing_to_repair(*version, *repair, *status, *in_binary))]
+    NothingToRepair {
+        /// The version.
+        version: i64,
+        /// What was asked for.
+        repair: Repair,
+        /// The version's state in the history (`None`: it has no row).
+        status: Option<MigrationStatus>,
+        /// Whether this binary has the migration.
+        in_binary: bool,
+    },
+
+    /// The connection was lost in the middle of a run: the server crashed or restarted, the
+    /// backend was terminated, or the network failed. Each transactional migration committed
+    /// together with its history row or not at all; a no-transaction migration that was cut off
+    /// stays `running`, and the next run says what to do.
+    #[error("the connection to the database was lost while {during}")]
+    ConnectionLost {
+        /// What the runner was doing, naming the migrations.
+        during: String,
+        /// A no-transaction migration was running: some of its statements may have run.
+        outside_transaction: bool,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A migration broke the data-safety policy ([`crate::Migrator::safety`]) and was rolled back.
+    #[error("{0}")]
+    PolicyViolation(Box<PolicyViolation>),
+
+    /// The throwaway server that `verify` and `drift` use failed.
+    #[cfg(feature = "testing")]
+    #[error("the throwaway PostgreSQL server failed")]
+    Throwaway(#[source] Box<crate::testing::TestServerError>),
+
+    /// The database refused or lost the connection, outside of a migration's own SQL.
+    #[error("database error while {context}")]
+    Database {
+        /// What the runner was doing.
+        context: String,
+        /// The driver's error (never includes connection parameters).
+        #[source]
+        source: postgres::Error,
+    },
+}
+
+/// What is wrong with a history schema or table name ([`Error::HistoryTableName`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HistoryNameProblem {
+    /// The schema or the table name is empty.
+    Empty,
+    /// The schema name holds a NUL character.
+    NulInSchema,
+    /// The table name holds a NUL character.
+    NulInTable,
+    /// The schema name is longer than the 63 bytes PostgreSQL keeps of a name.
+    SchemaTooLong,
+    /// The table name leaves no room in 63 bytes for the action log's `_history` suffix.
+    TableTooLong,
+}
+
+#[cfg(feature = "testing")]
+impl From<crate::testing::TestServerError> for Error {
+    fn from(error: crate::testing::TestServerError) -> Error {
+        Error::Throwaway(Box::new(error))
+    }
+}
+
+impl Error {
+    /// The SQLSTATE of the underlying server error, when there is one, as the driver's
+    /// typed code.
+    ///
+    /// ```no_run
+    /// # fn demo(error: migrate_runtime::Error) {
+    /// use postgres::error::SqlState;
+    ///
+    /// if error.sqlstate() == Some(SqlState::UNDEFINED_TABLE) {
+    ///     eprintln!("a migration refers to a table that does not exist");
+    /// }
+    /// # }
+    /// ```
+    pub fn sqlstate(&self) -> Option<SqlState> {
+        match self {
+            Error::MigrationFailed(failure) => Some(SqlState::from_code(&failure.sqlstate)),
+            Error::Database { source, .. } | Error::ConnectionLost { source, .. } => {
+                source.code().cloned()
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn database(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Database { context, source }
+    }
+}

@@ -1,0 +1,338 @@
+//! The compiler-style text of an error, as the command line, the HTTP endpoint and
+//! applications show it: what happened, `-->` where, the server's detail and hint, and
+//! `help:` lines that say what to do.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::failure::{Located, MigrationFailure, PolicyViolation, Unfinished};
+use super::{Error, HistoryNameProblem};
+use crate::terms::{MigrationStatus, Repair};
+
+/// An error's full text ([`Error::render`], [`MigrationFailure::render`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Rendered<'a>(Target<'a>);
+
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    Error(&'a Error),
+    Failure(&'a MigrationFailure),
+}
+
+impl Error {
+    /// The full text, as the command line prints it: what happened, where (`-->` file, line
+    /// and column), the server's detail and hint, and `help:` lines that say what to do.
+    ///
+    /// ```no_run
+    /// # fn demo(client: &mut postgres::Client, migrations: &[migrate_runtime::Migration]) {
+    /// if let Err(error) = migrate_runtime::Migrator::new(migrations).run(client) {
+    ///     eprintln!("{}", error.render());
+    ///     std::process::exit(1);
+    /// }
+    /// # }
+    /// ```
+    pub fn render(&self) -> Rendered<'_> {
+        Rendered(Target::Error(self))
+    }
+}
+
+impl MigrationFailure {
+    /// The full text of the failure (see [`Error::render`]).
+    ///
+    /// ```no_run
+    /// # let failure: migrate_runtime::MigrationFailure = unimplemented!();
+    /// eprintln!("{}", failure.render());
+    /// ```
+    pub fn render(&self) -> Rendered<'_> {
+        Rendered(Target::Failure(self))
+    }
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let error = match self.0 {
+            Target::Failure(failure) => return migration_failure(f, failure),
+            Target::Error(error) => error,
+        };
+        match error {
+            Error::MigrationFailed(failure) => migration_failure(f, failure),
+            Error::ChecksumMismatch {
+                version,
+                name,
+                path,
+                applied,
+                embedded,
+            } => write!(
+                f,
+                "error: migration {version} ({name}) was changed after it was applied\n  --> {path}\n   = applied checksum:  {applied}\n   = embedded checksum: {embedded}\n   = help: restore the file as it was when applied (see its version control history) and put the change in a new migration\n   = help: if the edit changes nothing in the database (a comment, formatting), accept it: `migrate repair {version} --mark accept-checksum --reason \"...\" --yes`"
+            ),
+            Error::MissingFromBinary(_) => write!(
+                f,
+                "error: {error}\n   = help: this binary is older than the database; deploy the build that contains them (or newer)"
+            ),
+            Error::OutOfOrder {
+                version,
+                name,
+                path,
+                highest_applied,
+            } => write!(
+                f,
+                "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or allow out-of-order migrations if applying it late is intended"
+            ),
+            Error::Unfinished(stopped) => unfinished(f, stopped),
+            Error::LockTimeout { .. } => write!(
+                f,
+                "error: {error}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck"
+            ),
+            Error::Irreversible { version, name, path } => write!(
+                f,
+                "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or revert by hand and use `repair`"
+            ),
+            Error::HistoryTableName { .. }
+            | Error::GroupedWithSafety
+            | Error::GroupedNoTransaction { .. }
+            | Error::NotApplied { .. }
+            | Error::UnknownVersion { .. }
+            | Error::HistoryNotEmpty { .. }
+            | Error::NoOtherHistory { .. }
+            | Error::UnreadableOtherHistory { .. }
+            | Error::ReasonRequired
+            | Error::NothingToRepair { .. } => {
+                write!(f, "error: invalid migrator setting: {error}")
+            }
+            Error::ConnectionLost {
+                during,
+                outside_transaction,
+                source,
+            } => write!(
+                f,
+                "error: the connection to the database was lost while {during}: {}\n   = help: {}",
+                describe_source(source),
+                if *outside_transaction {
+                    LOST_OUTSIDE_TRANSACTION
+                } else {
+                    LOST_IN_TRANSACTIONS
+                }
+            ),
+            Error::PolicyViolation(violation) => policy_violation(f, violation),
+            #[cfg(feature = "testing")]
+            Error::Throwaway(server) => {
+                write!(f, "error: the throwaway PostgreSQL server: {server}")
+            }
+            Error::Database { context, source } => write!(
+                f,
+                "error: database error while {context}: {}",
+                describe_source(source)
+            ),
+        }
+    }
+}
+
+/// The text of [`Error::HistoryTableName`].
+pub(super) fn history_name(schema: &str, table: &str, problem: HistoryNameProblem) -> String {
+    match problem {
+        HistoryNameProblem::Empty => {
+            "the history schema and table names must not be empty".to_owned()
+        }
+        HistoryNameProblem::NulInSchema | HistoryNameProblem::NulInTable => format!(
+            "the history {} name contains a NUL character, which PostgreSQL does not allow in names",
+            if problem == HistoryNameProblem::NulInSchema { "schema" } else { "table" }
+        ),
+        HistoryNameProblem::SchemaTooLong => format!(
+            "the history schema name `{schema}` is {} bytes long; PostgreSQL keeps only the first 63 bytes of a name: use a shorter one",
+            schema.len()
+        ),
+        HistoryNameProblem::TableTooLong => format!(
+            "the history table name `{table}` is {} bytes long; its action log `{table}_history` must fit in the 63 bytes PostgreSQL keeps of a name: use at most 55 bytes",
+            table.len()
+        ),
+    }
+}
+
+/// Why [`Error::NothingToRepair`].
+pub(super) fn nothing_to_repair(
+    version: i64,
+    repair: Repair,
+    status: Option<MigrationStatus>,
+    in_binary: bool,
+) -> String {
+    let state = match status {
+        None => "has no row in the history".to_owned(),
+        Some(status) => format!("is `{status}`"),
+    };
+    match (repair, in_binary) {
+        (Repair::Applied | Repair::AcceptChecksum, false) => {
+            format!("migration {version} is not in this binary")
+        }
+        (Repair::AcceptChecksum, true) if status == Some(MigrationStatus::Applied) => {
+            format!("migration {version}'s recorded checksum already matches this binary")
+        }
+        (Repair::AcceptChecksum, true) => format!(
+            "migration {version} {state}; only an applied migration's checksum can be accepted"
+        ),
+        (Repair::RolledBack, _) => format!(
+            "migration {version} {state}; only a `failed` or `running` migration can be marked rolled back"
+        ),
+        (Repair::Applied, true) => format!(
+            "migration {version} {state}; only a `failed` or `running` migration can be marked applied"
+        ),
+    }
+}
+
+fn policy_violation(f: &mut fmt::Formatter<'_>, violation: &PolicyViolation) -> fmt::Result {
+    writeln!(
+        f,
+        "error: migration {} ({}) breaks the data-safety policy, so it was rolled back",
+        violation.version, violation.name
+    )?;
+    writeln!(f, "  --> {}", violation.path)?;
+    for problem in &violation.problems {
+        writeln!(f, "   = {problem}")?;
+    }
+    write!(
+        f,
+        "   = help: nothing of it was kept; if this is intended, allow it in the policy for this run"
+    )
+}
+
+fn migration_failure(f: &mut fmt::Formatter<'_>, failure: &MigrationFailure) -> fmt::Result {
+    let what = if failure.reverting {
+        "reverting migration"
+    } else {
+        "migration"
+    };
+    writeln!(
+        f,
+        "error: {what} {} ({}) failed: {}",
+        failure.version, failure.name, failure.message
+    )?;
+    match (failure.column, failure.located) {
+        (Some(column), _) => writeln!(f, "  --> {}:{}:{column}", failure.path, failure.line)?,
+        // The statement is known (it ran on its own), only the column is not.
+        (None, Located::Statement | Located::Position) => {
+            writeln!(f, "  --> {}:{}", failure.path, failure.line)?
+        }
+        (None, Located::SectionStart) => writeln!(
+            f,
+            "  --> {}:{} (where the migration starts: the server did not say which statement)",
+            failure.path, failure.line
+        )?,
+    }
+    write!(f, "   = SQLSTATE {}", failure.sqlstate)?;
+    if let Some(detail) = &failure.detail {
+        write!(f, "\n   = detail: {detail}")?;
+    }
+    if let Some(hint) = &failure.hint {
+        write!(f, "\n   = hint: {hint}")?;
+    }
+    for index in &failure.invalid_indexes {
+        write!(
+            f,
+            "\n   = note: PostgreSQL left index {index} INVALID; drop it (DROP INDEX CONCURRENTLY {index}) before the migration runs again"
+        )?;
+    }
+    match failure.statements {
+        None if failure.reverting => write!(
+            f,
+            "\n   = note: nothing of the revert was kept; the migration stays applied"
+        ),
+        None => write!(
+            f,
+            "\n   = note: nothing of this migration was kept; migrations before it stay applied"
+        ),
+        Some(progress) => write!(
+            f,
+            "\n   = note: statement {} of {} failed; this migration runs outside a transaction, so the {} statement(s) before it stay applied\n   = help: fix the database by hand (finish or undo those statements), then run `repair` to mark the migration rolled back or applied",
+            progress.failed,
+            progress.total,
+            progress.failed - 1
+        ),
+    }
+}
+
+fn unfinished(f: &mut fmt::Formatter<'_>, unfinished: &Unfinished) -> fmt::Result {
+    let version = unfinished.version;
+    if unfinished.status == MigrationStatus::Running {
+        writeln!(
+            f,
+            "error: migration {version} ({}) was interrupted while running outside a transaction (its process was killed or lost its connection)",
+            unfinished.name
+        )?;
+    } else {
+        writeln!(
+            f,
+            "error: migration {version} ({}) failed part-way outside a transaction, and what it did is not undone",
+            unfinished.name
+        )?;
+    }
+    if let Some(path) = &unfinished.path {
+        writeln!(f, "  --> {path}")?;
+    }
+    if let Some(error) = &unfinished.error_message {
+        writeln!(f, "   = recorded error: {error}")?;
+    }
+    let heading = if unfinished.status == MigrationStatus::Running {
+        "statements that may have run"
+    } else {
+        "statements that ran and stay applied"
+    };
+    if unfinished.statements_ran.is_empty() {
+        writeln!(f, "   = {heading}: none")?;
+    } else {
+        writeln!(f, "   = {heading}:")?;
+        for (number, line, text) in &unfinished.statements_ran {
+            writeln!(f, "       {number}. line {line}: {text}")?;
+        }
+    }
+    write!(
+        f,
+        "   = help: finish or undo those statements by hand, then record the outcome:\n       \
+         it should run again:  migrate repair {version} --mark rolled-back --reason \"...\"\n       \
+         it is now complete:   migrate repair {version} --mark applied --reason \"...\"\n       \
+         (from Rust: migrator.repair(&mut client, {version}, Repair::RolledBack or Repair::Applied, reason))"
+    )
+}
+
+const LOST_IN_TRANSACTIONS: &str = "each migration commits together with its history row or not at all; `status` shows which ones committed, and running again applies the rest";
+const LOST_OUTSIDE_TRANSACTION: &str = "it was running outside a transaction, so some of its statements may have run; its history row stays `running`, and the next run lists them and says how to finish";
+
+/// The server's own message when it sent one (the driver's `Display` says only "db error"),
+/// else the driver's words.
+fn describe_source(source: &postgres::Error) -> String {
+    match source.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => source.to_string(),
+    }
+}
+
+pub(super) fn list_versions(missing: &[(i64, String)]) -> String {
+    missing
+        .iter()
+        .map(|(version, name)| format!("{version} ({name})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A wait as people write it: `300 ms`, `4.2 s`, `60 s`.
+pub(super) fn describe_wait(waited: Duration) -> String {
+    match waited.as_millis() {
+        ms @ 0..1_000 => format!("{ms} ms"),
+        ms @ 1_000..10_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} s", waited.as_secs()),
+    }
+}
+
+pub(super) fn describe_holder(pid: Option<i32>, application: Option<&str>) -> String {
+    match (pid, application) {
+        (Some(pid), Some(app)) if !app.is_empty() => {
+            format!("pid {pid} (application_name `{app}`)")
+        }
+        (Some(pid), _) => format!("pid {pid}"),
+        (None, _) => "a session that has since released it".to_owned(),
+    }
+}

@@ -1,0 +1,63 @@
+//! One table for every runtime error: its `kind` in JSON documents, the exit code the command
+//! line gives it, and the HTTP status the admin endpoint answers with. A new variant of
+//! [`Error`] does not compile until it has a row here.
+
+use crate::Error;
+
+/// The documented exit codes.
+pub mod exit {
+    /// Success.
+    pub const SUCCESS: u8 = 0;
+    /// A migration failed, a check refused to go on, or a dry run found a failure.
+    pub const FAILED: u8 = 1;
+    /// Usage, configuration or connection error (nothing was attempted).
+    pub const USAGE: u8 = 2;
+    /// `status --exit-code`: something is pending.
+    pub const PENDING: u8 = 3;
+}
+
+/// How the edges present one error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// `kind` in `{"error": {...}}`.
+    pub(crate) kind: &'static str,
+    /// The command line's exit code.
+    pub(crate) exit_code: u8,
+    /// The HTTP status: 409 when the database's state stands in the way (another run holds
+    /// the lock, the history disagrees with the binary), 422 when a migration was refused,
+    /// 503 when the database went away, 500 for the server's own configuration.
+    pub(crate) http_status: u16,
+}
+
+/// The row for `error`.
+pub(crate) fn of(error: &Error) -> Outcome {
+    use exit::{FAILED, USAGE};
+    let (kind, exit_code, http_status) = match error {
+        Error::MigrationFailed(_) => ("migration_failed", FAILED, 422),
+        Error::PolicyViolation(_) => ("policy_violation", FAILED, 422),
+        Error::ChecksumMismatch { .. } => ("checksum_mismatch", FAILED, 409),
+        Error::MissingFromBinary(_) => ("missing_from_binary", FAILED, 409),
+        Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
+        Error::Unfinished(_) => ("unfinished", FAILED, 409),
+        Error::Irreversible { .. } => ("irreversible", FAILED, 409),
+        Error::LockTimeout { .. } => ("lock_timeout", FAILED, 409),
+        Error::ConnectionLost { .. } => ("connection_lost", FAILED, 503),
+        Error::Database { .. } => ("database", USAGE, 503),
+        Error::HistoryTableName { .. }
+        | Error::GroupedWithSafety
+        | Error::GroupedNoTransaction { .. }
+        | Error::NotApplied { .. }
+        | Error::UnknownVersion { .. }
+        | Error::HistoryNotEmpty { .. }
+        | Error::NoOtherHistory { .. }
+        | Error::UnreadableOtherHistory { .. }
+        | Error::ReasonRequired
+        | Error::NothingToRepair { .. } => ("invalid_setting", USAGE, 500),
+        Error::Throwaway(_) => ("throwaway_server", FAILED, 500),
+    };
+    Outcome {
+        kind,
+        exit_code,
+        http_status,
+    }
+}

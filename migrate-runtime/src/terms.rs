@@ -1,0 +1,186 @@
+//! The vocabulary the stages share: where a migration stands, what the action log records,
+//! how a repair resolves a migration, and the other tools whose histories can be imported.
+
+use std::fmt;
+
+use crate::migration::Direction;
+
+/// Where a version stands in `schema_migrations`.
+///
+/// ```
+/// assert_eq!(migrate_runtime::MigrationStatus::Running.as_str(), "running");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MigrationStatus {
+    /// Applied, and recorded together with its schema change.
+    Applied,
+    /// A no-transaction migration that failed part-way.
+    Failed,
+    /// A no-transaction migration whose statements are running (or were cut off).
+    Running,
+}
+
+impl MigrationStatus {
+    /// The text stored in the table.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::MigrationStatus::Applied.as_str(), "applied");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::Applied => "applied",
+            MigrationStatus::Failed => "failed",
+            MigrationStatus::Running => "running",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<MigrationStatus> {
+        [
+            MigrationStatus::Applied,
+            MigrationStatus::Failed,
+            MigrationStatus::Running,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// What one row of the action log records.
+///
+/// ```
+/// assert_eq!(migrate_runtime::ActionKind::Rollback.to_string(), "rollback");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    /// A migration's UP ran (or failed).
+    Apply,
+    /// A migration's DOWN ran (or failed).
+    Rollback,
+    /// A migration was recorded as applied without running it.
+    Baseline,
+    /// The history was changed by hand through `repair`.
+    Repair,
+}
+
+impl ActionKind {
+    /// The text stored in the table.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::ActionKind::Baseline.as_str(), "baseline");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Apply => "apply",
+            ActionKind::Rollback => "rollback",
+            ActionKind::Baseline => "baseline",
+            ActionKind::Repair => "repair",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Apply,
+            ActionKind::Rollback,
+            ActionKind::Baseline,
+            ActionKind::Repair,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
+    pub(crate) fn of(direction: Direction) -> ActionKind {
+        match direction {
+            Direction::Up => ActionKind::Apply,
+            Direction::Down => ActionKind::Rollback,
+        }
+    }
+}
+
+/// How an action ended.
+///
+/// ```
+/// assert_eq!(migrate_runtime::ActionStatus::Failed.as_str(), "failed");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionStatus {
+    /// It did what it says.
+    Success,
+    /// It failed; the row's error says why.
+    Failed,
+}
+
+impl ActionStatus {
+    /// The text stored in the table.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::ActionStatus::Success.as_str(), "success");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Success => "success",
+            ActionStatus::Failed => "failed",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($kind:ty),*) => {$(
+        impl fmt::Display for $kind {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(MigrationStatus, ActionKind, ActionStatus);
+
+/// What [`crate::Migrator::repair`] records about one migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Repair {
+    /// A `failed` or `running` migration was undone by hand: forget it, so it runs again.
+    #[cfg_attr(feature = "cli", value(help = "Undone by hand: it runs again."))]
+    RolledBack,
+    /// A `failed` or `running` migration was completed by hand: record it as applied.
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "Completed by hand: record it as applied.")
+    )]
+    Applied,
+    /// An applied migration's file was edited on purpose (a comment, a harmless fix): record
+    /// the binary's checksum for it. Choosing this variant is the explicit confirmation; the
+    /// command line asks for `--yes` as well.
+    #[cfg_attr(
+        feature = "cli",
+        value(
+            help = "The applied file was edited on purpose: record its new checksum (needs --yes)."
+        )
+    )]
+    AcceptChecksum,
+}
+
+/// Another tool's history that [`crate::Migrator::baseline_from`] can import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum OtherTool {
+    /// diesel's `__diesel_schema_migrations` (versions map as in the diesel layout).
+    #[cfg_attr(feature = "cli", value(help = "`__diesel_schema_migrations`"))]
+    Diesel,
+    /// sqlx's `_sqlx_migrations` (successful rows only).
+    #[cfg_attr(feature = "cli", value(help = "`_sqlx_migrations`"))]
+    Sqlx,
+    /// refinery's `refinery_schema_history`.
+    #[cfg_attr(feature = "cli", value(help = "`refinery_schema_history`"))]
+    Refinery,
+}
+
+impl OtherTool {
+    /// The table where the tool keeps its history.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            OtherTool::Diesel => "__diesel_schema_migrations",
+            OtherTool::Sqlx => "_sqlx_migrations",
+            OtherTool::Refinery => "refinery_schema_history",
+        }
+    }
+}
