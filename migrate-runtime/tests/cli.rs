@@ -1,6 +1,5 @@
 //! The standalone `migrate` binary, run as a user would run it, against a real PostgreSQL.
-//! (Built by `cargo test --workspace`, where the tests crate turns on `cli` and `testing`.)
-#![cfg(all(feature = "cli", feature = "testing"))]
+//! (Needs the `cli` and `testing` features: `cargo test -p migrate-runtime --all-features`.)
 
 mod support;
 

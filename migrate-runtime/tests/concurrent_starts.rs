@@ -1,7 +1,6 @@
 //! Sixteen `migrate up` processes started at once on one fresh database, straight to the
 //! server and through PgBouncer in transaction pooling mode: every process exits 0 and each
 //! of the 200 migrations (every tenth outside a transaction) is applied exactly once.
-#![cfg(all(feature = "cli", feature = "testing"))]
 
 mod support;
 

@@ -1,7 +1,6 @@
 //! Server faults in the middle of a run: the server crashing (`pg_ctl stop -m immediate`) and
 //! the migrating backend killed (`pg_terminate_backend`). Each shows the error the user sees,
 //! checks the history against the catalog, and finishes the run after recovery.
-#![cfg(all(feature = "cli", feature = "testing"))]
 #![allow(clippy::print_stderr)] // Each test shows the message a user sees (--nocapture).
 
 mod support;

@@ -1,6 +1,5 @@
 //! `migrate serve` run as a user would run it, answered over loopback by a real HTTP client
 //! (`ureq`), against a real PostgreSQL.
-#![cfg(all(feature = "http", feature = "testing"))]
 
 mod support;
 

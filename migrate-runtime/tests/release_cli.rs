@@ -1,6 +1,5 @@
 //! The release checks through the `migrate` binary: `verify`, `drift`, `lint` and
 //! `up --safety`, with their exit codes and JSON.
-#![cfg(all(feature = "cli", feature = "testing"))]
 
 mod support;
 

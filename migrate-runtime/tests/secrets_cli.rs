@@ -2,7 +2,6 @@
 //! any output (text, `--json`, `--verbose`, errors) nor in the history, every command works as
 //! a database owner who is not a superuser, and TLS (`require`, `verify-full`) works against a
 //! certificate made here, with `verify-full` refusing a host name the certificate does not name.
-#![cfg(all(feature = "cli", feature = "testing"))]
 
 mod support;
 
