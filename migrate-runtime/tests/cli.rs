@@ -7,8 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_test_support::files::project;
+use migrate_test_support::process::Run;
 use serde_json::Value;
-use support::{binary, project, Run};
+use support::binary;
 
 const PASSWORD: &str = "Pa55-never-shown";
 

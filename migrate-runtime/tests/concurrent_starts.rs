@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
-use support::{check_invariants, migrate, spawn, text, COUNT};
+use migrate_test_support::process::{spawn, text};
+use support::{check_invariants, migrate, COUNT};
 
 const PROCESSES: usize = 16;
 

@@ -14,8 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
+use migrate_test_support::process::{spawn, text};
 use support::{
-    assert_refuses_unfinished, check_invariants, migrate, recover, schema_fingerprint, spawn, text,
+    assert_refuses_unfinished, check_invariants, migrate, recover, schema_fingerprint,
     wait_for_other_sessions, COUNT,
 };
 

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_test_support::process::{spawn, text};
 use postgres::Client;
 use support::{
-    assert_refuses_unfinished, check_invariants, migrate, recover, rows, schema_fingerprint, spawn,
-    text, COUNT,
+    assert_refuses_unfinished, check_invariants, migrate, recover, rows, schema_fingerprint, COUNT,
 };
 
 /// Polls until `sql` returns a true first column.
