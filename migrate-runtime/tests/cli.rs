@@ -1,6 +1,5 @@
 //! The standalone `migrate` binary, run as a user would run it, against a real PostgreSQL.
-//! (Built by `cargo test --workspace`, where the tests crate turns on `cli` and `testing`.)
-#![cfg(all(feature = "cli", feature = "testing"))]
+//! (Needs the `cli` and `testing` features: `cargo test -p migrate-runtime --all-features`.)
 
 mod support;
 
@@ -8,8 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_test_support::files::project;
+use migrate_test_support::process::Run;
 use serde_json::Value;
-use support::{binary, project, Run};
+use support::binary;
 
 const PASSWORD: &str = "Pa55-never-shown";
 

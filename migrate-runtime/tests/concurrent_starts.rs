@@ -1,7 +1,6 @@
 //! Sixteen `migrate up` processes started at once on one fresh database, straight to the
 //! server and through PgBouncer in transaction pooling mode: every process exits 0 and each
 //! of the 200 migrations (every tenth outside a transaction) is applied exactly once.
-#![cfg(all(feature = "cli", feature = "testing"))]
 
 mod support;
 
@@ -11,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
-use support::{check_invariants, migrate, spawn, text, COUNT};
+use migrate_test_support::process::{spawn, text};
+use support::{check_invariants, migrate, COUNT};
 
 const PROCESSES: usize = 16;
 

@@ -7,7 +7,6 @@
 //! CI runs 20 trials. The long run (figures in the README):
 //! `CRASH_TRIALS=500 cargo test --release -p migrate-runtime --all-features --test crash -- --nocapture`;
 //! `CRASH_SEED=<n>` replays a run's kill times.
-#![cfg(all(feature = "cli", feature = "testing"))]
 #![allow(clippy::print_stderr)] // The harness reports its figures.
 
 mod support;
@@ -15,8 +14,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
+use migrate_test_support::process::{spawn, text};
 use support::{
-    assert_refuses_unfinished, check_invariants, migrate, recover, schema_fingerprint, spawn, text,
+    assert_refuses_unfinished, check_invariants, migrate, recover, schema_fingerprint,
     wait_for_other_sessions, COUNT,
 };
 

@@ -1,7 +1,6 @@
 //! Server faults in the middle of a run: the server crashing (`pg_ctl stop -m immediate`) and
 //! the migrating backend killed (`pg_terminate_backend`). Each shows the error the user sees,
 //! checks the history against the catalog, and finishes the run after recovery.
-#![cfg(all(feature = "cli", feature = "testing"))]
 #![allow(clippy::print_stderr)] // Each test shows the message a user sees (--nocapture).
 
 mod support;
@@ -10,10 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_test_support::process::{spawn, text};
 use postgres::Client;
 use support::{
-    assert_refuses_unfinished, check_invariants, migrate, recover, rows, schema_fingerprint, spawn,
-    text, COUNT,
+    assert_refuses_unfinished, check_invariants, migrate, recover, rows, schema_fingerprint, COUNT,
 };
 
 /// Polls until `sql` returns a true first column.

@@ -1,6 +1,5 @@
 //! The admin endpoint's handler through its plain API (no server), as a web framework would
 //! call it, against a real PostgreSQL.
-#![cfg(all(feature = "http", feature = "testing"))]
 
 use migrate_runtime::config::ConnectionSettings;
 use migrate_runtime::http::{Handler, Request, Response};

@@ -1,6 +1,5 @@
 //! `migrate serve` run as a user would run it, answered over loopback by a real HTTP client
 //! (`ureq`), against a real PostgreSQL.
-#![cfg(all(feature = "http", feature = "testing"))]
 
 mod support;
 
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_test_support::files::project;
 use serde_json::Value;
 use support::binary;
 
@@ -95,15 +95,6 @@ fn url(database: &TestDatabase<'_>) -> String {
     database
         .url()
         .replace("postgres@", &format!("postgres:{PASSWORD}@"))
-}
-
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("migrations")).unwrap();
-    for (name, contents) in files {
-        std::fs::write(dir.path().join("migrations").join(name), contents).unwrap();
-    }
-    dir
 }
 
 struct Reply {

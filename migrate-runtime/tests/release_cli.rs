@@ -1,39 +1,21 @@
 //! The release checks through the `migrate` binary: `verify`, `drift`, `lint` and
 //! `up --safety`, with their exit codes and JSON.
-#![cfg(all(feature = "cli", feature = "testing"))]
 
 mod support;
 
 use std::path::Path;
 
 use migrate_runtime::testing::TestServer;
+use migrate_test_support::files::directory;
+use migrate_test_support::process::Run;
 use serde_json::Value;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
 
 fn migrate(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
     let mut command = match url {
         Some(url) => support::migrate(dir, url),
         None => support::unconfigured(dir),
     };
-    let output = command.args(args).output().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
+    Run::of(&command.args(args).output().unwrap())
 }
 
 const T: (&str, &str) = (
@@ -43,7 +25,7 @@ const T: (&str, &str) = (
 
 #[test]
 fn verify_exits_1_naming_the_down_that_forgets_an_index() {
-    let dir = project(&[
+    let dir = directory(&[
         T,
         (
             "002_index.sql",
@@ -74,9 +56,9 @@ fn verify_exits_1_naming_the_down_that_forgets_an_index() {
         "index public.t_x"
     );
 
-    let good = project(&[T]);
+    let good = directory(&[T]);
     assert_eq!(migrate(good.path(), None, &["verify"]).code, 0);
-    let irreversible = project(&[("001_u.sql", "CREATE TABLE u (id int);\n")]);
+    let irreversible = directory(&[("001_u.sql", "CREATE TABLE u (id int);\n")]);
     assert_eq!(migrate(irreversible.path(), None, &["verify"]).code, 0);
     assert_eq!(
         migrate(
@@ -91,7 +73,7 @@ fn verify_exits_1_naming_the_down_that_forgets_an_index() {
 
 #[test]
 fn lint_exits_1_on_findings_that_are_not_allowed() {
-    let dir = project(&[
+    let dir = directory(&[
         T,
         (
             "002_tidy.sql",
@@ -115,12 +97,12 @@ fn lint_exits_1_on_findings_that_are_not_allowed() {
     assert_eq!(json["errors"], 1);
     assert_eq!(json["findings"][0]["rule"], "destructive");
     assert_eq!(json["findings"][0]["allowed"], true);
-    assert_eq!(migrate(project(&[T]).path(), None, &["lint"]).code, 0);
+    assert_eq!(migrate(directory(&[T]).path(), None, &["lint"]).code, 0);
 }
 
 #[test]
 fn drift_exits_1_on_a_column_added_by_hand() {
-    let dir = project(&[T]);
+    let dir = directory(&[T]);
     let database = TestServer::shared().create_database().unwrap();
     let url = database.url();
     assert_eq!(migrate(dir.path(), Some(&url), &["up"]).code, 0);
@@ -149,7 +131,7 @@ fn drift_exits_1_on_a_column_added_by_hand() {
 
 #[test]
 fn up_with_safety_rolls_back_a_migration_that_deletes_rows() {
-    let dir = project(&[T, ("002_purge.sql", "DELETE FROM t WHERE x > 5;\n")]);
+    let dir = directory(&[T, ("002_purge.sql", "DELETE FROM t WHERE x > 5;\n")]);
     let database = TestServer::shared().create_database().unwrap();
     let url = database.url();
     assert_eq!(

@@ -2,19 +2,19 @@
 //! any output (text, `--json`, `--verbose`, errors) nor in the history, every command works as
 //! a database owner who is not a superuser, and TLS (`require`, `verify-full`) works against a
 //! certificate made here, with `verify-full` refusing a host name the certificate does not name.
-#![cfg(all(feature = "cli", feature = "testing"))]
 
 mod support;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
-use postgres::{Client, NoTls};
-use support::{binary, project, Run};
+use migrate_test_support::files::project;
+use migrate_test_support::passwords::{self, percent_encode, require_passwords};
+use migrate_test_support::process::{spawn, Run};
+use support::binary;
 
 /// The role's password, with spaces, a quote and URL delimiters so that each source must carry
 /// it intact. Output is checked for its distinctive start, which neither percent-encoding nor
@@ -44,18 +44,7 @@ fn migrate(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Run {
 }
 
 fn assert_secret_free(what: &str, text: &str) {
-    for secret in [SECRET_CORE, WRONG] {
-        assert!(!text.contains(secret), "{what} shows a password:\n{text}");
-    }
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    passwords::assert_secret_free(what, text, &[SECRET_CORE, WRONG]);
 }
 
 fn url(port: u16, database: &str, password: &str, query: &str) -> String {
@@ -65,64 +54,12 @@ fn url(port: u16, database: &str, password: &str, query: &str) -> String {
     )
 }
 
-/// The data directory of `server` (owned by the server's user).
-fn data_directory(server: &TestServer) -> PathBuf {
-    let data: String = server
-        .connect("postgres")
-        .unwrap()
-        .query_one("SHOW data_directory", &[])
-        .unwrap()
-        .get(0);
-    PathBuf::from(data)
-}
-
-/// Writes `name` into the data directory, owned by the server's user with mode 0600 (the
-/// server refuses a key others can read).
-fn write_server_file(server: &TestServer, name: &str, contents: &[u8]) {
-    use std::os::unix::fs::PermissionsExt;
-    let data = data_directory(server);
-    let owner = std::fs::metadata(&data).unwrap();
-    let path = data.join(name);
-    std::fs::write(&path, contents).unwrap();
-    std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// Creates [`ROLE`] with [`SECRET`] and a database it owns for each of `databases`, then makes
-/// TCP connections need that password (`hba` is the TCP line of `pg_hba.conf`); the Unix socket
-/// stays trusted for the tests' own checks.
-fn require_passwords(server: &TestServer, hba: &str, databases: &[&str]) {
+/// TCP connections need that password (`hba` is the TCP lines of `pg_hba.conf`); the Unix
+/// socket stays trusted for the tests' own checks.
+fn require_role_password(server: &TestServer, hba: &str, databases: &[&str]) {
     let mut admin = server.connect("postgres").unwrap();
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{}'",
-            SECRET.replace('\'', "''")
-        ))
-        .unwrap();
-    for database in databases {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {database} OWNER {ROLE}"))
-            .unwrap();
-    }
-    write_server_file(
-        server,
-        "pg_hba.conf",
-        format!("local all all trust\n{hba}\n").as_bytes(),
-    );
-    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    // The reload is asynchronous: wait until a TCP connection without a password is refused.
-    let started = Instant::now();
-    let plain = format!(
-        "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable",
-        server.port()
-    );
-    while Client::connect(&plain, NoTls).is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "pg_hba.conf was not reloaded"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    require_passwords(&mut admin, server.port(), ROLE, SECRET, hba, databases);
 }
 
 /// One server for this file's password tests, with a database per test.
@@ -130,7 +67,7 @@ fn password_server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let server = TestServer::start().unwrap();
-        require_passwords(
+        require_role_password(
             &server,
             "host all all 127.0.0.1/32 scram-sha-256",
             &["secrets", "owner"],
@@ -213,19 +150,6 @@ fn with_args<'a>(extra: &'a [String], args: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-/// Every history row, every column, as JSON text.
-fn history_rows(client: &mut Client, schema_table: &str) -> Vec<String> {
-    client
-        .query(
-            &format!("SELECT row_to_json(t)::text FROM {schema_table} t"),
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
-
 #[test]
 fn the_password_shows_in_no_output_error_or_history_row() {
     let server = password_server();
@@ -299,19 +223,7 @@ fn the_password_shows_in_no_output_error_or_history_row() {
 
     // The history names the role, and holds the password nowhere.
     let mut admin = server.connect("secrets").unwrap();
-    for table in ["schema_migrations", "schema_migrations_history"] {
-        let rows = history_rows(&mut admin, table);
-        assert!(!rows.is_empty(), "{table}");
-        assert_secret_free(table, &rows.join("\n"));
-    }
-    let by: String = admin
-        .query_one(
-            "SELECT string_agg(DISTINCT executed_by, ',') FROM schema_migrations_history",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(by, ROLE);
+    passwords::assert_history_names_only(&mut admin, ROLE, &[SECRET_CORE, WRONG]);
 }
 
 #[test]
@@ -525,14 +437,12 @@ fn a_database_owner_who_is_not_a_superuser_can_run_every_command() {
         "SELECT pg_sleep(2);\n",
     )
     .unwrap();
-    let holder = binary()
-        .current_dir(path)
-        .env("DATABASE_URL", &env[0].1)
-        .arg("up")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let holder = spawn(
+        binary()
+            .current_dir(path)
+            .env("DATABASE_URL", &env[0].1)
+            .arg("up"),
+    );
     let started = Instant::now();
     while admin
         .query_one(
@@ -570,54 +480,23 @@ fn a_database_owner_who_is_not_a_superuser_can_run_every_command() {
     );
 }
 
-/// A self-signed certificate and key for `localhost` only (not 127.0.0.1), made by openssl.
-#[cfg(feature = "tls")]
-fn certificate_for_localhost(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    let output = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(
-        output.status.success(),
-        "openssl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (cert, key)
-}
-
 /// Through the binary: `sslmode=require` encrypts (the server rejects anything else),
 /// `verify-full` accepts the certificate for the name it was made for and refuses it for
 /// 127.0.0.1, saying why; the password shows nowhere.
 #[cfg(feature = "tls")]
 #[test]
 fn tls_require_and_verify_full_against_a_certificate_made_here() {
+    use migrate_test_support::tls::{enable_ssl, self_signed};
+
     let certificates = tempfile::tempdir().unwrap();
-    let (cert, key) = certificate_for_localhost(certificates.path());
+    // For `localhost` only, not 127.0.0.1.
+    let (cert, key) = self_signed(certificates.path(), "server");
     let server = TestServer::start().unwrap();
-    write_server_file(&server, "server.crt", &std::fs::read(&cert).unwrap());
-    write_server_file(&server, "server.key", &std::fs::read(&key).unwrap());
-    server
-        .connect("postgres")
-        .unwrap()
-        .batch_execute("ALTER SYSTEM SET ssl = on")
-        .unwrap();
+    enable_ssl(server.connect("postgres").unwrap(), &cert, &key);
     server.stop().unwrap();
     server.restart().unwrap();
     // Only TLS connections with the password get in; plain TCP is rejected outright.
-    require_passwords(
+    require_role_password(
         &server,
         "hostssl tls all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject",
         &["tls"],

@@ -16,10 +16,7 @@ use postgres::{Client, NoTls};
 /// runtime parser, as the CLI's directory mode does. Keep the `TempDir` alive while the
 /// migrations are used only if their paths matter; the migrations own their text.
 pub fn migrations(files: &[(&str, &str)]) -> Vec<Migration> {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    for (name, contents) in files {
-        std::fs::write(dir.path().join(name), contents).expect("write migration");
-    }
+    let dir = migrate_test_support::files::directory(files);
     match migrate_runtime::source::read_dir(dir.path(), "") {
         Ok(loaded) => loaded.migrations,
         Err(problems) => panic!("test migrations do not parse:\n{problems}"),

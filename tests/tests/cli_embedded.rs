@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use migrate_runtime::testing::TestServer;
+use migrate_test_support::process::Run;
 
 fn myapp(database_url: &str, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_myapp"))
@@ -11,11 +12,8 @@ fn myapp(database_url: &str, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .output()
         .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let run = Run::of(&output);
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]

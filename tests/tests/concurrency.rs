@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use migrate_runtime::testing::TestServer;
 use migrate_runtime::{Error, LockScope, Migration, Migrator};
+use migrate_test_support::files::directory;
+use migrate_test_support::process::spawn;
 use migrate_tests::{migrations, scalar};
 use postgres::{Client, NoTls};
 
@@ -92,18 +94,16 @@ fn eight_threads(scope: LockScope) {
 
 #[test]
 fn eight_processes_at_once_apply_each_migration_once() {
-    let dir = tempfile::tempdir().unwrap();
     let files = racing_set_files();
-    for (name, contents) in &files {
-        std::fs::write(dir.path().join(name), contents).unwrap();
-    }
+    let dir = directory(&files);
     let database = TestServer::shared().create_database().unwrap();
     let children: Vec<_> = (0..8)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_apply_migrations"))
-                .arg(dir.path())
-                .env("DATABASE_URL", database.url())
-                .output_spawn()
+            spawn(
+                Command::new(env!("CARGO_BIN_EXE_apply_migrations"))
+                    .arg(dir.path())
+                    .env("DATABASE_URL", database.url()),
+            )
         })
         .collect();
     let mut applied = 0;
@@ -118,19 +118,6 @@ fn eight_processes_at_once_apply_each_migration_once() {
     }
     assert_eq!(applied, files.len());
     assert_applied_exactly_once(&mut database.client().unwrap(), files.len());
-}
-
-trait SpawnPiped {
-    fn output_spawn(&mut self) -> std::process::Child;
-}
-
-impl SpawnPiped for Command {
-    fn output_spawn(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
 }
 
 #[test]

@@ -226,55 +226,15 @@ fn sslmode_require_against_a_server_without_ssl_says_so() {
 /// A server with `ssl = on` and a self-signed certificate for `localhost`.
 #[cfg(feature = "tls")]
 mod tls_server {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use std::path::Path;
+
+    use migrate_test_support::tls::self_signed;
 
     use super::*;
 
-    /// A self-signed certificate and key for `localhost` (not for 127.0.0.1) in `dir`.
-    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let cert = dir.join(format!("{name}.crt"));
-        let key = dir.join(format!("{name}.key"));
-        let output = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("the openssl command (apt-get install openssl)");
-        assert!(
-            output.status.success(),
-            "openssl failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (cert, key)
-    }
-
-    /// Copies the certificate and key into the data directory, owned by the server's user
-    /// (the server refuses a key others can read), and turns ssl on.
+    /// Installs the certificate and key, turns ssl on and restarts the server.
     fn enable_ssl(server: &TestServer, cert: &Path, key: &Path) {
-        let mut client = server.connect("postgres").unwrap();
-        let data: String = client.query_one("SHOW data_directory", &[]).unwrap().get(0);
-        let data = PathBuf::from(data);
-        let owner = std::fs::metadata(&data).unwrap();
-        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
-            let to = data.join(to);
-            std::fs::copy(from, &to).unwrap();
-            std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).unwrap();
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        client.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
-        drop(client);
+        migrate_test_support::tls::enable_ssl(server.connect("postgres").unwrap(), cert, key);
         server.stop().unwrap();
         server.restart().unwrap();
     }

@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
+use migrate_test_support::process::{spawn, text, without_settings};
 use serde_yaml_ng::Value;
 
 /// Steps that need the real CI machine (building the binary the test already has).
@@ -40,18 +41,13 @@ fn myapp_dir() -> PathBuf {
         .to_owned()
 }
 
-/// A command with none of the caller's database or migration settings, and `myapp` on PATH.
+/// A command with none of the caller's database, migration or GitHub settings, and `myapp` on
+/// PATH.
 fn clean_command(program: &str) -> Command {
     let mut command = Command::new(program);
+    without_settings(&mut command);
     for (variable, _) in std::env::vars() {
-        if variable.starts_with("PG")
-            || variable.starts_with("DB_")
-            || variable.starts_with("MIGRATE")
-            || variable.starts_with("GITHUB_")
-            || variable == "DATABASE_URL"
-            || variable == "CONFIRM_PRODUCTION_MIGRATION"
-            || variable == "INTERNAL_ADMIN_TOKEN"
-        {
+        if variable.starts_with("GITHUB_") {
             command.env_remove(variable);
         }
     }
@@ -233,14 +229,6 @@ fn assert_ci_only_steps_exist(workflow: &Value) {
     }
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn applied_count(database: &TestDatabase<'_>) -> i64 {
     let mut client = database.client().unwrap();
     match client.query_one(
@@ -409,13 +397,11 @@ fn kubernetes_init_containers_wait_for_the_database_and_apply_once() {
     server.stop().unwrap();
     let children: Vec<_> = (0..replicas)
         .map(|_| {
-            clean_command(&argv[0])
-                .args(&argv[1..])
-                .envs(init_env.iter().map(|(k, v)| (k, v)))
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            spawn(
+                clean_command(&argv[0])
+                    .args(&argv[1..])
+                    .envs(init_env.iter().map(|(k, v)| (k, v))),
+            )
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));

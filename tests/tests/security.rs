@@ -4,8 +4,6 @@
 //! logs and the history.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,6 +11,7 @@ use std::time::{Duration, Instant};
 use migrate_runtime::config::{ConfigError, ConnectionSettings};
 use migrate_runtime::testing::TestServer;
 use migrate_runtime::{Error, Migration, Migrator, Repair, State};
+use migrate_test_support::passwords::{self, percent_encode, require_passwords};
 use migrate_tests::{migrations, scalar, RoundTripCounter};
 use postgres::Client;
 
@@ -428,36 +427,14 @@ fn password_server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let server = TestServer::start().unwrap();
-        let mut admin = server.connect("postgres").unwrap();
-        admin
-            .batch_execute(&format!(
-                "CREATE ROLE {ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{}'",
-                SECRET.replace('\'', "''")
-            ))
-            .unwrap();
-        let data: String = admin.query_one("SHOW data_directory", &[]).unwrap().get(0);
-        let hba = PathBuf::from(data).join("pg_hba.conf");
-        let owner = std::fs::metadata(&hba).unwrap();
-        std::fs::write(
-            &hba,
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .unwrap();
-        std::os::unix::fs::chown(&hba, Some(owner.uid()), Some(owner.gid())).unwrap();
-        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-        // The reload is asynchronous: wait until a password-less TCP connection is refused.
-        let started = Instant::now();
-        let tcp = format!(
-            "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable",
-            server.port()
+        require_passwords(
+            &mut server.connect("postgres").unwrap(),
+            server.port(),
+            ROLE,
+            SECRET,
+            "host all all 127.0.0.1/32 scram-sha-256",
+            &[],
         );
-        while Client::connect(&tcp, postgres::NoTls).is_ok() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "pg_hba.conf was not reloaded"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
         server
     })
 }
@@ -470,15 +447,6 @@ fn owned_database(server: &TestServer, name: &str) -> String {
         .batch_execute(&format!("CREATE DATABASE {name} OWNER {ROLE}"))
         .unwrap();
     name.to_owned()
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every way the settings can carry a password: (the source reported, --database-url,
@@ -598,9 +566,7 @@ impl log::Log for Capture {
 }
 
 fn assert_secret_free(what: &str, text: &str) {
-    for secret in [SECRET_CORE, WRONG] {
-        assert!(!text.contains(secret), "{what} shows a password:\n{text}");
-    }
+    passwords::assert_secret_free(what, text, &[SECRET_CORE, WRONG]);
 }
 
 #[test]
@@ -705,22 +671,5 @@ fn with_password_authentication_the_password_stays_out_of_errors_logs_and_histor
 
     // The history: every column of every row.
     let mut admin = server.connect(&database).unwrap();
-    for table in ["schema_migrations", "schema_migrations_history"] {
-        let rows: Vec<String> = admin
-            .query(&format!("SELECT row_to_json(t)::text FROM {table} t"), &[])
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        assert!(!rows.is_empty(), "{table}");
-        assert_secret_free(table, &rows.join("\n"));
-    }
-    let by: String = admin
-        .query_one(
-            "SELECT string_agg(DISTINCT executed_by, ',') FROM schema_migrations_history",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(by, ROLE);
+    passwords::assert_history_names_only(&mut admin, ROLE, &[SECRET_CORE, WRONG]);
 }

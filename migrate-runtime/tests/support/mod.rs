@@ -1,13 +1,15 @@
-//! What the binary's tests share: the real `migrate` binary with a clean environment and
-//! what a run of it showed; for the fault tests, the 200-migration set and the invariants
-//! checked against the catalog after every fault.
+//! What the binary's tests share: the real `migrate` binary with a clean environment; for the
+//! fault tests, the 200-migration set and the invariants checked against the catalog after
+//! every fault. What `migrate-tests` needs too (what a run showed, project directories,
+//! password servers) is in the `migrate-test-support` crate.
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use migrate_test_support::process::{text, without_settings};
 use postgres::{Client, SimpleQueryMessage};
 
 /// Migrations in the fault set; every tenth runs outside a transaction.
@@ -72,74 +74,8 @@ pub(crate) fn unconfigured(dir: &Path) -> Command {
 /// developer's `PGHOST` or `DATABASE_URL` cannot leak into a test), colour left to the binary.
 pub(crate) fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
-    for (variable, _) in std::env::vars() {
-        if variable.starts_with("PG")
-            || variable.starts_with("DB_")
-            || variable.starts_with("MIGRATE")
-            || [
-                "MIGRATIONS_DIR",
-                "DATABASE_URL",
-                "CONFIRM_PRODUCTION_MIGRATION",
-                "INTERNAL_ADMIN_TOKEN",
-                "NO_COLOR",
-            ]
-            .contains(&variable.as_str())
-        {
-            command.env_remove(variable);
-        }
-    }
+    without_settings(&mut command).env_remove("NO_COLOR");
     command
-}
-
-/// What a finished run of the binary showed.
-pub(crate) struct Run {
-    pub(crate) code: i32,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
-}
-
-impl Run {
-    pub(crate) fn of(output: &Output) -> Run {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.all()))
-    }
-
-    pub(crate) fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// A project directory with `migrations/` holding `files`.
-pub(crate) fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("migrations")).unwrap();
-    for (name, contents) in files {
-        std::fs::write(dir.path().join("migrations").join(name), contents).unwrap();
-    }
-    dir
-}
-
-pub(crate) fn spawn(command: &mut Command) -> Child {
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-pub(crate) fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Rows of a simple query, every column as text (NULL as "").

@@ -1,13 +1,6 @@
 //! Side-by-side benchmark: this crate's runtime against refinery and the `psql -1 -f` floor,
-//! on one durable throwaway PostgreSQL, in one run, with ratios.
-//!
-//! ```text
-//! cargo run --release -p migrate-tests --bin bench -- [--sizes 100,1000] [--reps 3]
-//!     [--delay-ms 1] [--compile-sizes 100,1000] [--refinery-compile-max 1000] [--no-compile]
-//!     [--latency-only]   (skip apply-all, counts and start-up; only the runs through the proxy)
-//!     [--tools psql,ours,ours-grouped,refinery,refinery-grouped,dbmate,sqlx]   (default: all)
-//!     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
-//! ```
+//! on one durable throwaway PostgreSQL, in one run, with ratios. The options: [`USAGE`], which
+//! `--help` prints.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
 
 mod compile;
@@ -24,6 +17,15 @@ use migrate_runtime::testing::TestServer;
 use report::Table;
 use tools::Tool;
 use workload::Workload;
+
+/// The command line, printed by `--help`.
+const USAGE: &str = "\
+cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3]
+    [--delay-ms 1] [--compile-sizes 100,1000] [--refinery-compile-max 1000] [--no-compile]
+    [--latency-only]   (skip apply-all, counts and start-up; only the runs through the proxy)
+    [--tools psql,ours,ours-grouped,refinery,refinery-grouped,dbmate,sqlx]   (default: all)
+    [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
+";
 
 struct Options {
     sizes: Vec<usize>,
@@ -44,7 +46,7 @@ fn main() {
     }
     let known = Tool::ALL.into_iter().chain([Tool::Dbmate, Tool::Sqlx]);
     if let Some(unknown) = (options.tools.iter()).find(|t| !known.clone().any(|k| k.key() == *t)) {
-        eprintln!("unknown tool {unknown} in --tools; see the doc comment at the top of tests/src/bin/bench/main.rs");
+        eprint!("unknown tool {unknown} in --tools; the options:\n{USAGE}");
         std::process::exit(2);
     }
     let tools: Vec<Tool> = Tool::ALL
@@ -214,8 +216,12 @@ fn parse_args() -> Options {
                     .map(|t| t.trim().to_owned())
                     .collect()
             }
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
             other => {
-                eprintln!("unknown argument {other}; see the doc comment at the top of tests/src/bin/bench/main.rs");
+                eprint!("unknown argument {other}; the options:\n{USAGE}");
                 std::process::exit(2);
             }
         }

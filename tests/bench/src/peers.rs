@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::tools::Tool;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-peers")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-peers")
 }
 
 fn binary(tool: Tool) -> PathBuf {
