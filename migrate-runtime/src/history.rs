@@ -226,10 +226,11 @@ CREATE TABLE IF NOT EXISTS {actions} (
                     checksum: text(4),
                     started_at_micros: number(5),
                     duration_ms: number(6),
-                    status: match row.get(7) {
-                        Some("success") => ActionStatus::Success,
-                        _ => ActionStatus::Failed,
-                    },
+                    // The table's CHECK constraint allows nothing else.
+                    status: row
+                        .get(7)
+                        .and_then(ActionStatus::parse)
+                        .unwrap_or(ActionStatus::Failed),
                     error_message: text(8),
                     executed_by: text(9).unwrap_or_default(),
                     environment: text(10),

@@ -121,6 +121,12 @@ impl ActionStatus {
             ActionStatus::Failed => "failed",
         }
     }
+
+    pub(crate) fn parse(text: &str) -> Option<ActionStatus> {
+        [ActionStatus::Success, ActionStatus::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
 }
 
 macro_rules! display_as_str {

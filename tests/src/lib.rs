@@ -43,6 +43,31 @@ pub fn five(failing_third: bool) -> Vec<Migration> {
     ])
 }
 
+/// `n` migrations `0001_t1.sql`.. creating tables `t1`..`tn` (each with a primary key);
+/// `broken(version)` gives a migration other SQL.
+pub fn numbered(n: usize, broken: impl Fn(usize) -> Option<String>) -> Vec<Migration> {
+    let files: Vec<(String, String)> = (1..=n)
+        .map(|v| {
+            let sql =
+                broken(v).unwrap_or_else(|| format!("CREATE TABLE t{v} (id int PRIMARY KEY);\n"));
+            (format!("{v:04}_t{v}.sql"), sql)
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, s)| (f.as_str(), s.as_str()))
+        .collect();
+    migrations(&borrowed)
+}
+
+/// How many of [`numbered`]'s tables exist.
+pub fn numbered_tables(client: &mut Client) -> i64 {
+    scalar(
+        client,
+        "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'",
+    )
+}
+
 /// Runs a query and returns its single integer value. Uses the simple protocol, so it leaves
 /// no prepared statement behind whose closing would show up in a later round-trip count.
 pub fn scalar(client: &mut Client, sql: &str) -> i64 {

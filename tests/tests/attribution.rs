@@ -3,8 +3,8 @@
 //! UP and DOWN sections, per-migration and grouped runs. Against a real PostgreSQL 15.
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
-use migrate_runtime::{Error, Located, Migration, MigrationFailure, Migrator};
-use migrate_tests::{migrations, scalar};
+use migrate_runtime::{Error, Located, MigrationFailure, Migrator};
+use migrate_tests::{migrations, numbered, numbered_tables, scalar};
 use postgres::error::SqlState;
 use postgres::Client;
 
@@ -12,21 +12,6 @@ use postgres::Client;
 /// parses a whole message before running any of it, so this refuses every migration sent
 /// with it.
 const PARSE_ERROR: &str = "SELECT * FROM (SELECT 1);";
-
-/// `n` migrations creating tables `t1`..`tn`; `broken(version)` gives a migration other SQL.
-fn numbered(n: usize, broken: impl Fn(usize) -> Option<String>) -> Vec<Migration> {
-    let files: Vec<(String, String)> = (1..=n)
-        .map(|v| {
-            let sql = broken(v).unwrap_or_else(|| format!("CREATE TABLE t{v} (id int);\n"));
-            (format!("{v:04}_t{v}.sql"), sql)
-        })
-        .collect();
-    let borrowed: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(f, s)| (f.as_str(), s.as_str()))
-        .collect();
-    migrations(&borrowed)
-}
 
 /// Migration `at`'s SQL: its table, then a statement PostgreSQL refuses to parse (line 3,
 /// column 15 of its file).
@@ -69,13 +54,6 @@ fn history(client: &mut Client) -> (Vec<i64>, Vec<String>) {
         .map(|row| row.get(0))
         .collect();
     (applied, actions)
-}
-
-fn numbered_tables(client: &mut Client) -> i64 {
-    scalar(
-        client,
-        "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'",
-    )
 }
 
 fn applies(range: std::ops::RangeInclusive<i64>) -> Vec<String> {

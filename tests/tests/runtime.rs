@@ -3,7 +3,9 @@
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
 use migrate_runtime::{Error, Migration, Migrator};
-use migrate_tests::{five, migrations, scalar, tables, RoundTripCounter};
+use migrate_tests::{
+    five, migrations, numbered, numbered_tables, scalar, tables, RoundTripCounter,
+};
 use postgres::error::SqlState;
 
 static EXAMPLE: &[Migration] = migrate_macros::embed_migrations!("../migrations");
@@ -184,32 +186,6 @@ fn grouped_failure_in_the_third_of_five_leaves_none() {
     assert_eq!(failed, 1);
 }
 
-/// `n` migrations creating tables `t1`..`tn`; `broken(version)` replaces a migration's SQL.
-fn numbered(n: usize, broken: impl Fn(usize) -> Option<&'static str>) -> Vec<Migration> {
-    let files: Vec<(String, String)> = (1..=n)
-        .map(|v| {
-            let sql = broken(v).map_or(
-                format!("CREATE TABLE t{v} (id int PRIMARY KEY);\n"),
-                str::to_owned,
-            );
-            (format!("{v:04}_t{v}.sql"), sql)
-        })
-        .collect();
-    let borrowed: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(f, s)| (f.as_str(), s.as_str()))
-        .collect();
-    migrations(&borrowed)
-}
-
-/// How many of [`numbered`]'s tables exist.
-fn numbered_tables(client: &mut postgres::Client) -> i64 {
-    scalar(
-        client,
-        "SELECT count(*) FROM pg_tables WHERE tablename ~ '^t[0-9]+$'",
-    )
-}
-
 /// Runs `set` grouped on a fresh database, expecting it to fail.
 fn run_grouped_to_failure(set: &[Migration]) -> (TestDatabase<'static>, postgres::Client, Error) {
     let database = server().create_database().unwrap();
@@ -250,7 +226,7 @@ fn a_large_group_is_one_transaction_sent_in_several_messages() {
 #[test]
 fn a_grouped_failure_in_a_later_message_leaves_none_and_points_at_its_line() {
     let set = numbered(250, |v| {
-        (v == 230).then_some("CREATE TABLE t230 (id int);\nINSERT INTO t999 VALUES (1);\n")
+        (v == 230).then(|| "CREATE TABLE t230 (id int);\nINSERT INTO t999 VALUES (1);\n".to_owned())
     });
     let (_database, mut client, error) = run_grouped_to_failure(&set);
     let Error::MigrationFailed(failure) = &error else {
@@ -290,7 +266,7 @@ fn a_grouped_failure_in_a_later_message_leaves_none_and_points_at_its_line() {
 #[test]
 fn a_grouped_failure_without_a_position_in_a_later_message_is_blamed_on_the_right_one() {
     let set = numbered(250, |v| {
-        (v == 170).then_some("INSERT INTO t1 VALUES (1);\nINSERT INTO t1 VALUES (1);\n")
+        (v == 170).then(|| "INSERT INTO t1 VALUES (1);\nINSERT INTO t1 VALUES (1);\n".to_owned())
     });
     let (_database, mut client, error) = run_grouped_to_failure(&set);
     let Error::MigrationFailed(failure) = &error else {

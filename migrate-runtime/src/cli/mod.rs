@@ -38,34 +38,34 @@ const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 
 /// The command line (global options and a subcommand).
 #[derive(Debug, Parser)]
 #[command(name = "migrate", version, about = "Apply and inspect PostgreSQL migrations.", after_help = EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
     /// PostgreSQL URL; otherwise DATABASE_URL, then DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, then PGHOST/PGPORT/...
     #[arg(long, global = true, value_name = "URL")]
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Keep retrying the connection for up to this many seconds (for a server starting beside the app).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
-    pub wait: u64,
+    pub(crate) wait: u64,
     /// The environment, e.g. `production`: selects `-- migrate:env` migrations, is recorded in the history, and in production makes down/redo/repair/baseline ask for --yes.
     #[arg(long = "env", global = true, env = "MIGRATE_ENV", value_name = "NAME")]
-    pub environment: Option<String>,
+    pub(crate) environment: Option<String>,
     /// Confirm a destructive command in production (also: CONFIRM_PRODUCTION_MIGRATION=true).
     #[arg(long, global = true)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Machine-readable output (documented shape) on standard output.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Show each statement that runs.
     #[arg(long, short, global = true)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Who the history records as running the command (default: the database user).
     #[arg(long, global = true, env = "MIGRATE_APPLIED_BY", value_name = "NAME")]
-    pub applied_by: Option<String>,
+    pub(crate) applied_by: Option<String>,
     /// Schema of the history tables.
     #[arg(long, global = true, default_value = "public", value_name = "SCHEMA")]
-    pub history_schema: String,
+    pub(crate) history_schema: String,
     /// Name of the history table (the action log is this name plus `_history`).
     #[arg(
         long,
@@ -73,7 +73,7 @@ pub struct Cli {
         default_value = "schema_migrations",
         value_name = "TABLE"
     )]
-    pub history_table: String,
+    pub(crate) history_table: String,
     /// How long to wait for another process's migration lock before giving up.
     #[arg(
         long,
@@ -82,18 +82,18 @@ pub struct Cli {
         value_name = "SECONDS",
         default_value_t = 60
     )]
-    pub lock_wait: u64,
+    pub(crate) lock_wait: u64,
     /// `session` (default): one advisory lock for the whole run; `transaction`: behind a pooler in transaction mode (PgBouncer), every transaction locks and re-checks the history.
     #[arg(long, global = true, env = "MIGRATE_LOCK_SCOPE", value_enum, default_value_t = LockScope::Session, value_name = "SCOPE")]
-    pub lock_scope: LockScope,
+    pub(crate) lock_scope: LockScope,
     /// Migrations directory, for the standalone binary (default ./migrations).
     #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Apply pending migrations.
     Up {
         /// Stop after this version.
