@@ -41,6 +41,8 @@ pub enum State {
     MissingFromBinary,
     /// Applied, but the binary's file differs from what was applied.
     ChecksumDiffers,
+    /// Applied under another name: this binary's migration of that version is a different one.
+    VersionConflict,
     /// Not applied, with a lower version than one that is: a run refuses it unless allowed.
     OutOfOrder,
     /// Restricted by `-- migrate:env` to other environments.
@@ -61,6 +63,7 @@ impl State {
             State::Running => "running",
             State::MissingFromBinary => "missing_from_binary",
             State::ChecksumDiffers => "checksum_differs",
+            State::VersionConflict => "version_conflict",
             State::OutOfOrder => "out_of_order",
             State::FilteredByEnvironment => "filtered_by_environment",
         }
@@ -267,6 +270,11 @@ impl<'m> Migrator<'m> {
                     (Some(row), _) if row.status == MigrationStatus::Failed => State::Failed,
                     (Some(row), _) if row.status == MigrationStatus::Running => State::Running,
                     (Some(_), None) => State::MissingFromBinary,
+                    (Some(row), Some(m))
+                        if !m.checksum().matches(&row.checksum) && m.name() != row.name =>
+                    {
+                        State::VersionConflict
+                    }
                     (Some(row), Some(m)) if !m.checksum().matches(&row.checksum) => {
                         State::ChecksumDiffers
                     }

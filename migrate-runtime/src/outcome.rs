@@ -36,6 +36,7 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::MigrationFailed(_) => ("migration_failed", FAILED, 422),
         Error::PolicyViolation(_) => ("policy_violation", FAILED, 422),
         Error::ChecksumMismatch { .. } => ("checksum_mismatch", FAILED, 409),
+        Error::VersionConflict { .. } => ("version_conflict", FAILED, 409),
         Error::MissingFromBinary(_) => ("missing_from_binary", FAILED, 409),
         Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
         Error::Unfinished(_) => ("unfinished", FAILED, 409),

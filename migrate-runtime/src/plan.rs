@@ -148,6 +148,9 @@ pub(crate) fn check_history(
     }
     for row in applied {
         let migration = in_binary[&row.version];
+        if !migration.checksum().matches(&row.checksum) && migration.name() != row.name {
+            return Err(version_conflict(row, migration));
+        }
         if !migration.checksum().matches(&row.checksum) {
             return Err(Error::ChecksumMismatch {
                 version: row.version,
@@ -159,6 +162,16 @@ pub(crate) fn check_history(
         }
     }
     Ok(())
+}
+
+/// Two migrations under one version: the one the database applied and this binary's.
+pub(crate) fn version_conflict(row: &AppliedMigration, migration: &Migration) -> Error {
+    Error::VersionConflict {
+        version: row.version,
+        applied_name: row.name.clone(),
+        name: migration.name().to_owned(),
+        path: migration.path().to_owned(),
+    }
 }
 
 /// Refuses while a no-transaction migration is `failed` or `running`: what it did is not

@@ -60,6 +60,13 @@ impl Migrator<'_> {
         let row = applied.iter().find(|row| row.version == version);
         let migration = self.migrations.iter().find(|m| m.version() == version);
         let checksum = migration.map(|m| m.checksum().to_string());
+        if let (Repair::AcceptChecksum, Some(row), Some(migration)) = (repair, row, migration) {
+            if row.name != migration.name() && !migration.checksum().matches(&row.checksum) {
+                // Not an edit: another migration under the same version. Accepting its
+                // checksum would record it as applied without running it.
+                return Err(plan::version_conflict(row, migration));
+            }
+        }
         let unfinished = row.is_some_and(|row| row.status != MigrationStatus::Applied);
         let change = match (repair, row, checksum.as_deref()) {
             (Repair::RolledBack, Some(_), _) if unfinished => RepairChange::Forget,

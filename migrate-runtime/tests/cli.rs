@@ -496,3 +496,41 @@ fn without_a_database_up_and_status_use_a_throwaway_server_and_say_so() {
     );
     assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
 }
+
+/// `down --all` reverts everything, diesel's version 0 too; `--to` takes a negative version.
+#[test]
+fn down_all_and_a_negative_to_revert_everything() {
+    let dir = project(&[
+        (
+            "00000000000000_diesel_initial_setup.sql",
+            "-- migrate:up\nCREATE TABLE setup (id int);\n-- migrate:down\nDROP TABLE setup;\n",
+        ),
+        (
+            "001_a.sql",
+            "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
+        ),
+        (
+            "002_b.sql",
+            "-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n",
+        ),
+    ]);
+    for down in [&["down", "--all"][..], &["down", "--to", "-1"][..]] {
+        let database = TestServer::shared().create_database().unwrap();
+        let url = url(&database);
+        let up = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
+        assert_eq!(up.code, 0, "{}", up.all());
+        assert_eq!(tables(&database).len(), 5, "{:?}", tables(&database));
+        let run = migrate(dir.path(), &[("DATABASE_URL", &url)], down);
+        assert_eq!(run.code, 0, "{down:?}: {}", run.all());
+        assert!(
+            run.stdout.contains("reverted      0 diesel_initial_setup"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(
+            tables(&database),
+            ["schema_migrations", "schema_migrations_history"],
+            "{down:?}"
+        );
+    }
+}

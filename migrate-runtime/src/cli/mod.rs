@@ -130,11 +130,20 @@ pub(crate) enum Command {
     /// Revert the newest applied migrations (one by default).
     Down {
         /// How many to revert.
-        #[arg(conflicts_with = "to")]
+        #[arg(conflicts_with_all = ["to", "all"])]
         count: Option<usize>,
-        /// Revert every migration above this version.
-        #[arg(long, value_name = "VERSION")]
+        /// Revert every migration above this version (any integer; below the lowest
+        /// version, everything).
+        #[arg(
+            long,
+            value_name = "VERSION",
+            allow_negative_numbers = true,
+            conflicts_with = "all"
+        )]
         to: Option<i64>,
+        /// Revert every applied migration, newest first (diesel's `00000000000000` too).
+        #[arg(long)]
+        all: bool,
     },
     /// Revert an applied migration and apply it again.
     Redo {
@@ -361,10 +370,11 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             }
             up(cli, &migrator, client, *dry_run, *execute, output)
         }
-        Command::Down { count, to } => {
-            let report = match to {
-                Some(version) => migrator.down_to(client, *version)?,
-                None => migrator.down(client, count.unwrap_or(1))?,
+        Command::Down { count, to, all } => {
+            let report = match (to, all) {
+                (_, true) => migrator.down_to(client, i64::MIN)?,
+                (Some(version), false) => migrator.down_to(client, *version)?,
+                (None, false) => migrator.down(client, count.unwrap_or(1))?,
             };
             output.report(&report);
             Ok(exit::SUCCESS)

@@ -51,6 +51,20 @@ pub enum Error {
         embedded: Checksum,
     },
 
+    /// The database applied a different migration under this version: two branches chose the
+    /// same number (the names differ, and so do the checksums).
+    #[error("version {version} is two different migrations: the database applied `{applied_name}`, this binary has `{name}` ({path})")]
+    VersionConflict {
+        /// The version both use.
+        version: i64,
+        /// The name the database recorded.
+        applied_name: String,
+        /// The name in this binary.
+        name: String,
+        /// This binary's file.
+        path: String,
+    },
+
     /// The database has applied migrations that this binary does not contain: it is older
     /// than the database.
     #[error(

@@ -66,6 +66,15 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: migration {version} ({name}) was changed after it was applied\n  --> {path}\n   = applied checksum:  {applied}\n   = embedded checksum: {embedded}\n   = help: restore the file as it was when applied (see its version control history) and put the change in a new migration\n   = help: if the edit changes nothing in the database (a comment, formatting), accept it: `migrate repair {version} --mark accept-checksum --reason \"...\" --yes`"
             ),
+            Error::VersionConflict {
+                version,
+                applied_name,
+                name,
+                path,
+            } => write!(
+                f,
+                "error: version {version} is two different migrations: the database applied `{applied_name}`, this binary has `{name}`\n  --> {path}\n   = note: two branches gave their migrations the same version; `{name}` has not run here\n   = help: bring `{applied_name}` (version {version}) into this build, and give `{name}` a version above the highest applied one (rename {path}), then build and run again"
+            ),
             Error::MissingFromBinary(_) => write!(
                 f,
                 "error: {error}\n   = help: this binary is older than the database; deploy the build that contains them (or newer)"
