@@ -1,8 +1,11 @@
 //! Histories that other tools and other branches wrote, adopted as they are (issue 15): each
 //! pattern against a real PostgreSQL, with the message a user sees.
 
+use std::path::Path;
+
+use migrate_runtime::source::read_dir;
 use migrate_runtime::testing::TestServer;
-use migrate_runtime::{Error, Migrator, Repair, State};
+use migrate_runtime::{Error, Migration, Migrator, Repair, State};
 use migrate_tests::{migrations, scalar};
 
 /// Branch A applied `004_add_a_col` to a shared database; branch B builds with its own
@@ -65,4 +68,108 @@ fn the_same_version_on_two_branches_is_a_conflict_not_an_edit() {
         .map(|a| (a.version, a.name.as_str()))
         .collect();
     assert_eq!(applied, [(5, "add_b_col")]);
+}
+
+static DIESEL_FREE_TEXT: &[Migration] =
+    migrate_macros::embed_migrations!("fixtures/adopt/diesel_free_text");
+static GOLANG_MIGRATE: &[Migration] =
+    migrate_macros::embed_migrations!("fixtures/adopt/golang_migrate");
+
+fn read_at_run_time(dir: &str) -> Vec<Migration> {
+    match read_dir(Path::new(env!("CARGO_MANIFEST_DIR")), dir) {
+        Ok(loaded) => loaded.migrations,
+        Err(problems) => panic!("{problems}"),
+    }
+}
+
+fn columns(client: &mut postgres::Client, table: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// diesel names the part after the version freely (spaces, dashes, capitals); such a
+/// directory used to be skipped without a word, and its column was missing.
+#[test]
+fn diesel_directories_with_free_text_names_are_migrations() {
+    assert_eq!(
+        DIESEL_FREE_TEXT,
+        read_at_run_time("fixtures/adopt/diesel_free_text").as_slice()
+    );
+    let names: Vec<&str> = DIESEL_FREE_TEXT.iter().map(|m| m.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "diesel_initial_setup",
+            "Add email notifications to owners",
+            "add-owner-Index"
+        ]
+    );
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let migrator = Migrator::new(DIESEL_FREE_TEXT);
+    let report = migrator.run(&mut client).unwrap();
+    assert_eq!(report.applied.len(), 3);
+    assert_eq!(
+        columns(&mut client, "owners"),
+        ["id", "name", "updated_at", "email_notifications"]
+    );
+    let recorded: Vec<String> = client
+        .query("SELECT name FROM schema_migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(recorded, names);
+    // Everything back down, diesel's version 0 included.
+    let reverted = migrator.down_to(&mut client, i64::MIN).unwrap();
+    assert_eq!(reverted.reverted.len(), 3);
+    assert!(columns(&mut client, "owners").is_empty());
+}
+
+/// A directory holding an `up.sql` whose name is not a migration's is an error, never skipped.
+#[test]
+fn a_diesel_directory_that_cannot_be_read_is_an_error_not_skipped() {
+    let problems = read_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        "fixtures/invalid/diesel_unreadable_dir",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        problems.contains("fixtures/invalid/diesel_unreadable_dir/backfill_owners: `backfill_owners/` holds an `up.sql`, but its name is not `{version}_{name}`"),
+        "{problems}"
+    );
+}
+
+/// golang-migrate pairs an `.up.sql` with the `.down.sql` of the same version even when the
+/// names differ; the migration is named after its up file.
+#[test]
+fn golang_migrate_pairs_up_and_down_by_version() {
+    assert_eq!(
+        GOLANG_MIGRATE,
+        read_at_run_time("fixtures/adopt/golang_migrate").as_slice()
+    );
+    let metadata = &GOLANG_MIGRATE[1];
+    assert_eq!((metadata.version(), metadata.name()), (30, "add_metadata"));
+    assert_eq!(
+        metadata.down().map(|down| down.path()),
+        Some("fixtures/adopt/golang_migrate/30_drop_metadata.down.sql")
+    );
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let migrator = Migrator::new(GOLANG_MIGRATE);
+    migrator.run(&mut client).unwrap();
+    assert_eq!(
+        columns(&mut client, "documents"),
+        ["id", "body", "metadata"]
+    );
+    migrator.down(&mut client, 1).unwrap();
+    assert_eq!(columns(&mut client, "documents"), ["id", "body"]);
 }

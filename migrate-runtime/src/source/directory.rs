@@ -173,6 +173,14 @@ impl Loader<'_> {
             } else if let Some((version, migration_name)) = file_name::parse_diesel_dir_name(&name)
             {
                 diesel_dirs.push((version.to_owned(), migration_name.to_owned(), name.clone()));
+            } else if entry.path().join("up.sql").is_file() {
+                // It holds a migration's SQL: skipping it would leave the schema without it.
+                let shown = self.display(&name);
+                self.error(
+                    &shown,
+                    format!("`{name}/` holds an `up.sql`, but its name is not `{{version}}_{{name}}`, so it cannot be read as a migration"),
+                    "name it like diesel's `2024-01-01-120000_create_users` (digits and dashes, an underscore, then the name), or move it out of the migrations directory",
+                );
             }
         }
         let mut files: Vec<(&str, MigrationFile<'_>)> = Vec::new();
@@ -232,11 +240,13 @@ impl Loader<'_> {
         false
     }
 
-    /// Pairs `001_a.sql` with `rollback-001.sql`, and `001_a.up.sql` with `001_a.down.sql`.
+    /// Pairs `001_a.sql` with `rollback-001.sql`, and `001_a.up.sql` with the `.down.sql` of
+    /// the same version: golang-migrate pairs by version, so `30_add_metadata.up.sql` and
+    /// `30_drop_metadata.down.sql` are one migration (named after its up file).
     fn pair_files(&mut self, files: &[(&str, MigrationFile<'_>)]) -> Vec<Candidate> {
         let mut candidates = Vec::new();
         let mut rollbacks: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-        let mut downs: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        let mut downs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (name, file) in files {
             match file {
                 MigrationFile::Rollback { version } => {
@@ -244,8 +254,8 @@ impl Loader<'_> {
                         rollbacks.entry(version).or_default().push(name);
                     }
                 }
-                MigrationFile::Down { version, name: n } => {
-                    downs.insert((version, n), name);
+                MigrationFile::Down { version, .. } => {
+                    downs.entry(version).or_default().push(name);
                 }
                 _ => {}
             }
@@ -260,8 +270,8 @@ impl Loader<'_> {
                     *version,
                     *name,
                     downs
-                        .remove(&(*version, *name))
-                        .map(|down| self.display(down)),
+                        .remove(version)
+                        .and_then(|names| self.one_down(version, &names)),
                 ),
                 _ => continue,
             };
@@ -291,11 +301,29 @@ impl Loader<'_> {
                 "rename it to match its migration (`rollback-{version}.sql`), or delete it",
             );
         }
-        for ((version, name), file) in downs {
-            let shown = self.display(file);
-            self.error(&shown, format!("`{file}` has no matching `{version}_{name}.up.sql`"), "every `.down.sql` needs the `.up.sql` of the same version and name; rename or add it");
+        for (version, files) in downs {
+            for file in files {
+                let shown = self.display(file);
+                self.error(
+                    &shown,
+                    format!("`{file}` has no `.up.sql` of version {version}"),
+                    "every `.down.sql` needs an `.up.sql` of the same version; rename or add it",
+                );
+            }
         }
         candidates
+    }
+
+    fn one_down(&mut self, version: &str, names: &[&str]) -> Option<String> {
+        if let [first, second, ..] = names {
+            let shown = self.display(second);
+            self.error(
+                &shown,
+                format!("version {version} has two down files: `{first}` and `{second}`"),
+                "keep one of them",
+            );
+        }
+        names.first().map(|name| self.display(name))
     }
 
     fn one_rollback(&mut self, version: i64, names: &[&str]) -> Option<String> {

@@ -83,13 +83,16 @@ pub(super) fn parse_file_name(file_name: &str) -> Result<Option<MigrationFile<'_
     }))
 }
 
-/// Reads a subdirectory name as a diesel migration (`2024-01-01-120000_create_users` or
-/// `00000000000000_diesel_initial_setup`); `None` when it is not one.
+/// Reads a subdirectory name as a diesel migration (`2024-01-01-120000_create_users`,
+/// `00000000000000_diesel_initial_setup`, `2019-11-15-182353_Add email notifications`);
+/// `None` when it is not one. As in diesel, the name after the version is free text (spaces,
+/// dashes, capitals), only not empty and without control characters.
 pub(super) fn parse_diesel_dir_name(dir_name: &str) -> Option<(&str, &str)> {
     let (version, name) = dir_name.split_once('_')?;
     let version_ok = version.starts_with(|c: char| c.is_ascii_digit())
         && version.chars().all(|c| c.is_ascii_digit() || c == '-');
-    (version_ok && is_name(name, true)).then_some((version, name))
+    let name_ok = !name.trim().is_empty() && !name.chars().any(char::is_control);
+    (version_ok && name_ok).then_some((version, name))
 }
 
 fn split_version_and_name(stem: &str, allow_dash: bool) -> Result<(&str, &str), String> {
@@ -252,6 +255,15 @@ mod tests {
             parse_diesel_dir_name("00000000000000_diesel_initial_setup"),
             Some(("00000000000000", "diesel_initial_setup"))
         );
+        assert_eq!(
+            parse_diesel_dir_name("2019-11-15-182353_Add email notifications to owners"),
+            Some(("2019-11-15-182353", "Add email notifications to owners"))
+        );
+        assert_eq!(
+            parse_diesel_dir_name("2020-02-01-000000_add-Index"),
+            Some(("2020-02-01-000000", "add-Index"))
+        );
+        assert_eq!(parse_diesel_dir_name("2020-02-01-000000_ "), None);
         assert_eq!(parse_diesel_dir_name("fixtures"), None);
         assert_eq!(parse_diesel_dir_name("-1_x"), None);
     }
