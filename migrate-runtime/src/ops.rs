@@ -174,6 +174,12 @@ impl<'m> Migrator<'m> {
             return Err(Error::NotApplied { version });
         }
         let migration = plan::reversible(self.migrations, version)?;
+        plan::check_untouched(migration, migration.up(), &self.settings.tables)?;
+        plan::check_untouched(
+            migration,
+            Step::down(migration).section(),
+            &self.settings.tables,
+        )?;
         for step in [Step::down(migration), Step::up(migration)] {
             execute::unit(&mut run, &plan::single(step))?;
         }
@@ -192,6 +198,13 @@ impl<'m> Migrator<'m> {
             .into_iter()
             .map(|row| plan::reversible(self.migrations, row.version))
             .collect::<Result<Vec<_>, _>>()?;
+        for migration in &targets {
+            plan::check_untouched(
+                migration,
+                Step::down(migration).section(),
+                &self.settings.tables,
+            )?;
+        }
         for unit in plan::down(&targets) {
             execute::unit(&mut run, &unit)?;
         }

@@ -37,6 +37,7 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::PolicyViolation(_) => ("policy_violation", FAILED, 422),
         Error::ChecksumMismatch { .. } => ("checksum_mismatch", FAILED, 409),
         Error::VersionConflict { .. } => ("version_conflict", FAILED, 409),
+        Error::TouchesHistoryTable { .. } => ("touches_history_table", FAILED, 409),
         Error::MissingFromBinary(_) => ("missing_from_binary", FAILED, 409),
         Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
         Error::Unfinished(_) => ("unfinished", FAILED, 409),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use crate::error::Unfinished;
-use crate::history::{AppliedMigration, Fingerprint};
+use crate::history::{AppliedMigration, Fingerprint, HistoryTables};
 use crate::lock::LockScope;
 use crate::migration::Direction;
 use crate::safety::SafetyPolicy;
@@ -115,6 +115,9 @@ pub(crate) fn pending<'m>(
     let pending: Vec<&Migration> = selected(migrations, settings)
         .filter(|m| !applied_versions.contains(&m.version()))
         .collect();
+    for migration in &pending {
+        check_untouched(migration, migration.up(), &settings.tables)?;
+    }
     if let (Some(&highest_applied), false) = (applied_versions.last(), settings.allow_out_of_order)
     {
         if let Some(m) = pending.iter().find(|m| m.version() < highest_applied) {
@@ -127,6 +130,59 @@ pub(crate) fn pending<'m>(
         }
     }
     Ok(pending)
+}
+
+/// Refuses a section with a statement that drops, alters or truncates one of this runtime's
+/// history tables (an older tool's history often had the same name, and a later migration
+/// dropping it would drop ours inside the migration's transaction).
+pub(crate) fn check_untouched(
+    migration: &Migration,
+    section: &crate::Section,
+    tables: &HistoryTables,
+) -> Result<(), Error> {
+    use crate::source::lexer::{Lexer, Token, TokenKind};
+    let (schema, table) = tables.names();
+    let actions = format!("{table}_history");
+    // Unquoted words compare as PostgreSQL folds them; quoted identifiers exactly.
+    let ident = |token: &Token<'_>| match token.kind {
+        TokenKind::Word => Some(token.text.to_lowercase()),
+        TokenKind::QuotedIdentifier => {
+            Some(token.text[1..token.text.len().saturating_sub(1)].replace("\"\"", "\""))
+        }
+        _ => None,
+    };
+    for statement in crate::source::statements::split(section.sql()) {
+        let tokens: Vec<Token<'_>> = Lexer::new(statement.text)
+            .filter(|t| !t.is_trivia())
+            .collect();
+        let verb = tokens.first().and_then(ident).unwrap_or_default();
+        if !matches!(verb.as_str(), "drop" | "alter" | "truncate") {
+            continue;
+        }
+        for (index, token) in tokens.iter().enumerate() {
+            let Some(name) = ident(token) else { continue };
+            if name != table && name != actions {
+                continue;
+            }
+            // `other_schema.schema_migrations` is not ours.
+            let qualifier = match index.checked_sub(2) {
+                Some(at) if tokens[index - 1].text == "." => ident(&tokens[at]),
+                _ => None,
+            };
+            if qualifier.is_some_and(|qualifier| qualifier != schema) {
+                continue;
+            }
+            let offset = section.sql()[..statement.start].chars().count();
+            return Err(Error::TouchesHistoryTable {
+                version: migration.version(),
+                name: migration.name().to_owned(),
+                path: section.path().to_owned(),
+                line: section.file_position(offset + 1).0,
+                table: format!("{schema}.{name}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The checks on what is already applied: nothing unfinished, nothing the binary lacks, no
@@ -654,6 +710,44 @@ mod tests {
         let whole = vec![0..5, 5..9];
         assert_eq!(split_before(&whole, 5), whole);
         assert_eq!(split_before(&whole, 0), whole);
+    }
+
+    #[test]
+    fn statements_that_change_the_history_table_are_found() {
+        let tables = HistoryTables::new("public", "schema_migrations");
+        let refused = |sql: &str| {
+            let m = migration(7, true, sql);
+            check_untouched(&m, m.up(), &tables).err()
+        };
+        for sql in [
+            "CREATE TABLE t (id int);\nDROP TABLE IF EXISTS schema_migrations;",
+            "ALTER TABLE public.schema_migrations RENAME TO old;",
+            "TRUNCATE \"schema_migrations_history\";",
+            "DROP TABLE IF EXISTS Schema_Migrations CASCADE;",
+        ] {
+            assert!(
+                matches!(
+                    refused(sql),
+                    Some(Error::TouchesHistoryTable { version: 7, .. })
+                ),
+                "{sql}"
+            );
+        }
+        let Some(Error::TouchesHistoryTable { line, table, .. }) =
+            refused("CREATE TABLE t (id int);\nDROP TABLE IF EXISTS schema_migrations;")
+        else {
+            unreachable!()
+        };
+        assert_eq!((line, table.as_str()), (2, "public.schema_migrations"));
+        for sql in [
+            "DROP TABLE legacy.schema_migrations;",
+            "DROP TABLE \"Schema_Migrations\";",
+            "SELECT * FROM schema_migrations;",
+            "CREATE TABLE schema_migrations_archive (id int);",
+            "INSERT INTO t VALUES ('DROP TABLE schema_migrations');",
+        ] {
+            assert!(refused(sql).is_none(), "{sql}");
+        }
     }
 
     #[test]

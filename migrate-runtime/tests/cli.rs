@@ -534,3 +534,38 @@ fn down_all_and_a_negative_to_revert_everything() {
         );
     }
 }
+
+/// The help of a migration that would drop our history table, run as it says.
+#[test]
+fn history_table_elsewhere_lets_a_migration_drop_the_old_tools_table() {
+    let dir = project(&[
+        ("001_t.sql", "CREATE TABLE t (id int);\n"),
+        (
+            "002_forget_old_tool.sql",
+            "DROP TABLE IF EXISTS schema_migrations;\n",
+        ),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let refused = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("`migrate --history-table migrate_history up`"),
+        "{}",
+        refused.stderr
+    );
+    let run = migrate(
+        dir.path(),
+        &[("DATABASE_URL", &url)],
+        &["--history-table", "migrate_history", "up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("applied       2 forget_old_tool"),
+        "{}",
+        run.stdout
+    );
+    assert!(tables(&database).contains(&"migrate_history".to_owned()));
+}

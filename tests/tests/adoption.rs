@@ -173,3 +173,52 @@ fn golang_migrate_pairs_up_and_down_by_version() {
     migrator.down(&mut client, 1).unwrap();
     assert_eq!(columns(&mut client, "documents"), ["id", "body"]);
 }
+
+/// An older history kept under our default name, dropped by a later migration: refused before
+/// anything runs, with the way out; the way out works.
+#[test]
+fn a_migration_dropping_a_table_named_like_our_history_is_refused_before_anything_runs() {
+    let set = migrations(&[
+        ("001_t.sql", "CREATE TABLE t (id int);\n"),
+        (
+            "002_forget_old_tool.sql",
+            "-- the old tool's bookkeeping\nDROP TABLE IF EXISTS schema_migrations;\n",
+        ),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set).run(&mut client).unwrap_err();
+    assert!(
+        matches!(&error, Error::TouchesHistoryTable { version: 2, line: 2, table, .. } if table == "public.schema_migrations"),
+        "{error}"
+    );
+    let shown = error.render().to_string();
+    assert!(
+        shown.contains("--> 002_forget_old_tool.sql:2\n   = note: nothing was run"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("help: keep this runtime's history under another name: `migrate --history-table migrate_history up`"),
+        "{shown}"
+    );
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 't'"
+        ),
+        0,
+        "nothing ran"
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM schema_migrations"),
+        0
+    );
+
+    // The help, from Rust.
+    let elsewhere = Migrator::new(&set).history_table("public", "migrate_history");
+    assert_eq!(elsewhere.run(&mut client).unwrap().applied.len(), 2);
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM migrate_history"),
+        2
+    );
+}

@@ -65,6 +65,22 @@ pub enum Error {
         path: String,
     },
 
+    /// A pending migration would drop, alter or truncate this runtime's own history table;
+    /// nothing was run.
+    #[error("migration {version} ({name}) would change the history table {table} ({path}:{line})")]
+    TouchesHistoryTable {
+        /// The migration's version.
+        version: i64,
+        /// Its name.
+        name: String,
+        /// The file.
+        path: String,
+        /// The statement's line.
+        line: u32,
+        /// The history table it names, as `schema.table`.
+        table: String,
+    },
+
     /// The database has applied migrations that this binary does not contain: it is older
     /// than the database.
     #[error(

@@ -75,6 +75,16 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: version {version} is two different migrations: the database applied `{applied_name}`, this binary has `{name}`\n  --> {path}\n   = note: two branches gave their migrations the same version; `{name}` has not run here\n   = help: bring `{applied_name}` (version {version}) into this build, and give `{name}` a version above the highest applied one (rename {path}), then build and run again"
             ),
+            Error::TouchesHistoryTable {
+                version,
+                name,
+                path,
+                line,
+                table,
+            } => write!(
+                f,
+                "error: migration {version} ({name}) would drop or change {table}, the table this runtime keeps its history in\n  --> {path}:{line}\n   = note: nothing was run; an older tool probably kept its own history under the same name\n   = help: keep this runtime's history under another name: `migrate --history-table migrate_history up` (from Rust: `.history_table(\"public\", \"migrate_history\")`)"
+            ),
             Error::MissingFromBinary(_) => write!(
                 f,
                 "error: {error}\n   = help: this binary is older than the database; deploy the build that contains them (or newer)"
