@@ -475,6 +475,23 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// A migration without a DOWN section forgotten, going down through it: its row goes, and
+    /// the action log says that no SQL ran.
+    pub(crate) fn forgotten(&self, migration: &Migration) -> String {
+        format!(
+            "DELETE FROM {} WHERE version = {};\n{}",
+            self.tables.migrations(),
+            migration.version(),
+            self.note(
+                migration.version(),
+                migration.name(),
+                ActionKind::Rollback,
+                Some(&migration.checksum().to_string()),
+                "no DOWN section: recorded as rolled back without running any SQL (through irreversible); what its UP did is still in the database",
+            )
+        )
+    }
+
     /// A repair of `version`, in one transaction with its action-log row.
     pub(crate) fn repair(
         &self,

@@ -175,6 +175,23 @@ impl<'m> Migrator<'m> {
         self
     }
 
+    /// Lets `down` and `down_to` go through migrations without a DOWN section (an empty or
+    /// comment-only one counts as none): each is recorded as rolled back without running any
+    /// SQL, with a note in the action log, and what its UP did stays in the database. Off by
+    /// default: such a migration refuses the revert before anything is reverted.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// # let mut client: postgres::Client = unimplemented!();
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).through_irreversible(true);
+    /// migrator.down_to(&mut client, 0)?;
+    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    pub fn through_irreversible(mut self, through: bool) -> Self {
+        self.settings.through_irreversible = through;
+        self
+    }
+
     /// How the lock is held; see [`LockScope`].
     ///
     /// ```no_run

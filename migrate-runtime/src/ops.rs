@@ -196,9 +196,9 @@ impl<'m> Migrator<'m> {
         // Every target is checked before the first one is touched.
         let targets = choose(&applied)
             .into_iter()
-            .map(|row| plan::reversible(self.migrations, row.version))
+            .map(|row| plan::revertible(self.migrations, &self.settings, row.version))
             .collect::<Result<Vec<_>, _>>()?;
-        for migration in &targets {
+        for migration in targets.iter().filter(|m| m.down().is_some()) {
             plan::check_untouched(
                 migration,
                 Step::down(migration).section(),

@@ -64,6 +64,9 @@ pub(crate) enum Unit<'m> {
     /// One step in its own transaction, checked against the data-safety policy before
     /// `COMMIT`.
     Guarded(Step<'m>, SafetyPolicy),
+    /// A migration without a DOWN section recorded as rolled back, running no SQL (its
+    /// changes stay in the database).
+    Forget(&'m Migration),
 }
 
 impl<'m> Unit<'m> {
@@ -73,6 +76,7 @@ impl<'m> Unit<'m> {
         match self {
             Unit::Transactions(steps) | Unit::Group { steps, .. } => steps,
             Unit::Statements(step) | Unit::Guarded(step, _) => std::slice::from_ref(step),
+            Unit::Forget(_) => &[],
         }
     }
 }
@@ -355,9 +359,32 @@ pub(crate) fn up<'m>(pending: &[&'m Migration], settings: &Settings) -> Vec<Unit
     units
 }
 
-/// The units that revert `targets`, in the order given: one migration per unit.
+/// The units that revert `targets`, in the order given: one migration per unit; one without a
+/// DOWN section is forgotten (planned so only when the settings allow it, see [`revertible`]).
 pub(crate) fn down<'m>(targets: &[&'m Migration]) -> Vec<Unit<'m>> {
-    targets.iter().map(|m| single(Step::down(m))).collect()
+    targets
+        .iter()
+        .map(|m| match m.down() {
+            Some(_) => single(Step::down(m)),
+            None => Unit::Forget(m),
+        })
+        .collect()
+}
+
+/// The binary's migration `version`, to be reverted: it must have a DOWN section, unless the
+/// settings let a run go through irreversible ones.
+pub(crate) fn revertible<'m>(
+    migrations: &'m [Migration],
+    settings: &Settings,
+    version: i64,
+) -> Result<&'m Migration, Error> {
+    match reversible(migrations, version) {
+        Err(Error::Irreversible { .. }) if settings.through_irreversible => Ok(migrations
+            .iter()
+            .find(|m| m.version() == version)
+            .expect("reversible() found it")),
+        other => other,
+    }
 }
 
 /// One step in a unit of its own.
@@ -492,6 +519,7 @@ mod tests {
                     Unit::Statements(_) => "statements",
                     Unit::Group { .. } => "group",
                     Unit::Guarded(..) => "guarded",
+                    Unit::Forget(_) => "forget",
                 };
                 (kind, versions(unit))
             })
@@ -697,6 +725,38 @@ mod tests {
                 (false, vec![1], Direction::Down),
             ],
             "the DOWN sections here are transactional"
+        );
+    }
+
+    #[test]
+    fn going_down_through_an_irreversible_migration_forgets_it_only_when_allowed() {
+        let mut all = set("tt");
+        all[1] = Migration::owned(
+            2,
+            "m2".to_owned(),
+            all[1].up().clone(),
+            None,
+            all[1].checksum(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        assert!(matches!(
+            revertible(&all, &Settings::default(), 2),
+            Err(Error::Irreversible { version: 2, .. })
+        ));
+        let through = Settings {
+            through_irreversible: true,
+            ..Settings::default()
+        };
+        let targets = vec![
+            revertible(&all, &through, 2).unwrap(),
+            revertible(&all, &through, 1).unwrap(),
+        ];
+        let units = down(&targets);
+        assert!(matches!(units[0], Unit::Forget(m) if m.version() == 2));
+        assert!(
+            matches!(&units[1], Unit::Transactions(steps) if steps[0].migration.version() == 1)
         );
     }
 

@@ -19,6 +19,9 @@ pub(crate) struct Settings {
     pub(crate) lock_wait: Duration,
     pub(crate) lock_scope: LockScope,
     pub(crate) safety: Option<SafetyPolicy>,
+    /// Going down, a migration without a DOWN section is recorded as rolled back without
+    /// running any SQL, instead of refusing.
+    pub(crate) through_irreversible: bool,
 }
 
 impl Default for Settings {
@@ -33,6 +36,7 @@ impl Default for Settings {
             lock_wait: Duration::from_secs(60),
             lock_scope: LockScope::Session,
             safety: None,
+            through_irreversible: false,
         }
     }
 }

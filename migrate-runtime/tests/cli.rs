@@ -569,3 +569,110 @@ fn history_table_elsewhere_lets_a_migration_drop_the_old_tools_table() {
     );
     assert!(tables(&database).contains(&"migrate_history".to_owned()));
 }
+
+/// A comment-only DOWN makes a migration irreversible: `down` refuses before reverting
+/// anything, and both ways out its help names work: adding a DOWN section (the checksum does
+/// not change), or `down --through-irreversible`.
+#[test]
+fn down_through_an_irreversible_migration_does_what_the_help_says() {
+    let files = |second_down: &str| {
+        [
+            (
+                "001_a.sql",
+                "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"
+                    .to_owned(),
+            ),
+            (
+                "002_b.sql",
+                format!("-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\n{second_down}"),
+            ),
+            (
+                "003_c.sql",
+                "-- migrate:up\nCREATE TABLE c (id int);\n-- migrate:down\nDROP TABLE c;\n"
+                    .to_owned(),
+            ),
+        ]
+    };
+    let irreversible = files("-- Not reversible\n");
+    let borrowed: Vec<(&str, &str)> = irreversible.iter().map(|(f, s)| (*f, s.as_str())).collect();
+    let dir = project(&borrowed);
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    assert_eq!(
+        migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]).code,
+        0
+    );
+
+    let refused = migrate(dir.path(), &[("DATABASE_URL", &url)], &["down", "--all"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(
+            "migration 2 (b) cannot be reverted: it has no DOWN section; nothing was reverted"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("`migrate down --through-irreversible`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        tables(&database).contains(&"c".to_owned()),
+        "nothing was reverted"
+    );
+
+    // The second way out: go through it.
+    let through = migrate(
+        dir.path(),
+        &[("DATABASE_URL", &url)],
+        &["down", "--all", "--through-irreversible"],
+    );
+    assert_eq!(through.code, 0, "{}", through.all());
+    assert_eq!(
+        tables(&database),
+        ["b", "schema_migrations", "schema_migrations_history"],
+        "002's table stays: nothing of its SQL ran"
+    );
+    let history = migrate(
+        dir.path(),
+        &[("DATABASE_URL", &url)],
+        &["history", "--json"],
+    );
+    let actions: Value = serde_json::from_str(&history.stdout).unwrap();
+    let forgotten = actions["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "rollback" && a["version"] == 2)
+        .expect("a rollback row for 2");
+    assert!(
+        forgotten["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("no DOWN section: recorded as rolled back without running any SQL"),
+        "{forgotten}"
+    );
+
+    // The first way out: add a DOWN section; the checksum does not change, so the applied
+    // migration can be reverted by the edited file.
+    let database = TestServer::shared().create_database().unwrap();
+    let url = self::url(&database);
+    assert_eq!(
+        migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]).code,
+        0
+    );
+    std::fs::write(
+        dir.path().join("migrations/002_b.sql"),
+        &files("DROP TABLE b;\n")[1].1,
+    )
+    .unwrap();
+    let down = migrate(dir.path(), &[("DATABASE_URL", &url)], &["down", "--all"]);
+    assert_eq!(down.code, 0, "{}", down.all());
+    assert_eq!(
+        tables(&database),
+        ["schema_migrations", "schema_migrations_history"]
+    );
+}

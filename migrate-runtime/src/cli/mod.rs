@@ -144,6 +144,10 @@ pub(crate) enum Command {
         /// Revert every applied migration, newest first (diesel's `00000000000000` too).
         #[arg(long)]
         all: bool,
+        /// Go on past migrations without a DOWN section: record each as rolled back without
+        /// running any SQL (what its UP did stays in the database).
+        #[arg(long)]
+        through_irreversible: bool,
     },
     /// Revert an applied migration and apply it again.
     Redo {
@@ -370,7 +374,13 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             }
             up(cli, &migrator, client, *dry_run, *execute, output)
         }
-        Command::Down { count, to, all } => {
+        Command::Down {
+            count,
+            to,
+            all,
+            through_irreversible,
+        } => {
+            let migrator = migrator.clone().through_irreversible(*through_irreversible);
             let report = match (to, all) {
                 (_, true) => migrator.down_to(client, i64::MIN)?,
                 (Some(version), false) => migrator.down_to(client, *version)?,

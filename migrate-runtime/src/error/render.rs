@@ -105,7 +105,7 @@ impl fmt::Display for Rendered<'_> {
             ),
             Error::Irreversible { version, name, path } => write!(
                 f,
-                "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or revert by hand and use `repair`"
+                "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or, to go on past it without running any SQL (what its UP did stays), `migrate down --through-irreversible`"
             ),
             Error::HistoryTableName { .. }
             | Error::GroupedWithSafety

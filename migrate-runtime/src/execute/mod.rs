@@ -39,6 +39,7 @@ pub(crate) fn unit(run: &mut Run<'_, '_>, unit: &Unit<'_>) -> Result<(), Error> 
         Unit::Group { steps, messages } => group(run, steps, messages),
         Unit::Statements(step) => statements::run_statements(run, *step),
         Unit::Guarded(step, policy) => guarded(run, *step, *policy),
+        Unit::Forget(migration) => forget(run, migration),
     }
 }
 
@@ -321,6 +322,24 @@ fn guarded(run: &mut Run<'_, '_>, step: Step<'_>, policy: SafetyPolicy) -> Resul
         return Err(error);
     }
     run.done(report(migration, started.elapsed()), step.direction);
+    Ok(())
+}
+
+/// A migration without a DOWN section recorded as rolled back, running none of its SQL.
+fn forget(run: &mut Run<'_, '_>, migration: &Migration) -> Result<(), Error> {
+    let sql = format!(
+        "{}{}COMMIT;",
+        run.begin_sql(),
+        run.recorder().forgotten(migration)
+    );
+    if let Err(error) = run.client.simple_query(&sql) {
+        rollback(&mut run.client);
+        return Err(Error::database(format!(
+            "recording migration {} as rolled back",
+            migration.version()
+        ))(error));
+    }
+    run.done(report(migration, Duration::ZERO), Direction::Down);
     Ok(())
 }
 
