@@ -222,3 +222,57 @@ fn a_migration_dropping_a_table_named_like_our_history_is_refused_before_anythin
         2
     );
 }
+
+static DIESEL_WITH_BACKFILL: &[Migration] =
+    migrate_macros::embed_migrations!("fixtures/adopt/diesel_with_backfill");
+
+/// A hand-run script at the top of a diesel directory is an error by default (it may be a
+/// misplaced migration), whose help names `.migrateignore`; listed there, it is left alone.
+#[test]
+fn a_stray_script_is_an_error_until_listed_in_migrateignore() {
+    assert_eq!(DIESEL_WITH_BACKFILL.len(), 1);
+    assert_eq!(
+        DIESEL_WITH_BACKFILL,
+        read_at_run_time("fixtures/adopt/diesel_with_backfill").as_slice()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir_all(migrations.join("2020-01-01-000000_create_accounts")).unwrap();
+    std::fs::write(
+        migrations.join("2020-01-01-000000_create_accounts/up.sql"),
+        "CREATE TABLE accounts (id int);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        migrations.join("data_fix.sql"),
+        "UPDATE accounts SET id = id;\n",
+    )
+    .unwrap();
+    let problems = read_dir(dir.path(), "migrations").unwrap_err().to_string();
+    assert!(
+        problems
+            .contains("migrations/data_fix.sql: `data_fix.sql` is not a valid migration file name"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("or list it in `migrations/.migrateignore` to leave it alone"),
+        "{problems}"
+    );
+    // What the help says.
+    std::fs::write(migrations.join(".migrateignore"), "data_fix.sql\n").unwrap();
+    let loaded = read_dir(dir.path(), "migrations").unwrap();
+    assert_eq!(loaded.migrations.len(), 1);
+    assert!(
+        loaded.files.iter().any(|f| f.ends_with(".migrateignore")),
+        "the build watches the ignore file: {:?}",
+        loaded.files
+    );
+
+    std::fs::write(migrations.join(".migrateignore"), "data_fix[.sql\n").unwrap();
+    let problems = read_dir(dir.path(), "migrations").unwrap_err().to_string();
+    assert!(
+        problems.contains("migrations/.migrateignore:1: `data_fix[.sql` is not a glob pattern"),
+        "{problems}"
+    );
+}

@@ -63,6 +63,10 @@ pub fn read_dir(root: &Path, dir: &str) -> Result<Loaded, Diagnostics> {
     })
 }
 
+/// The file of glob patterns, one per line, naming entries of the migrations directory that
+/// are not migrations (a hand-run backfill script beside diesel's directories, say).
+pub const IGNORE_FILE: &str = ".migrateignore";
+
 struct Loader<'a> {
     root: &'a Path,
     dir: &'a str,
@@ -139,6 +143,7 @@ impl Loader<'_> {
             );
             return Vec::new();
         }
+        let ignored = self.ignore_patterns(&dir_path);
         let mut file_names: Vec<String> = Vec::new();
         let mut diesel_dirs: Vec<(String, String, String)> = Vec::new();
         for entry in WalkDir::new(&dir_path)
@@ -168,6 +173,9 @@ impl Loader<'_> {
                 );
                 continue;
             };
+            if ignored.iter().any(|pattern| pattern.matches(&name)) {
+                continue;
+            }
             if !entry.file_type().is_dir() {
                 file_names.push(name);
             } else if let Some((version, migration_name)) = file_name::parse_diesel_dir_name(&name)
@@ -179,7 +187,7 @@ impl Loader<'_> {
                 self.error(
                     &shown,
                     format!("`{name}/` holds an `up.sql`, but its name is not `{{version}}_{{name}}`, so it cannot be read as a migration"),
-                    "name it like diesel's `2024-01-01-120000_create_users` (digits and dashes, an underscore, then the name), or move it out of the migrations directory",
+                    format!("name it like diesel's `2024-01-01-120000_create_users` (digits and dashes, an underscore, then the name), move it out of the migrations directory, or list it in `{}` to leave it alone", self.display(IGNORE_FILE)),
                 );
             }
         }
@@ -193,7 +201,7 @@ impl Loader<'_> {
                     self.error(
                         &shown,
                         format!("`{name}` is not a valid migration file name: {why}"),
-                        "rename the file, or move it out of the migrations directory",
+                        format!("rename the file, move it out of the migrations directory, or list it in `{}` to leave it alone", self.display(IGNORE_FILE)),
                     );
                 }
             }
@@ -206,6 +214,37 @@ impl Loader<'_> {
             candidates.extend(self.diesel_candidate(&version, &name, &dir_name));
         }
         candidates
+    }
+
+    /// The patterns of the directory's ignore file: one glob per line (`*`, `?`, `[...]`),
+    /// matched against the names of its entries; blank lines and `#` comments are skipped.
+    fn ignore_patterns(&mut self, dir_path: &Path) -> Vec<glob::Pattern> {
+        let path = dir_path.join(IGNORE_FILE);
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Vec::new();
+        };
+        // The build watches it like a migration: editing it changes what is embedded.
+        self.files.push(self.root.join(self.dir).join(IGNORE_FILE));
+        let shown = self.display(IGNORE_FILE);
+        let mut patterns = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match glob::Pattern::new(line.trim_end_matches('/')) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(error) => self.report(&shown).error(
+                    Some(index as u32 + 1),
+                    format!("`{line}` is not a glob pattern: {}", error.msg),
+                    Some(
+                        "use `*`, `?` and `[...]`, one pattern per line, e.g. `data_fix*.sql`"
+                            .to_owned(),
+                    ),
+                ),
+            }
+        }
+        patterns
     }
 
     fn check_single_layout(

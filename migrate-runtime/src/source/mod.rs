@@ -17,7 +17,7 @@ pub mod statements;
 
 use std::fmt;
 
-pub use directory::{read_dir, Loaded};
+pub use directory::{read_dir, Loaded, IGNORE_FILE};
 pub use file_name::diesel_version;
 pub use scaffold::{scaffold, ScaffoldError};
 
