@@ -276,3 +276,20 @@ fn a_stray_script_is_an_error_until_listed_in_migrateignore() {
         "{problems}"
     );
 }
+
+static SQLX: &[Migration] = migrate_macros::embed_migrations!("fixtures/adopt/sqlx");
+
+/// sqlx's descriptions are free text: spaces, dashes and capitals in up/down file names.
+#[test]
+fn sqlx_up_down_pairs_with_free_text_descriptions() {
+    assert_eq!(SQLX, read_at_run_time("fixtures/adopt/sqlx").as_slice());
+    let names: Vec<&str> = SQLX.iter().map(|m| m.name()).collect();
+    assert_eq!(names, ["create users", "add-Email"]);
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let migrator = Migrator::new(SQLX);
+    migrator.run(&mut client).unwrap();
+    assert_eq!(columns(&mut client, "users"), ["id", "email"]);
+    migrator.down_to(&mut client, i64::MIN).unwrap();
+    assert!(columns(&mut client, "users").is_empty());
+}

@@ -74,7 +74,8 @@ pub(super) fn parse_file_name(file_name: &str) -> Result<Option<MigrationFile<'_
         (_, Some(stem)) => (stem, Some(false)),
         _ => (stem, None),
     };
-    // Names taken from other tools' layouts may contain `-`, so teams switch without renaming.
+    // Up/down pairs come from sqlx and golang-migrate, whose descriptions are free text, so
+    // teams switch without renaming; the single-file layout keeps its stricter rule.
     let (version, name) = split_version_and_name(stem, direction.is_some())?;
     Ok(Some(match direction {
         Some(true) => MigrationFile::Up { version, name },
@@ -95,14 +96,23 @@ pub(super) fn parse_diesel_dir_name(dir_name: &str) -> Option<(&str, &str)> {
     (version_ok && name_ok).then_some((version, name))
 }
 
-fn split_version_and_name(stem: &str, allow_dash: bool) -> Result<(&str, &str), String> {
+fn split_version_and_name(stem: &str, free_text: bool) -> Result<(&str, &str), String> {
     let shape = "expected `{version}_{name}.sql`: digits, an underscore, then letters, digits \
                  and underscores (e.g. `004_add_audit_logs.sql`)";
     let (version, name) = stem.split_once('_').ok_or_else(|| shape.to_owned())?;
     if !is_digits(version) {
         return Err(format!("the version `{version}` is not a number; {shape}"));
     }
-    if !is_name(name, allow_dash) {
+    if free_text {
+        return if name.trim().is_empty() || name.chars().any(char::is_control) {
+            Err(format!(
+                "the name must not be empty or hold control characters; {shape}"
+            ))
+        } else {
+            Ok((version, name))
+        };
+    }
+    if !is_name(name) {
         return Err(format!(
             "the name `{name}` may only contain ASCII letters, digits and underscores; {shape}"
         ));
@@ -114,11 +124,8 @@ fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_name(text: &str, allow_dash: bool) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || (allow_dash && b == b'-'))
+fn is_name(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Digits read as a BIGINT: `001`, `1` and `0001` are all version 1.
@@ -203,6 +210,16 @@ mod tests {
             parse_file_name("rollback-005.sql"),
             Ok(Some(MigrationFile::Rollback { version: "005" }))
         );
+        // sqlx descriptions are free text in up/down pairs; single files keep the strict rule.
+        assert_eq!(
+            parse_file_name("20220101120000_create users.up.sql"),
+            Ok(Some(MigrationFile::Up {
+                version: "20220101120000",
+                name: "create users"
+            }))
+        );
+        assert!(parse_file_name("20220101120000_create users.sql").is_err());
+        assert!(parse_file_name("1_ .up.sql").is_err());
     }
 
     #[test]
