@@ -97,6 +97,24 @@ impl SchemaSnapshot {
     pub fn diff(&self, after: &SchemaSnapshot) -> SchemaDiff {
         let mut diff = SchemaDiff::default();
         for (object, definition) in &self.objects {
+            if let Some(table) = object.strip_prefix(COLUMN_ORDER) {
+                // Only an order of the same columns is a difference of its own; a column
+                // added or dropped already shows as that column.
+                if let Some(now) = after.objects.get(object) {
+                    let same_columns = |a: &str, b: &str| {
+                        let mut a: Vec<&str> = a.split(", ").collect();
+                        let mut b: Vec<&str> = b.split(", ").collect();
+                        a.sort_unstable();
+                        b.sort_unstable();
+                        a == b
+                    };
+                    if now != definition && same_columns(definition, now) {
+                        diff.reordered
+                            .push((table.to_owned(), definition.clone(), now.clone()));
+                    }
+                }
+                continue;
+            }
             match after.objects.get(object) {
                 None => diff.removed.push((object.clone(), definition.clone())),
                 Some(now) if now != definition => {
@@ -107,13 +125,16 @@ impl SchemaSnapshot {
             }
         }
         for (object, definition) in &after.objects {
-            if !self.objects.contains_key(object) {
+            if !self.objects.contains_key(object) && !object.starts_with(COLUMN_ORDER) {
                 diff.added.push((object.clone(), definition.clone()));
             }
         }
         diff
     }
 }
+
+/// The kind of the objects that hold a table's column order (compared on their own).
+const COLUMN_ORDER: &str = "column order ";
 
 /// Indexes marked invalid, as `schema.name` (best effort: an empty list if the query fails).
 pub(crate) fn invalid_indexes(client: &mut Client) -> Vec<String> {
@@ -152,6 +173,9 @@ pub struct SchemaDiff {
     pub added: Vec<(String, String)>,
     /// Objects in both with different definitions: (object, before, after).
     pub changed: Vec<(String, String, String)>,
+    /// Tables with the same columns in another order: (table, columns before, columns after).
+    /// It matters to `SELECT *`, `INSERT` without a column list and `COPY`; `pg_dump` shows it.
+    pub reordered: Vec<(String, String, String)>,
 }
 
 impl SchemaDiff {
@@ -163,7 +187,26 @@ impl SchemaDiff {
     /// # }
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.removed.is_empty() && self.added.is_empty() && self.changed.is_empty()
+        self.removed.is_empty()
+            && self.added.is_empty()
+            && self.changed.is_empty()
+            && self.reordered.is_empty()
+    }
+
+    /// Whether the only difference is the order of some tables' columns.
+    ///
+    /// ```no_run
+    /// # fn f(diff: migrate_runtime::SchemaDiff) {
+    /// if diff.only_column_order() {
+    ///     eprintln!("same columns, another order:\n{diff}");
+    /// }
+    /// # }
+    /// ```
+    pub fn only_column_order(&self) -> bool {
+        self.removed.is_empty()
+            && self.added.is_empty()
+            && self.changed.is_empty()
+            && !self.reordered.is_empty()
     }
 }
 
@@ -199,6 +242,11 @@ impl fmt::Display for SchemaDiff {
             write!(f, "\n      after: ")?;
             write_definition(f, after)?;
             writeln!(f)?;
+        }
+        for (table, before, after) in &self.reordered {
+            writeln!(f, "  ~ column order of {table} (same columns)")?;
+            writeln!(f, "      before: {before}")?;
+            writeln!(f, "      after:  {after}")?;
         }
         Ok(())
     }
@@ -255,6 +303,12 @@ JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 WHERE a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'column order', format('%I.%I', r.nspname, r.relname),
+       string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+FROM pg_attribute a JOIN relations r ON r.oid = a.attrelid AND r.relkind IN ('r', 'p', 'f')
+WHERE a.attnum > 0 AND NOT a.attisdropped
+GROUP BY r.nspname, r.relname
 UNION ALL
 SELECT 'constraint', format('%I.%I.%I', r.nspname, r.relname, k.conname), pg_get_constraintdef(k.oid)
 FROM pg_constraint k JOIN relations r ON r.oid = k.conrelid

@@ -130,10 +130,11 @@ pub(crate) fn verified(report: &VerifyReport, deny_irreversible: bool) -> Value 
             let (verdict, detail) = match &m.verdict {
                 Verdict::Reversible => ("reversible", Value::Null),
                 Verdict::Irreversible => ("irreversible", Value::Null),
-                Verdict::UpFailed(e) => ("up_failed", json!(e.to_string())),
-                Verdict::DownFailed(e) => ("down_failed", json!(e.to_string())),
+                Verdict::UpFailed(e) => ("up_failed", json!(e.render().to_string())),
+                Verdict::DownFailed(e) => ("down_failed", json!(e.render().to_string())),
                 Verdict::DownDoesNotRestore(diff) => ("down_does_not_restore", schema_diff(diff)),
-                Verdict::UpAgainFailed(e) => ("up_again_failed", json!(e.to_string())),
+                Verdict::DownReordersColumns(diff) => ("down_reorders_columns", schema_diff(diff)),
+                Verdict::UpAgainFailed(e) => ("up_again_failed", json!(e.render().to_string())),
             };
             json!({"version": m.version, "name": m.name, "path": m.path, "verdict": verdict, "detail": detail})
         })
@@ -155,7 +156,12 @@ pub(crate) fn schema_diff(diff: &SchemaDiff) -> Value {
         .iter()
         .map(|(object, before, after)| json!({"object": object, "before": before, "after": after}))
         .collect();
-    json!({"removed": pairs(&diff.removed), "added": pairs(&diff.added), "changed": changed})
+    let reordered: Vec<Value> = diff
+        .reordered
+        .iter()
+        .map(|(table, before, after)| json!({"table": table, "before": before, "after": after}))
+        .collect();
+    json!({"removed": pairs(&diff.removed), "added": pairs(&diff.added), "changed": changed, "reordered": reordered})
 }
 
 /// `drift`: the applied versions and the difference (expected → the database).

@@ -23,6 +23,10 @@ pub enum Verdict {
     DownFailed(Error),
     /// DOWN ran but left the schema different from before UP (before → after DOWN).
     DownDoesNotRestore(SchemaDiff),
+    /// DOWN gave back the same objects, but some table's columns in another order (a column
+    /// dropped and added again lands at the end). It matters to `SELECT *`, `INSERT` without
+    /// a column list and `COPY`; [`VerifyReport::allow_column_order`] accepts it.
+    DownReordersColumns(SchemaDiff),
     /// DOWN restored the schema, but UP failed when run again.
     UpAgainFailed(Error),
 }
@@ -53,6 +57,8 @@ pub struct Verified {
 pub struct VerifyReport {
     /// Every migration checked, in order.
     pub migrations: Vec<Verified>,
+    /// Whether [`Verdict::DownReordersColumns`] passes (`verify --allow-column-order`).
+    pub allow_column_order: bool,
 }
 
 impl VerifyReport {
@@ -65,11 +71,18 @@ impl VerifyReport {
     /// # }
     /// ```
     pub fn passed(&self, deny_irreversible: bool) -> bool {
-        self.migrations.iter().all(|m| match m.verdict {
+        self.migrations
+            .iter()
+            .all(|m| self.passes(&m.verdict, deny_irreversible))
+    }
+
+    fn passes(&self, verdict: &Verdict, deny_irreversible: bool) -> bool {
+        match verdict {
             Verdict::Reversible => true,
             Verdict::Irreversible => !deny_irreversible,
+            Verdict::DownReordersColumns(_) => self.allow_column_order,
             _ => false,
-        })
+        }
     }
 }
 
@@ -93,6 +106,13 @@ impl fmt::Display for VerifyReport {
                     "FAILED   {head} DOWN does not restore the schema ({}): before UP → after DOWN\n{diff}",
                     m.path
                 )?,
+                Verdict::DownReordersColumns(diff) => writeln!(
+                    f,
+                    "{} {head} DOWN restores the columns in another order ({}){}\n{diff}",
+                    if self.allow_column_order { "order   " } else { "FAILED  " },
+                    m.path,
+                    if self.allow_column_order { ", accepted" } else { "; --allow-column-order accepts it" }
+                )?,
                 Verdict::UpAgainFailed(error) => {
                     writeln!(f, "FAILED   {head} UP failed when run again after DOWN\n{}", error.render())?
                 }
@@ -101,7 +121,7 @@ impl fmt::Display for VerifyReport {
         let failed = self
             .migrations
             .iter()
-            .filter(|m| !matches!(m.verdict, Verdict::Reversible | Verdict::Irreversible))
+            .filter(|m| !self.passes(&m.verdict, false))
             .count();
         let irreversible = self
             .migrations
@@ -192,7 +212,9 @@ impl Migrator<'_> {
                     Err(error) => Verdict::DownFailed(error),
                     Ok(_) => {
                         let diff = before.diff(&this.schema_snapshot(&mut client)?);
-                        if !diff.is_empty() {
+                        if diff.only_column_order() {
+                            Verdict::DownReordersColumns(diff)
+                        } else if !diff.is_empty() {
                             Verdict::DownDoesNotRestore(diff)
                         } else {
                             match up_to_here.run(&mut client) {

@@ -676,3 +676,29 @@ fn down_through_an_irreversible_migration_does_what_the_help_says() {
         ["schema_migrations", "schema_migrations_history"]
     );
 }
+
+/// `verify` fails on a DOWN that gives the columns back in another order, and
+/// `--allow-column-order` (which its message names) accepts it.
+#[test]
+fn verify_allow_column_order_accepts_a_reordering_down() {
+    let dir = project(&[
+        ("001_t.sql", "-- migrate:up\nCREATE TABLE t (id int, a int, b int);\n-- migrate:down\nDROP TABLE t;\n"),
+        ("002_drop_a.sql", "-- migrate:up\nALTER TABLE t DROP COLUMN a;\n-- migrate:down\nALTER TABLE t ADD COLUMN a int;\n"),
+    ]);
+    let failed = migrate(dir.path(), &[], &["verify"]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert!(
+        failed.stdout.contains("--allow-column-order accepts it"),
+        "{}",
+        failed.stdout
+    );
+    let accepted = migrate(dir.path(), &[], &["verify", "--allow-column-order"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.all());
+    assert!(
+        accepted.stdout.contains(
+            "DOWN restores the columns in another order (migrations/002_drop_a.sql), accepted"
+        ),
+        "{}",
+        accepted.stdout
+    );
+}

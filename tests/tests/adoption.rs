@@ -293,3 +293,43 @@ fn sqlx_up_down_pairs_with_free_text_descriptions() {
     migrator.down_to(&mut client, i64::MIN).unwrap();
     assert!(columns(&mut client, "users").is_empty());
 }
+
+/// A DOWN that drops a column and adds it back at the end gives back the same columns in
+/// another order: `verify` reports it as a difference of its own, which can be accepted.
+#[test]
+fn verify_sees_a_down_that_changes_column_order() {
+    use migrate_runtime::verify::Verdict;
+    let set = migrations(&[
+        (
+            "001_t.sql",
+            "-- migrate:up\nCREATE TABLE t (id int, a int, b int);\n-- migrate:down\nDROP TABLE t;\n",
+        ),
+        (
+            "002_drop_a.sql",
+            "-- migrate:up\nALTER TABLE t DROP COLUMN a;\n-- migrate:down\nALTER TABLE t ADD COLUMN a int;\n",
+        ),
+    ]);
+    let mut report = Migrator::new(&set)
+        .verify(TestServer::shared(), false)
+        .unwrap();
+    let Verdict::DownReordersColumns(diff) = &report.migrations[1].verdict else {
+        panic!("expected a column-order difference:\n{report}");
+    };
+    assert_eq!(
+        diff.reordered,
+        [(
+            "public.t".to_owned(),
+            "id, a, b".to_owned(),
+            "id, b, a".to_owned()
+        )]
+    );
+    assert!(!report.passed(false), "{report}");
+    let shown = report.to_string();
+    assert!(
+        shown.contains("DOWN restores the columns in another order (002_drop_a.sql); --allow-column-order accepts it"),
+        "{shown}"
+    );
+    assert!(shown.contains("  ~ column order of public.t (same columns)\n      before: id, a, b\n      after:  id, b, a"), "{shown}");
+    report.allow_column_order = true;
+    assert!(report.passed(false), "{report}");
+}

@@ -197,6 +197,9 @@ pub(crate) enum Command {
         /// Count migrations without a DOWN section as failures.
         #[arg(long)]
         deny_irreversible: bool,
+        /// Accept a DOWN that gives the columns back in another order.
+        #[arg(long)]
+        allow_column_order: bool,
     },
     /// Compare the database with the schema its applied migrations produce on a throwaway server.
     Drift,
@@ -327,11 +330,13 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
         Command::Verify {
             stop_at_first,
             deny_irreversible,
+            allow_column_order,
         } => {
             output.note("verify: UP, DOWN, UP of each migration on a throwaway PostgreSQL server");
             let server = crate::testing::TestServer::start()
                 .map_err(|error| Failure::Usage(error.to_string()))?;
-            let report = migrator(cli, migrations).verify(&server, *stop_at_first)?;
+            let mut report = migrator(cli, migrations).verify(&server, *stop_at_first)?;
+            report.allow_column_order = *allow_column_order;
             return Ok(output.verified(&report, *deny_irreversible));
         }
         _ => {}
