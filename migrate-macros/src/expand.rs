@@ -67,12 +67,17 @@ fn section(section: &Section) -> TokenStream {
     let line = section.line();
     let transactional = section.is_transactional();
     let sql = section.sql();
+    let inferred = match section.inferred_no_transaction() {
+        Some(why) => quote!(::core::option::Option::Some(#why)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         ::migrate_runtime::EmbeddedSection {
             path: #path,
             line: #line,
             transactional: #transactional,
             sql: #sql,
+            inferred: #inferred,
         }
     }
 }

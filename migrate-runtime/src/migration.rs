@@ -237,6 +237,8 @@ pub struct EmbeddedSection {
     pub line: u32,
     pub transactional: bool,
     pub sql: &'static str,
+    /// Why it runs outside a transaction, when that was inferred (imported layouts).
+    pub inferred: Option<&'static str>,
 }
 
 /// The UP or DOWN part of a migration: the SQL to run, where it came from and how to run it.
@@ -253,6 +255,7 @@ pub struct Section {
     line: u32,
     transactional: bool,
     sql: Cow<'static, str>,
+    inferred: Option<Cow<'static, str>>,
 }
 
 impl Section {
@@ -264,15 +267,26 @@ impl Section {
             line: parts.line,
             transactional: parts.transactional,
             sql: Cow::Borrowed(parts.sql),
+            inferred: match parts.inferred {
+                Some(why) => Some(Cow::Borrowed(why)),
+                None => None,
+            },
         }
     }
 
-    pub(crate) fn owned(path: String, line: u32, transactional: bool, sql: String) -> Section {
+    pub(crate) fn owned(
+        path: String,
+        line: u32,
+        transactional: bool,
+        sql: String,
+        inferred: Option<String>,
+    ) -> Section {
         Section {
             path: Cow::Owned(path),
             line,
             transactional,
             sql: Cow::Owned(sql),
+            inferred: inferred.map(Cow::Owned),
         }
     }
 
@@ -318,13 +332,28 @@ impl Section {
         self.transactional
     }
 
+    /// Why the section runs outside a transaction when nobody said so: in the layouts taken
+    /// from other tools (up/down pairs, diesel directories), a section holding a statement
+    /// PostgreSQL refuses in a transaction block, or managing its own transactions, runs as
+    /// its tool ran it. `None` when it was said (or it runs in a transaction).
+    ///
+    /// ```no_run
+    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// if let Some(why) = section.inferred_no_transaction() {
+    ///     println!("{}: inferred: no transaction ({why})", section.path());
+    /// }
+    /// ```
+    pub fn inferred_no_transaction(&self) -> Option<&str> {
+        self.inferred.as_deref()
+    }
+
     /// Maps a position in [`Section::sql`] (a 1-based character count, as in PostgreSQL's
     /// error `position` field) to a 1-based line and column in the file.
     ///
     /// ```
     /// use migrate_runtime::Section;
     /// # let section = Section::__embedded(migrate_runtime::EmbeddedSection {
-    /// #     path: "m/001_a.sql", line: 3, transactional: true, sql: "SELECT 1;\nSELEC 2;",
+    /// #     path: "m/001_a.sql", line: 3, transactional: true, sql: "SELECT 1;\nSELEC 2;", inferred: None,
     /// # });
     /// // A server error at character 11 of that SQL is at line 4, column 1 of the file.
     /// assert_eq!(section.file_position(11), (4, 1));

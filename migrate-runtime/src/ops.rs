@@ -84,6 +84,9 @@ pub struct StatusEntry {
     pub state: State,
     /// Its history row, when it has one.
     pub applied: Option<AppliedMigration>,
+    /// Why its UP runs outside a transaction, when that was inferred (see
+    /// [`crate::Section::inferred_no_transaction`]).
+    pub inferred: Option<String>,
 }
 
 /// Every migration the binary or the database knows, and the indexes PostgreSQL marks invalid.
@@ -309,6 +312,9 @@ impl<'m> Migrator<'m> {
                     path: migration.map(|m| m.path().to_owned()),
                     state,
                     applied: row.cloned(),
+                    inferred: migration
+                        .and_then(|m| m.up().inferred_no_transaction())
+                        .map(str::to_owned),
                 }
             })
             .collect();

@@ -20,6 +20,7 @@ pub(crate) fn status(status: &Status) -> Value {
                 "name": e.name,
                 "state": e.state.as_str(),
                 "path": e.path,
+                "inferred": e.inferred.as_ref().map(|why| format!("no transaction ({why})")),
                 "applied_at": row.map(|r| rfc3339(r.applied_at_micros)),
                 "execution_time_ms": row.map(|r| r.execution_time_ms),
                 "applied_by": row.map(|r| r.applied_by.clone()),
@@ -44,6 +45,7 @@ pub(crate) fn plan(pending: &[&Migration], with_sql: bool) -> Value {
                 "name": m.name(),
                 "path": m.path(),
                 "transaction": m.up().is_transactional(),
+                "inferred": m.up().inferred_no_transaction().map(|why| format!("no transaction ({why})")),
                 "sql": with_sql.then(|| m.up().sql()),
             })
         })
@@ -170,7 +172,7 @@ pub(crate) fn drift(drift: &Drift) -> Value {
 }
 
 /// `lint`: every finding.
-pub(crate) fn lint(findings: &[Finding]) -> Value {
+pub(crate) fn lint(findings: &[Finding], migrations: &[Migration]) -> Value {
     let rows: Vec<Value> = findings
         .iter()
         .map(|f| {
@@ -178,7 +180,18 @@ pub(crate) fn lint(findings: &[Finding]) -> Value {
                    "allowed": f.allowed, "why": f.rule.why, "instead": f.rule.instead})
         })
         .collect();
-    json!({"findings": rows, "errors": findings.iter().filter(|f| !f.allowed).count()})
+    let inferred: Vec<Value> = inferred(migrations)
+        .map(|(path, why)| json!({"path": path, "inferred": format!("no transaction ({why})")}))
+        .collect();
+    json!({"findings": rows, "errors": findings.iter().filter(|f| !f.allowed).count(), "inferred": inferred})
+}
+
+/// Every section that runs outside a transaction by inference: (file, why).
+pub(crate) fn inferred(migrations: &[Migration]) -> impl Iterator<Item = (&str, &str)> {
+    migrations
+        .iter()
+        .flat_map(|m| std::iter::once(m.up()).chain(m.down()))
+        .filter_map(|section| Some((section.path(), section.inferred_no_transaction()?)))
 }
 
 /// The inside of `{"error": ...}`: `kind` and `message`, and what the error knows about where

@@ -702,3 +702,66 @@ fn verify_allow_column_order_accepts_a_reordering_down() {
         accepted.stdout
     );
 }
+
+/// What was inferred is never hidden: `plan`, `status --json` and `lint` say it.
+#[test]
+fn plan_status_and_lint_say_what_was_inferred() {
+    let dir = project(&[
+        (
+            "1_create_t.up.sql",
+            "CREATE TABLE t (id int, email text);\n",
+        ),
+        (
+            "2_index_email.up.sql",
+            "CREATE INDEX CONCURRENTLY t_email_idx ON t (email);\n",
+        ),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let why = "inferred: no transaction (`CREATE INDEX CONCURRENTLY` on line 1 cannot run inside a transaction block)";
+
+    let plan = migrate(dir.path(), &[("DATABASE_URL", &url)], &["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.stdout.contains(&format!(
+            "index_email                              (statement by statement; {why})"
+        )),
+        "{}",
+        plan.stdout
+    );
+    let plan_json: Value = serde_json::from_str(
+        &migrate(dir.path(), &[("DATABASE_URL", &url)], &["plan", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        plan_json["pending"][1]["inferred"],
+        why.trim_start_matches("inferred: ")
+    );
+    assert_eq!(plan_json["pending"][0]["inferred"], Value::Null);
+
+    let status: Value = serde_json::from_str(
+        &migrate(dir.path(), &[("DATABASE_URL", &url)], &["status", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        status["migrations"][1]["inferred"],
+        why.trim_start_matches("inferred: ")
+    );
+
+    let lint = migrate(dir.path(), &[], &["lint"]);
+    assert!(
+        lint.stdout
+            .contains(&format!("note: migrations/2_index_email.up.sql: {why}")),
+        "{}",
+        lint.stdout
+    );
+    let lint_json: Value =
+        serde_json::from_str(&migrate(dir.path(), &[], &["lint", "--json"]).stdout).unwrap();
+    assert_eq!(
+        lint_json["inferred"][0]["path"],
+        "migrations/2_index_email.up.sql"
+    );
+
+    let up = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
+    assert_eq!(up.code, 0, "{}", up.all());
+}

@@ -333,3 +333,132 @@ fn verify_sees_a_down_that_changes_column_order() {
     report.allow_column_order = true;
     assert!(report.passed(false), "{report}");
 }
+
+static GOLANG_OWN_TRANSACTIONS: &[Migration] =
+    migrate_macros::embed_migrations!("fixtures/adopt/golang_own_transactions");
+static DIESEL_CONCURRENTLY: &[Migration] =
+    migrate_macros::embed_migrations!("fixtures/adopt/diesel_concurrently");
+
+fn index_is_valid(client: &mut postgres::Client, index: &str) -> bool {
+    client
+        .query(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1",
+            &[&index],
+        )
+        .unwrap()
+        .first()
+        .is_some_and(|row| row.get(0))
+}
+
+/// Files written for golang-migrate (which never wraps a file in a transaction) run as it ran
+/// them: `CREATE INDEX CONCURRENTLY` and a file with two `BEGIN; ... COMMIT;` blocks run
+/// outside our transaction, and say why.
+#[test]
+fn imported_layouts_run_as_their_tool_ran_them() {
+    assert_eq!(
+        GOLANG_OWN_TRANSACTIONS,
+        read_at_run_time("fixtures/adopt/golang_own_transactions").as_slice()
+    );
+    let inferred: Vec<(&str, Option<&str>)> = GOLANG_OWN_TRANSACTIONS
+        .iter()
+        .map(|m| (m.name(), m.up().inferred_no_transaction()))
+        .collect();
+    assert_eq!(
+        inferred,
+        [
+            ("create_accounts", None),
+            (
+                "index_email",
+                Some("`CREATE INDEX CONCURRENTLY` on line 2 cannot run inside a transaction block")
+            ),
+            (
+                "backfill",
+                Some("it manages its own transactions (`BEGIN` on line 1)")
+            ),
+        ]
+    );
+    assert!(!GOLANG_OWN_TRANSACTIONS[1]
+        .down()
+        .unwrap()
+        .is_transactional());
+    assert!(GOLANG_OWN_TRANSACTIONS[2]
+        .down()
+        .unwrap()
+        .is_transactional());
+
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let migrator = Migrator::new(GOLANG_OWN_TRANSACTIONS);
+    migrator.run(&mut client).unwrap();
+    assert!(index_is_valid(&mut client, "accounts_email_idx"));
+    assert_eq!(
+        client
+            .query_one("SELECT email FROM accounts WHERE id = 1", &[])
+            .unwrap()
+            .get::<_, String>(0),
+        "b@example.com"
+    );
+    migrator.down_to(&mut client, i64::MIN).unwrap();
+    assert_eq!(
+        scalar(
+            &mut client,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts'"
+        ),
+        0
+    );
+}
+
+/// A diesel migration without `metadata.toml` whose up and down use `CONCURRENTLY`.
+#[test]
+fn a_diesel_migration_that_forgot_its_metadata_runs_outside_a_transaction_both_ways() {
+    assert_eq!(
+        DIESEL_CONCURRENTLY,
+        read_at_run_time("fixtures/adopt/diesel_concurrently").as_slice()
+    );
+    let index = &DIESEL_CONCURRENTLY[1];
+    assert!(index.up().inferred_no_transaction().is_some());
+    assert!(index.down().unwrap().inferred_no_transaction().is_some());
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let migrator = Migrator::new(DIESEL_CONCURRENTLY);
+    migrator.run(&mut client).unwrap();
+    assert!(index_is_valid(&mut client, "owners_name_idx"));
+    migrator.down(&mut client, 1).unwrap();
+    assert!(!index_is_valid(&mut client, "owners_name_idx"));
+}
+
+/// A statement failing inside a file's own transaction: the file's open transaction is ended,
+/// so the failure is recorded; what the first block committed stays, as it would have.
+#[test]
+fn a_failure_inside_a_files_own_transaction_is_recorded() {
+    let set = migrations(&[
+        ("1_t.up.sql", "CREATE TABLE t (id int);\n"),
+        (
+            "2_fill.up.sql",
+            "BEGIN;\nINSERT INTO t VALUES (1);\nCOMMIT;\nBEGIN;\nINSERT INTO missing VALUES (1);\nCOMMIT;\n",
+        ),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    let error = Migrator::new(&set).run(&mut client).unwrap_err();
+    let Error::MigrationFailed(failure) = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(
+        (
+            failure.version,
+            failure.line,
+            failure.statements.map(|s| (s.failed, s.total))
+        ),
+        (2, 5, Some((5, 6)))
+    );
+    let status: String = client
+        .query_one(
+            "SELECT status FROM schema_migrations WHERE version = 2",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "failed");
+    assert_eq!(scalar(&mut client, "SELECT count(*) FROM t"), 1);
+}

@@ -326,7 +326,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
         }
     };
     match &cli.command {
-        Command::Lint => return Ok(output.lint(&lint_all(migrations))),
+        Command::Lint => return Ok(output.lint(&lint_all(migrations), migrations)),
         Command::Verify {
             stop_at_first,
             deny_irreversible,

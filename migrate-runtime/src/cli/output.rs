@@ -145,10 +145,10 @@ impl Output {
             println!("nothing pending");
         }
         for migration in pending {
-            let mode = if migration.up().is_transactional() {
-                "in a transaction"
-            } else {
-                "statement by statement, no transaction"
+            let mode = match migration.up().inferred_no_transaction() {
+                _ if migration.up().is_transactional() => "in a transaction".to_owned(),
+                Some(why) => format!("statement by statement; inferred: no transaction ({why})"),
+                None => "statement by statement, no transaction".to_owned(),
             };
             println!(
                 "would apply {:>6} {:<40} ({mode})  {}",
@@ -268,13 +268,20 @@ impl Output {
     }
 
     /// `lint`: each finding; the exit code says whether any is not allowed.
-    pub(super) fn lint(&self, findings: &[crate::source::lint::Finding]) -> u8 {
+    pub(super) fn lint(
+        &self,
+        findings: &[crate::source::lint::Finding],
+        migrations: &[Migration],
+    ) -> u8 {
         let errors = findings.iter().filter(|f| !f.allowed).count();
         if self.json {
-            self.emit(shapes::lint(findings));
+            self.emit(shapes::lint(findings, migrations));
         } else {
             for finding in findings {
                 println!("{finding}\n");
+            }
+            for (path, why) in shapes::inferred(migrations) {
+                println!("note: {path}: inferred: no transaction ({why})\n");
             }
             println!(
                 "{} finding(s): {errors} error(s), {} allowed",

@@ -59,6 +59,9 @@ pub(super) fn run_statements(run: &mut Run<'_, '_>, step: Step<'_>) -> Result<()
                 source: error,
             });
         }
+        // A file that manages its own transactions may have one open, now aborted: end it, so
+        // the failure can be recorded (outside a transaction block this only warns).
+        rollback(&mut run.client);
         let mut failure = locate::statement_failure(error, step, statement.start)?;
         failure.statements = Some(StatementProgress {
             failed: index + 1,

@@ -468,7 +468,11 @@ impl Loader<'_> {
         );
         // The down file is read even when the UP file failed, so its problems are reported too.
         let down = match &candidate.down {
-            Some(down_path) => self.read_down_file(down_path, !run_in_transaction),
+            Some(down_path) => self.read_down_file(
+                down_path,
+                !run_in_transaction,
+                candidate.layout != Layout::SingleFile,
+            ),
             None => up_file.as_ref().and_then(|file| file.down.clone()),
         };
         let up_file = up_file?;
@@ -486,9 +490,14 @@ impl Loader<'_> {
 
     /// A `.down.sql`, `down.sql` or `rollback-N.sql`: one section, whose header may only say
     /// `no-transaction`.
-    fn read_down_file(&mut self, path: &str, no_transaction: bool) -> Option<Section> {
+    fn read_down_file(
+        &mut self,
+        path: &str,
+        no_transaction: bool,
+        imported: bool,
+    ) -> Option<Section> {
         let text = self.read_text(path)?;
-        parse_down_text(&text, no_transaction, &mut self.report(path))
+        parse_down_text(&text, no_transaction, imported, &mut self.report(path))
     }
 
     /// diesel's `metadata.toml`: `run_in_transaction = false` is the one setting.
@@ -620,13 +629,16 @@ pub(super) fn parse_up_text(
     let file_no_transaction = header.no_transaction || !run_in_transaction;
     let up_raw = split.up.expect("split_file always yields an UP section");
     let up_transactional = section_transactional(up_raw, file_no_transaction, report);
+    // The layouts taken from other tools run as those tools ran them (see `infer`).
+    let up_inferred = infer(up_raw, up_transactional, layout != Layout::SingleFile);
+    let up_transactional = up_transactional && up_inferred.is_none();
     let path = report.path().to_owned();
     let up = sections::check_section(up_raw, up_transactional, "UP", report)
-        .map(|checked| section(&path, checked, up_transactional));
+        .map(|checked| section(&path, checked, up_transactional, up_inferred));
     let down = split.down.and_then(|raw| {
         let transactional = section_transactional(raw, file_no_transaction, report);
         sections::check_section(raw, transactional, "DOWN", report)
-            .map(|checked| section(&path, checked, transactional))
+            .map(|checked| section(&path, checked, transactional, None))
     });
     if let (Some(raw), Some(down_file)) = (split.down, down_file) {
         report.error(
@@ -654,6 +666,7 @@ pub(super) fn parse_up_text(
 pub(super) fn parse_down_text(
     text: &str,
     no_transaction: bool,
+    imported: bool,
     report: &mut Reporter<'_>,
 ) -> Option<Section> {
     let errors_before = report.count();
@@ -670,21 +683,39 @@ pub(super) fn parse_down_text(
         }
     }
     let raw = split.up?;
-    let transactional = !file_no_transaction;
+    // diesel's `metadata.toml` is often forgotten for the way down: infer it there too.
+    let inferred = infer(raw, !file_no_transaction, imported);
+    let transactional = !file_no_transaction && inferred.is_none();
     let path = report.path().to_owned();
     let checked = sections::check_section(raw, transactional, "DOWN", report)
-        .map(|checked| section(&path, checked, transactional));
+        .map(|checked| section(&path, checked, transactional, inferred));
     // A misplaced directive is reported above but does not stop the section's checks.
     checked.filter(|_| report.count() == errors_before)
 }
 
-fn section(path: &str, checked: CheckedSection<'_>, transactional: bool) -> Section {
+fn section(
+    path: &str,
+    checked: CheckedSection<'_>,
+    transactional: bool,
+    inferred: Option<String>,
+) -> Section {
     Section::owned(
         path.to_owned(),
         checked.line,
         transactional,
         checked.sql.to_owned(),
+        inferred,
     )
+}
+
+/// Why a section that would run in a transaction runs outside one: only in the `imported`
+/// layouts, whose authors never wrote our directives, and only when the section could not run
+/// in one as written. The native layout keeps its compile errors: there, explicit beats
+/// inferred.
+fn infer(raw: RawSection<'_>, transactional: bool, imported: bool) -> Option<String> {
+    (imported && transactional)
+        .then(|| sections::inferred_no_transaction(raw))
+        .flatten()
 }
 
 /// Whether a section runs in a transaction: not when the file says `no-transaction` (or
@@ -824,6 +855,7 @@ mod tests {
         let section = parse_down_text(
             "-- migrate:requires 003\nDROP TABLE t;\n",
             false,
+            false,
             &mut report,
         );
         assert_eq!(section, None);
@@ -834,6 +866,7 @@ mod tests {
         let mut report = Reporter::new("1_a.down.sql", &mut diagnostics);
         let section = parse_down_text(
             "-- migrate:no-transaction\nDROP TABLE t;\n",
+            false,
             false,
             &mut report,
         )

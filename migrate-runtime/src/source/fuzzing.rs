@@ -275,11 +275,12 @@ pub fn check_file(data: &[u8]) {
             assert_eq!(first.1, second.1);
         }
     }
-    for no_transaction in [false, true] {
+    for (no_transaction, imported) in [(false, false), (true, false), (false, true)] {
         let mut diagnostics = Vec::new();
         let down = directory::parse_down_text(
             &text,
             no_transaction,
+            imported,
             &mut Reporter::new("m.down.sql", &mut diagnostics),
         );
         check_lines(&diagnostics, line_count(&text), text.as_bytes());

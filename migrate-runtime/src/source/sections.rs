@@ -414,6 +414,49 @@ pub(super) fn check_section<'a>(
     (report.count() == errors_before).then_some(CheckedSection { sql, line })
 }
 
+/// Why a section of an imported layout (written for sqlx, golang-migrate or diesel, whose
+/// authors never wrote our directives) must run outside a transaction, as its tool ran it: it
+/// holds a statement PostgreSQL refuses in a transaction block, or it manages its own
+/// transactions (anything but one `BEGIN; ... COMMIT;` around the whole section). `None`:
+/// it can run in one.
+pub(super) fn inferred_no_transaction(section: RawSection<'_>) -> Option<String> {
+    let text = section.text;
+    let line_of = |offset: usize| section.line + text[..offset].matches('\n').count() as u32;
+    let list: Vec<_> = statements::split(text)
+        .map(|s| (s, statements::classify(s.text)))
+        .collect();
+    if let Some((statement, StatementKind::RefusedInTransaction(name))) = list
+        .iter()
+        .find(|(_, kind)| matches!(kind, StatementKind::RefusedInTransaction(_)))
+    {
+        return Some(format!(
+            "`{name}` on line {} cannot run inside a transaction block",
+            line_of(statement.start)
+        ));
+    }
+    let one_wrapper = list.len() >= 2
+        && matches!(list[0].1, StatementKind::Begin { plain: true })
+        && matches!(
+            list[list.len() - 1].1,
+            StatementKind::Commit { plain: true }
+        )
+        && list[1..list.len() - 1]
+            .iter()
+            .all(|(_, kind)| !kind.is_transaction_control());
+    if one_wrapper {
+        return None;
+    }
+    list.iter()
+        .find(|(_, kind)| kind.is_transaction_control())
+        .map(|(statement, _)| {
+            format!(
+                "it manages its own transactions (`{}` on line {})",
+                first_words(statement.text),
+                line_of(statement.start)
+            )
+        })
+}
+
 /// The first two words of a statement, for messages.
 fn first_words(statement: &str) -> String {
     let words: Vec<&str> = statement
