@@ -13,10 +13,8 @@ pub(crate) fn validate(args: &Args, loaded: Loaded) -> syn::Result<Loaded> {
     problems.extend(loaded.migrations.iter().flat_map(syntax::check));
     if args.lint {
         problems.extend(
-            loaded
-                .migrations
-                .iter()
-                .flat_map(lint::lint)
+            lint::lint_set(&loaded.migrations)
+                .into_iter()
                 .filter(|finding| !finding.allowed)
                 .map(|finding| finding.to_string()),
         );

@@ -462,3 +462,55 @@ fn a_failure_inside_a_files_own_transaction_is_recorded() {
     assert_eq!(status, "failed");
     assert_eq!(scalar(&mut client, "SELECT count(*) FROM t"), 1);
 }
+
+/// The type changes `lint` stays quiet about keep the table's files (no rewrite), checked by
+/// `relfilenode` against PostgreSQL; the ones it fires on rewrite them.
+#[test]
+fn lint_is_quiet_exactly_about_type_changes_postgres_makes_without_a_rewrite() {
+    use migrate_runtime::source::lint::lint_set;
+    let table =
+        "CREATE TABLE t (id int PRIMARY KEY, a varchar(20), n numeric(8, 2), ts timestamp);\n";
+    let cases = [
+        ("ALTER TABLE t ALTER COLUMN a TYPE varchar(50);", false),
+        ("ALTER TABLE t ALTER COLUMN a TYPE text;", false),
+        ("ALTER TABLE t ALTER COLUMN n TYPE numeric(12, 2);", false),
+        (
+            "SET timezone = 'UTC';\nALTER TABLE t ALTER COLUMN ts TYPE timestamptz;",
+            false,
+        ),
+        ("ALTER TABLE t ALTER COLUMN a TYPE varchar(10);", true),
+        ("ALTER TABLE t ALTER COLUMN n TYPE numeric(12, 4);", true),
+        (
+            "SET timezone = 'Europe/Paris';\nALTER TABLE t ALTER COLUMN ts TYPE timestamptz;",
+            true,
+        ),
+        ("ALTER TABLE t ALTER COLUMN id TYPE bigint;", true),
+    ];
+    for (change, rewrites) in cases {
+        let set = migrations(&[("001_t.sql", table), ("002_change.sql", change)]);
+        let fired = lint_set(&set)
+            .iter()
+            .any(|finding| finding.rule.id == "column-type-rewrite");
+        assert_eq!(fired, rewrites, "lint on {change:?}");
+
+        let database = TestServer::shared().create_database().unwrap();
+        let mut client = database.client().unwrap();
+        Migrator::new(&set[..1]).run(&mut client).unwrap();
+        client
+            .batch_execute("INSERT INTO t VALUES (1, 'x', 1.5, '2020-01-01 10:00')")
+            .unwrap();
+        let file = |client: &mut postgres::Client| {
+            scalar(
+                client,
+                "SELECT relfilenode::bigint FROM pg_class WHERE relname = 't'",
+            )
+        };
+        let before = file(&mut client);
+        Migrator::new(&set).run(&mut client).unwrap();
+        assert_eq!(
+            file(&mut client) != before,
+            rewrites,
+            "PostgreSQL on {change:?}"
+        );
+    }
+}

@@ -466,7 +466,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
 
 /// Every lint finding of every migration, in version order.
 fn lint_all(migrations: &[Migration]) -> Vec<source::lint::Finding> {
-    migrations.iter().flat_map(source::lint::lint).collect()
+    source::lint::lint_set(migrations)
 }
 
 fn up(

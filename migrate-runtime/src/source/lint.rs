@@ -1,6 +1,7 @@
 //! Lint rules for risky DDL in UP sections: each with an id, a one-line why, and a way to
 //! allow it per migration (`-- migrate:allow <rule>`), except `drop-database`.
 
+use super::columns::{self, Columns};
 use super::lexer::{Lexer, Token, TokenKind};
 use super::statements;
 use crate::Migration;
@@ -104,6 +105,32 @@ impl std::fmt::Display for Finding {
 /// }
 /// ```
 pub fn lint(migration: &Migration) -> Vec<Finding> {
+    lint_with(migration, &mut Columns::default())
+}
+
+/// Lints a whole set in version order, as [`lint`] does one migration, and knows more: the
+/// column types earlier migrations gave each table, so a type change PostgreSQL makes without
+/// rewriting the table (`varchar(20)` to `varchar(50)` or `text`, `numeric(8, 2)` to
+/// `numeric(12, 2)`, `timestamp` to `timestamptz` in a migration that sets the time zone to
+/// UTC) does not fire `column-type-rewrite`.
+///
+/// ```no_run
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// let errors = migrate_runtime::source::lint::lint_set(MIGRATIONS)
+///     .into_iter()
+///     .filter(|finding| !finding.allowed)
+///     .count();
+/// ```
+pub fn lint_set(migrations: &[Migration]) -> Vec<Finding> {
+    let mut columns = Columns::default();
+    migrations
+        .iter()
+        .flat_map(|migration| lint_with(migration, &mut columns))
+        .collect()
+}
+
+fn lint_with(migration: &Migration, columns: &mut Columns) -> Vec<Finding> {
     let up = migration.up();
     let sql = up.sql();
     let all: Vec<Vec<Token<'_>>> = statements::split(sql)
@@ -113,17 +140,26 @@ pub fn lint(migration: &Migration) -> Vec<Finding> {
                 .collect()
         })
         .collect();
-    // Tables this migration creates are new: nothing can be locked out of them or lost.
+    // Tables (and materialized views) this migration creates are new: nothing can be locked
+    // out of them or lost.
     let created: Vec<String> = all
         .iter()
         .filter_map(|tokens| created_table(tokens))
         .collect();
     let is_new = |name: Option<String>| name.is_some_and(|name| created.contains(&name));
     let mut findings = Vec::new();
+    let mut utc = false;
     for (statement, tokens) in statements::split(sql).zip(&all) {
         let offset = sql[..statement.start].chars().count() + 1;
         let line = up.file_position(offset).0;
-        for id in fired(tokens, &is_new) {
+        utc |= columns::sets_utc(tokens);
+        let known = Known {
+            columns: &*columns,
+            utc,
+        };
+        let ids = fired(tokens, &is_new, &known);
+        columns.learn(tokens);
+        for id in ids {
             let rule = rule(id).expect("every rule fired is in RULES");
             findings.push(Finding {
                 rule,
@@ -137,8 +173,19 @@ pub fn lint(migration: &Migration) -> Vec<Finding> {
     findings
 }
 
+/// What the migrations before a statement say: column types, and whether this migration set
+/// the time zone to UTC.
+struct Known<'c> {
+    columns: &'c Columns,
+    utc: bool,
+}
+
 /// The ids of the rules a statement breaks.
-fn fired(tokens: &[Token<'_>], is_new: &dyn Fn(Option<String>) -> bool) -> Vec<&'static str> {
+fn fired(
+    tokens: &[Token<'_>],
+    is_new: &dyn Fn(Option<String>) -> bool,
+    known: &Known<'_>,
+) -> Vec<&'static str> {
     let word = |i: usize, keyword: &str| tokens.get(i).is_some_and(|t| t.is_keyword(keyword));
     let mut fired = Vec::new();
     if word(0, "DROP") && word(1, "DATABASE") {
@@ -183,18 +230,18 @@ fn fired(tokens: &[Token<'_>], is_new: &dyn Fn(Option<String>) -> bool) -> Vec<&
         let Some((table, after_name)) = name_at(tokens, i) else {
             return fired;
         };
-        if is_new(Some(table)) {
+        if is_new(Some(table.clone())) {
             return fired;
         }
         for action in actions(&tokens[after_name..]) {
-            fired.extend(action_rule(action));
+            fired.extend(action_rule(&table, action, known));
         }
     }
     fired
 }
 
-/// The rule one `ALTER TABLE` action breaks, if any.
-fn action_rule(action: &[Token<'_>]) -> Option<&'static str> {
+/// The rule one `ALTER TABLE` action on `table` breaks, if any.
+fn action_rule(table: &str, action: &[Token<'_>], known: &Known<'_>) -> Option<&'static str> {
     let word = |i: usize, keyword: &str| action.get(i).is_some_and(|t| t.is_keyword(keyword));
     let has = |keyword: &str| action.iter().any(|t| t.is_keyword(keyword));
     let has_pair = |first: &str, second: &str| {
@@ -223,6 +270,18 @@ fn action_rule(action: &[Token<'_>]) -> Option<&'static str> {
         let column_at = if word(1, "COLUMN") { 2 } else { 1 };
         let type_at = column_at + 1;
         if word(type_at, "TYPE") || (word(type_at, "SET") && word(type_at + 1, "DATA")) {
+            // A change PostgreSQL makes without a rewrite, from the type earlier DDL gave the
+            // column, does not fire; an unknown one does.
+            let old = action
+                .get(column_at)
+                .and_then(identifier)
+                .and_then(|column| known.columns.get(table, &column));
+            let new = columns::new_type(action, column_at);
+            if let (Some(old), Some(new)) = (old, new) {
+                if !old.change_rewrites(&new, known.utc) {
+                    return None;
+                }
+            }
             return Some("column-type-rewrite");
         }
     }
@@ -258,12 +317,19 @@ fn actions<'t, 'a>(tokens: &'t [Token<'a>]) -> Vec<&'t [Token<'a>]> {
     actions
 }
 
-/// The table a `CREATE [UNLOGGED|TEMP] TABLE [IF NOT EXISTS] name` statement creates.
+/// The table a `CREATE [UNLOGGED|TEMP] TABLE [IF NOT EXISTS] name` statement creates, or the
+/// materialized view of `CREATE MATERIALIZED VIEW [IF NOT EXISTS] name`.
 fn created_table(tokens: &[Token<'_>]) -> Option<String> {
     if !tokens.first()?.is_keyword("CREATE") {
         return None;
     }
-    let table = tokens.iter().position(|t| t.is_keyword("TABLE"))?;
+    let table = tokens
+        .iter()
+        .position(|t| t.is_keyword("TABLE"))
+        .or_else(|| {
+            (tokens.get(1)?.is_keyword("MATERIALIZED") && tokens.get(2)?.is_keyword("VIEW"))
+                .then_some(2)
+        })?;
     if table > 3 {
         return None;
     }
@@ -276,7 +342,7 @@ fn created_table(tokens: &[Token<'_>]) -> Option<String> {
 
 /// The (possibly schema-qualified) name starting at `i`, normalised the way PostgreSQL
 /// folds it (unquoted names lowercased) and without its schema, and the index just past it.
-fn name_at(tokens: &[Token<'_>], mut i: usize) -> Option<(String, usize)> {
+pub(super) fn name_at(tokens: &[Token<'_>], mut i: usize) -> Option<(String, usize)> {
     let mut name = identifier(tokens.get(i)?)?;
     while tokens.get(i + 1).is_some_and(|t| t.text == ".") {
         name = identifier(tokens.get(i + 2)?)?;
@@ -285,7 +351,7 @@ fn name_at(tokens: &[Token<'_>], mut i: usize) -> Option<(String, usize)> {
     Some((name, i + 1))
 }
 
-fn identifier(token: &Token<'_>) -> Option<String> {
+pub(super) fn identifier(token: &Token<'_>) -> Option<String> {
     match token.kind {
         TokenKind::Word => Some(token.text.to_ascii_lowercase()),
         TokenKind::QuotedIdentifier => {
@@ -401,6 +467,67 @@ mod tests {
             ["column-type-rewrite"]
         );
         assert!(fires("ALTER TABLE accounts ALTER COLUMN email SET DEFAULT '';\n").is_empty());
+    }
+
+    /// The rules `second` fires after `first`, linted as a set.
+    fn fires_after(first: &str, second: &str) -> Vec<&'static str> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("001_first.sql"), first).unwrap();
+        std::fs::write(dir.path().join("002_second.sql"), second).unwrap();
+        let loaded = crate::source::read_dir(dir.path(), "").unwrap();
+        lint_set(&loaded.migrations)
+            .into_iter()
+            .filter(|f| f.path.ends_with("002_second.sql"))
+            .map(|f| f.rule.id)
+            .collect()
+    }
+
+    #[test]
+    fn type_changes_without_a_rewrite_do_not_fire_when_the_old_type_is_known() {
+        let table =
+            "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL, b character varying, \
+                     n numeric(8, 2), ts timestamp without time zone DEFAULT now());\n";
+        for quiet in [
+            "ALTER TABLE t ALTER COLUMN a TYPE varchar(50);",
+            "ALTER TABLE t ALTER COLUMN a TYPE text;",
+            "ALTER TABLE t ALTER COLUMN a TYPE character varying;",
+            "ALTER TABLE t ALTER COLUMN b TYPE text;",
+            "ALTER TABLE t ALTER COLUMN n TYPE numeric(12, 2);",
+            "ALTER TABLE t ALTER n SET DATA TYPE numeric;",
+            "SET timezone = 'UTC';\nALTER TABLE t ALTER COLUMN ts TYPE timestamptz;",
+            "SET TIME ZONE 'UTC';\nALTER TABLE t ALTER COLUMN ts TYPE timestamp with time zone;",
+        ] {
+            assert!(fires_after(table, quiet).is_empty(), "{quiet}");
+        }
+        for loud in [
+            "ALTER TABLE t ALTER COLUMN a TYPE varchar(10);",
+            "ALTER TABLE t ALTER COLUMN a TYPE integer USING length(a);",
+            "ALTER TABLE t ALTER COLUMN n TYPE numeric(12, 4);",
+            "ALTER TABLE t ALTER COLUMN ts TYPE timestamptz;",
+            "ALTER TABLE t ALTER COLUMN id TYPE bigint;",
+            "ALTER TABLE t ALTER COLUMN unknown TYPE text;",
+        ] {
+            assert_eq!(fires_after(table, loud), ["column-type-rewrite"], "{loud}");
+        }
+        // A type learned from an earlier change counts too.
+        assert!(fires_after(
+            &format!("{table}ALTER TABLE t ALTER COLUMN a TYPE varchar(30);\n"),
+            "ALTER TABLE t ALTER COLUMN a TYPE varchar(40);"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn an_index_on_a_materialized_view_made_in_the_same_migration_does_not_fire() {
+        assert!(fires(
+            "CREATE MATERIALIZED VIEW totals AS SELECT owner, count(*) FROM accounts GROUP BY owner;\n\
+             CREATE UNIQUE INDEX totals_owner ON totals (owner);\n"
+        )
+        .is_empty());
+        assert_eq!(
+            fires("CREATE INDEX accounts_owner ON accounts (owner);\n"),
+            ["index-without-concurrently"]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! needs a database, so `migrate-macros` uses this module without the `runtime` feature.
 
 pub(crate) mod checksum;
+mod columns;
 mod directory;
 mod file_name;
 #[doc(hidden)]
