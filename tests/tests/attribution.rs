@@ -3,7 +3,7 @@
 //! UP and DOWN sections, per-migration and grouped runs. Against a real PostgreSQL 15.
 
 use migrate_runtime::testing::{TestDatabase, TestServer};
-use migrate_runtime::{Error, Located, MigrationFailure, Migrator};
+use migrate_runtime::{Error, Located, Migration, MigrationFailure, Migrator};
 use migrate_tests::{migrations, numbered, numbered_tables, scalar};
 use postgres::error::SqlState;
 use postgres::Client;
@@ -23,6 +23,16 @@ fn fresh() -> (TestDatabase<'static>, Client) {
     let database = TestServer::shared().create_database().unwrap();
     let client = database.client().unwrap();
     (database, client)
+}
+
+/// Runs `set` grouped on a fresh database, expecting it to fail.
+fn fail_grouped(set: &[Migration]) -> (TestDatabase<'static>, Client, Error) {
+    let (database, mut client) = fresh();
+    let error = Migrator::new(set)
+        .grouped(true)
+        .run(&mut client)
+        .unwrap_err();
+    (database, client, error)
 }
 
 fn failure(error: &Error) -> &MigrationFailure {
@@ -168,11 +178,7 @@ fn a_runtime_error_before_a_parse_error_is_the_one_reported() {
 #[test]
 fn grouped_a_parse_error_in_the_fiftieth_of_sixty_blames_only_it() {
     let broken = numbered(60, parse_error_at(50));
-    let (_database, mut client) = fresh();
-    let error = Migrator::new(&broken)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
+    let (_database, mut client, error) = fail_grouped(&broken);
     assert_eq!(failure_of(&error), (50, 3, Some(15)));
     assert_eq!(
         numbered_tables(&mut client),
@@ -195,11 +201,7 @@ fn grouped_a_parse_error_in_the_fiftieth_of_sixty_blames_only_it() {
 #[test]
 fn grouped_a_parse_error_in_a_later_message_blames_only_it() {
     let broken = numbered(250, parse_error_at(170));
-    let (_database, mut client) = fresh();
-    let error = Migrator::new(&broken)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
+    let (_database, mut client, error) = fail_grouped(&broken);
     assert_eq!(failure_of(&error), (170, 3, Some(15)));
     assert!(
         error
@@ -221,11 +223,7 @@ fn grouped_a_runtime_error_before_a_parse_error_in_the_same_message_is_the_one_r
         50 => Some(format!("{PARSE_ERROR}\n")),
         _ => None,
     });
-    let (_database, mut client) = fresh();
-    let error = Migrator::new(&broken)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
+    let (_database, mut client, error) = fail_grouped(&broken);
     assert_eq!(failure_of(&error), (10, 1, Some(13)));
     let (applied, actions) = history(&mut client);
     assert!(applied.is_empty());
@@ -365,11 +363,7 @@ fn a_deferred_constraint_failing_at_commit_in_a_group_blames_no_migration() {
         ),
         ("002_b.sql", "INSERT INTO c VALUES (7);\n"),
     ]);
-    let (_database, mut client) = fresh();
-    let error = Migrator::new(&set)
-        .grouped(true)
-        .run(&mut client)
-        .unwrap_err();
+    let (_database, mut client, error) = fail_grouped(&set);
     // No statement fails on its own: the group's COMMIT does. Nothing is recorded as failed.
     assert!(matches!(error, Error::Database { .. }), "{error}");
     assert_eq!(error.sqlstate().as_ref().map(SqlState::code), Some("23503"));
