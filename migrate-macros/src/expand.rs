@@ -48,6 +48,20 @@ fn migration(migration: &Migration) -> TokenStream {
     let requires = migration.requires();
     let environments = migration.environments().collect::<Vec<_>>().join(",");
     let allowed_lints = migration.allowed_lints().collect::<Vec<_>>().join(",");
+    let lock_timeout = match migration.lock_timeout() {
+        None => quote!(::core::option::Option::None),
+        Some(::migrate_runtime::LockTimeout::Off) => {
+            quote!(::core::option::Option::Some(
+                ::migrate_runtime::LockTimeout::Off
+            ))
+        }
+        Some(::migrate_runtime::LockTimeout::After(limit)) => {
+            let ms = limit.as_millis() as u64;
+            quote!(::core::option::Option::Some(::migrate_runtime::LockTimeout::After(
+                ::core::time::Duration::from_millis(#ms)
+            )))
+        }
+    };
     quote! {
         ::migrate_runtime::Migration::__embedded(::migrate_runtime::EmbeddedMigration {
             version: #version,
@@ -58,6 +72,7 @@ fn migration(migration: &Migration) -> TokenStream {
             requires: &[#(#requires),*],
             environments: #environments,
             allowed_lints: #allowed_lints,
+            lock_timeout: #lock_timeout,
         })
     }
 }

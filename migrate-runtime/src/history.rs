@@ -373,10 +373,12 @@ impl<'a> Recorder<'a> {
     /// The rows of a transactional migration that just ran, inside its transaction: its
     /// `schema_migrations` row (inserted, or deleted going down) and its action-log row.
     /// Returns `version, milliseconds` as a row.
+    /// `note` says how it went (a retried attempt's).
     pub(crate) fn done_in_transaction(
         &self,
         migration: &Migration,
         direction: Direction,
+        note: Option<&str>,
     ) -> String {
         let table = self.tables.migrations();
         let version = migration.version();
@@ -399,6 +401,7 @@ impl<'a> Recorder<'a> {
                 ActionStatus::Success,
                 None,
                 Took::SinceMarked,
+                note,
             )
     }
 
@@ -427,6 +430,7 @@ impl<'a> Recorder<'a> {
         migration: &Migration,
         direction: Direction,
         took: Duration,
+        note: Option<&str>,
     ) -> String {
         let table = self.tables.migrations();
         let version = migration.version();
@@ -444,6 +448,7 @@ impl<'a> Recorder<'a> {
                 ActionStatus::Success,
                 None,
                 Took::Measured(took),
+                note,
             )
     }
 
@@ -462,6 +467,7 @@ impl<'a> Recorder<'a> {
             ActionStatus::Failed,
             Some(summary),
             Took::Measured(Duration::ZERO),
+            None,
         );
         match statements_took {
             Some(took) => format!(
@@ -550,6 +556,7 @@ impl<'a> Recorder<'a> {
         status: ActionStatus,
         error: Option<&str>,
         took: Took,
+        note: Option<&str>,
     ) -> String {
         let (started, duration_ms) = match took {
             Took::SinceMarked => (
@@ -565,8 +572,8 @@ impl<'a> Recorder<'a> {
             }
         };
         format!(
-            "INSERT INTO {} (version, name, action, checksum, started_at, duration_ms, status, error_message, executed_by, environment) \
-             VALUES ({}, {}, '{kind}', {}, {started}, {duration_ms}, '{status}', {}, {}, {});\n",
+            "INSERT INTO {} (version, name, action, checksum, started_at, duration_ms, status, error_message, executed_by, environment, note) \
+             VALUES ({}, {}, '{kind}', {}, {started}, {duration_ms}, '{status}', {}, {}, {}, {});\n",
             self.tables.actions(),
             migration.version(),
             literal(migration.name()),
@@ -574,6 +581,7 @@ impl<'a> Recorder<'a> {
             optional_literal(error),
             self.applied_by(),
             optional_literal(self.environment),
+            optional_literal(note),
         )
     }
 

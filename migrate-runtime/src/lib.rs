@@ -26,6 +26,8 @@ pub mod cli;
 #[cfg(feature = "runtime")]
 pub mod config;
 #[cfg(feature = "runtime")]
+mod contention;
+#[cfg(feature = "runtime")]
 mod error;
 #[cfg(feature = "runtime")]
 mod execute;
@@ -66,13 +68,15 @@ pub mod verify;
 
 #[doc(hidden)]
 pub use migration::{EmbeddedMigration, EmbeddedSection};
-pub use migration::{Migration, Section};
+pub use migration::{LockTimeout, Migration, Section};
 pub use source::checksum::Checksum;
 
 #[cfg(feature = "runtime")]
+pub use contention::{Blocker, DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRY_BUDGET};
+#[cfg(feature = "runtime")]
 pub use error::{
-    Error, HistoryNameProblem, Located, MigrationFailure, PolicyViolation, Rendered,
-    StatementProgress, Unfinished,
+    Error, HistoryNameProblem, Located, LockContention, MigrationFailure, PolicyViolation,
+    Rendered, StatementProgress, Unfinished,
 };
 #[cfg(feature = "runtime")]
 pub use history::{Action, AppliedMigration};

@@ -2,6 +2,7 @@
 //! read from a directory at run time.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use crate::Checksum;
 
@@ -30,6 +31,40 @@ pub struct Migration {
     environments: Cow<'static, str>,
     /// Lint rule ids joined with `,` (`-- migrate:allow`); empty when none.
     allowed_lints: Cow<'static, str>,
+    /// `-- migrate:lock-timeout`: this migration's own lock wait, instead of the run's.
+    lock_timeout: Option<LockTimeout>,
+}
+
+/// A migration's own lock wait, from its `-- migrate:lock-timeout` directive; it replaces the
+/// run's lock timeout (see [`crate::Migrator::lock_timeout`]) for that migration.
+///
+/// ```
+/// use std::time::Duration;
+/// use migrate_runtime::LockTimeout;
+///
+/// // `-- migrate:lock-timeout 30s` on a migration that may wait longer for its table:
+/// let wait = LockTimeout::After(Duration::from_secs(30));
+/// assert_ne!(wait, LockTimeout::Off);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockTimeout {
+    /// `-- migrate:lock-timeout off`: wait for locks as long as it takes (a backfill that must
+    /// not give up, on a table the application can do without for a while).
+    Off,
+    /// `-- migrate:lock-timeout 30s`: give up waiting for a lock after this long (then the
+    /// run retries the migration's transaction, as with the run's own timeout).
+    After(Duration),
+}
+
+#[cfg(feature = "runtime")]
+impl LockTimeout {
+    /// The value for PostgreSQL's `lock_timeout` setting.
+    pub(crate) fn as_setting(self) -> String {
+        match self {
+            LockTimeout::Off => "0".to_owned(),
+            LockTimeout::After(limit) => format!("{}ms", limit.as_millis().max(1)),
+        }
+    }
 }
 
 impl Migration {
@@ -48,6 +83,7 @@ impl Migration {
             requires: Cow::Borrowed(parts.requires),
             environments: Cow::Borrowed(parts.environments),
             allowed_lints: Cow::Borrowed(parts.allowed_lints),
+            lock_timeout: parts.lock_timeout,
         }
     }
 
@@ -62,6 +98,7 @@ impl Migration {
         requires: Vec<i64>,
         environments: Vec<String>,
         allowed_lints: Vec<String>,
+        lock_timeout: Option<LockTimeout>,
     ) -> Migration {
         Migration {
             version,
@@ -72,6 +109,7 @@ impl Migration {
             requires: Cow::Owned(requires),
             environments: Cow::Owned(environments.join(",")),
             allowed_lints: Cow::Owned(allowed_lints.join(",")),
+            lock_timeout,
         }
     }
 
@@ -175,6 +213,18 @@ impl Migration {
             .filter(|name| !name.is_empty())
     }
 
+    /// Its own lock wait (`-- migrate:lock-timeout`), when it has one.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// if migration.lock_timeout() == Some(migrate_runtime::LockTimeout::Off) {
+    ///     println!("{} waits for its locks as long as it takes", migration.path());
+    /// }
+    /// ```
+    pub fn lock_timeout(&self) -> Option<LockTimeout> {
+        self.lock_timeout
+    }
+
     /// Whether the migration applies in `environment` (compared case-insensitively).
     ///
     /// ```no_run
@@ -227,6 +277,8 @@ pub struct EmbeddedMigration {
     pub environments: &'static str,
     /// Lint rule ids joined with `,`.
     pub allowed_lints: &'static str,
+    /// `-- migrate:lock-timeout`.
+    pub lock_timeout: Option<LockTimeout>,
 }
 
 /// The parts of an embedded section (see [`EmbeddedMigration`]). Not a stable API.

@@ -138,6 +138,72 @@ impl<'m> Migrator<'m> {
         self
     }
 
+    /// How long each migration's transaction waits for a lock on a table before it gives up
+    /// and is retried (default [`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT), 500 ms;
+    /// `None` leaves the session's own `lock_timeout`, e.g. from `PGOPTIONS`).
+    ///
+    /// A schema change waiting for its lock queues every later query on that table behind
+    /// it, so the wait is kept short: when it runs out the transaction is rolled back,
+    /// nothing of it is recorded as failed, and it is tried again after a pause with jitter
+    /// (see [`lock_retry_budget`](Self::lock_retry_budget)). A migration's own
+    /// `-- migrate:lock-timeout 30s` (or `off`) replaces this value for that migration. The
+    /// setting is `SET LOCAL` inside each transaction the run opens, after the migration lock
+    /// is taken, so the session keeps its own value.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// use std::time::Duration;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+    ///     .lock_timeout(Some(Duration::from_millis(200)));
+    /// ```
+    pub fn lock_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.settings.lock_timeout = limit.filter(|limit| !limit.is_zero());
+        self
+    }
+
+    /// The `statement_timeout` of each migration's transaction (default `None`: the
+    /// session's own). A statement that runs longer is cancelled and its migration fails.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// use std::time::Duration;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+    ///     .statement_timeout(Some(Duration::from_secs(300)));
+    /// ```
+    pub fn statement_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.settings.statement_timeout = limit.filter(|limit| !limit.is_zero());
+        self
+    }
+
+    /// How long one migration (or one grouped transaction) may keep being retried after it
+    /// could not get its locks in time, a deadlock or a serialization failure, pauses
+    /// included (default [`DEFAULT_RETRY_BUDGET`](crate::DEFAULT_RETRY_BUDGET), 60 s). When
+    /// it runs out the run stops with [`Error::LockNotAvailable`], which names the sessions
+    /// holding locks on the tables the migration names; the migration stays pending.
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// use std::time::Duration;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+    ///     .lock_retry_budget(Duration::from_secs(300));
+    /// ```
+    pub fn lock_retry_budget(mut self, budget: Duration) -> Self {
+        self.settings.retry.budget = budget;
+        self
+    }
+
+    /// At most this many attempts per migration (or grouped transaction), within the retry
+    /// budget (default: as many as the budget allows; `1` never retries).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).lock_attempts(5);
+    /// ```
+    pub fn lock_attempts(mut self, attempts: u32) -> Self {
+        self.settings.retry.max_attempts = Some(attempts.max(1));
+        self
+    }
+
     /// Runs each transactional migration under a data-safety policy: inside its transaction,
     /// before `COMMIT`, the row counts of the existing tables it names or touches, their
     /// columns and constraints, constraint validity and index validity are compared with the

@@ -43,6 +43,7 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::Unfinished(_) => ("unfinished", FAILED, 409),
         Error::Irreversible { .. } => ("irreversible", FAILED, 409),
         Error::LockTimeout { .. } => ("lock_timeout", FAILED, 409),
+        Error::LockNotAvailable(_) => ("lock_not_available", FAILED, 409),
         Error::ConnectionLost { .. } => ("connection_lost", FAILED, 503),
         Error::Database { .. } => ("database", USAGE, 503),
         Error::HistoryTableName { .. }

@@ -475,6 +475,7 @@ mod tests {
             Vec::new(),
             Vec::new(),
             Vec::new(),
+            None,
         )
     }
 
@@ -635,6 +636,7 @@ mod tests {
             Vec::new(),
             vec!["production".to_owned()],
             Vec::new(),
+            None,
         );
         let versions_of = |settings: &Settings| -> Vec<i64> {
             pending(&all, settings, &[])
@@ -742,6 +744,7 @@ mod tests {
             Vec::new(),
             Vec::new(),
             Vec::new(),
+            None,
         );
         assert!(matches!(
             revertible(&all, &Settings::default(), 2),

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use crate::contention::{self, RetryPolicy};
 use crate::history::{HistoryTables, Recorder};
 use crate::lock::LockScope;
 use crate::safety::SafetyPolicy;
-use crate::Migration;
+use crate::{LockTimeout, Migration};
 
 /// Everything a run is told besides the migrations themselves.
 #[derive(Clone, Debug)]
@@ -22,6 +23,12 @@ pub(crate) struct Settings {
     /// Going down, a migration without a DOWN section is recorded as rolled back without
     /// running any SQL, instead of refusing.
     pub(crate) through_irreversible: bool,
+    /// `lock_timeout` of every migration transaction (`None`: the session's own).
+    pub(crate) lock_timeout: Option<Duration>,
+    /// `statement_timeout` of every migration transaction (`None`: the session's own).
+    pub(crate) statement_timeout: Option<Duration>,
+    /// How a unit that could not get its locks in time is tried again.
+    pub(crate) retry: RetryPolicy,
 }
 
 impl Default for Settings {
@@ -37,6 +44,9 @@ impl Default for Settings {
             lock_scope: LockScope::Session,
             safety: None,
             through_irreversible: false,
+            lock_timeout: Some(contention::DEFAULT_LOCK_TIMEOUT),
+            statement_timeout: None,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -54,6 +64,18 @@ impl Settings {
     pub(crate) fn within_target(&self, migration: &Migration) -> bool {
         self.target
             .is_none_or(|target| migration.version() <= target)
+    }
+
+    /// The lock wait `migration` runs with: its own directive's, else the run's.
+    pub(crate) fn lock_timeout_of(&self, migration: &Migration) -> Option<LockTimeout> {
+        migration
+            .lock_timeout()
+            .or(self.lock_timeout.map(LockTimeout::After))
+    }
+
+    /// The statements that give `migration`'s transaction its timeouts.
+    pub(crate) fn timeouts_sql(&self, migration: &Migration) -> String {
+        contention::set_local_sql(self.lock_timeout_of(migration), self.statement_timeout)
     }
 
     /// The writer of this run's history rows.

@@ -86,9 +86,36 @@ pub(crate) struct Cli {
     /// `session` (default): one advisory lock for the whole run; `transaction`: behind a pooler in transaction mode (PgBouncer), every transaction locks and re-checks the history.
     #[arg(long, global = true, env = "MIGRATE_LOCK_SCOPE", value_enum, default_value_t = LockScope::Session, value_name = "SCOPE")]
     pub(crate) lock_scope: LockScope,
+    /// How long each migration's transaction waits for a table lock before it is rolled back and tried again (e.g. `500ms`, `2s`; `off`: the session's own lock_timeout).
+    #[arg(long, global = true, env = "MIGRATE_LOCK_TIMEOUT", value_name = "DURATION", default_value = "500ms", value_parser = limit)]
+    pub(crate) lock_timeout: Limit,
+    /// The statement_timeout of each migration's transaction (`off`: the session's own).
+    #[arg(long, global = true, env = "MIGRATE_STATEMENT_TIMEOUT", value_name = "DURATION", default_value = "off", value_parser = limit)]
+    pub(crate) statement_timeout: Limit,
+    /// How long one migration may keep being retried after lock timeouts and deadlocks, pauses included.
+    #[arg(long, global = true, env = "MIGRATE_LOCK_RETRY_BUDGET", value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub(crate) lock_retry_budget: Duration,
+    /// At most this many attempts per migration (default: as many as the budget allows).
+    #[arg(long, global = true, env = "MIGRATE_LOCK_ATTEMPTS", value_name = "N")]
+    pub(crate) lock_attempts: Option<u32>,
     /// Migrations directory, for the standalone binary (default ./migrations).
     #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+}
+
+/// A time limit, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limit(Option<Duration>);
+
+fn limit(text: &str) -> Result<Limit, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Limit(None));
+    }
+    source::parse_duration(text).map(|limit| Limit((!limit.is_zero()).then_some(limit)))
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    source::parse_duration(text)
 }
 
 /// The subcommands.
@@ -574,7 +601,13 @@ fn migrator<'m>(cli: &Cli, migrations: &'m [Migration]) -> Migrator<'m> {
     let mut migrator = Migrator::new(migrations)
         .history_table(&cli.history_schema, &cli.history_table)
         .lock_wait(Duration::from_secs(cli.lock_wait))
-        .lock_scope(cli.lock_scope);
+        .lock_scope(cli.lock_scope)
+        .lock_timeout(cli.lock_timeout.0)
+        .statement_timeout(cli.statement_timeout.0)
+        .lock_retry_budget(cli.lock_retry_budget);
+    if let Some(attempts) = cli.lock_attempts {
+        migrator = migrator.lock_attempts(attempts);
+    }
     if let Some(environment) = &cli.environment {
         migrator = migrator.environment(environment);
     }

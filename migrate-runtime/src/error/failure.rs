@@ -159,3 +159,57 @@ impl fmt::Display for Unfinished {
         )
     }
 }
+
+/// What stood in a migration's way when its retries ran out ([`crate::Error::LockNotAvailable`]).
+///
+/// ```no_run
+/// # fn demo(error: migrate_runtime::Error) {
+/// if let migrate_runtime::Error::LockNotAvailable(contention) = &error {
+///     for blocker in &contention.blockers {
+///         eprintln!("blocked by pid {} ({})", blocker.pid, blocker.application_name);
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LockContention {
+    /// What the runner was doing, naming the migrations ("applying migration 3 (add_note)").
+    pub during: String,
+    /// The file of the migration that waited, when one migration did.
+    pub path: Option<String>,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// From the first attempt to giving up, pauses included.
+    pub waited: std::time::Duration,
+    /// The lock wait each attempt had (`None`: the session's own `lock_timeout`).
+    pub lock_timeout: Option<crate::LockTimeout>,
+    /// The server's message for the last attempt ("canceling statement due to lock timeout").
+    pub message: String,
+    /// Its SQLSTATE (55P03 lock_not_available, 40P01 deadlock, 40001 serialization failure).
+    pub sqlstate: postgres::error::SqlState,
+    /// Sessions that held locks on the tables the migration names when it gave up, the
+    /// longest-running first (empty when none was found: the blocker may have just ended).
+    pub blockers: Vec<crate::Blocker>,
+}
+
+impl fmt::Display for LockContention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave up {} after {} attempt(s) in {} ms: {}",
+            self.during,
+            self.attempts,
+            self.waited.as_millis(),
+            self.message
+        )?;
+        if let Some(blocker) = self.blockers.first() {
+            write!(
+                f,
+                " (blocked by pid {}, `{}`)",
+                blocker.pid, blocker.application_name
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 
-pub use failure::{Located, MigrationFailure, PolicyViolation, StatementProgress, Unfinished};
+pub use failure::{
+    Located, LockContention, MigrationFailure, PolicyViolation, StatementProgress, Unfinished,
+};
 pub use render::Rendered;
 
 use crate::terms::{MigrationStatus, OtherTool, Repair};
@@ -126,6 +128,12 @@ pub enum Error {
         /// That session's `application_name`.
         holder_application: Option<String>,
     },
+
+    /// A migration's transaction could not get the locks it needs (or lost a deadlock) on
+    /// every attempt within the retry budget ([`crate::Migrator::lock_retry_budget`]). Each
+    /// attempt was rolled back: nothing of it is applied, and it stays pending.
+    #[error("{0}")]
+    LockNotAvailable(Box<LockContention>),
 
     /// A migration to revert has no DOWN section; nothing was reverted.
     #[error("migration {version} ({name}) cannot be reverted: it has no DOWN section")]
@@ -294,6 +302,7 @@ impl Error {
     pub fn sqlstate(&self) -> Option<SqlState> {
         match self {
             Error::MigrationFailed(failure) => Some(SqlState::from_code(&failure.sqlstate)),
+            Error::LockNotAvailable(contention) => Some(contention.sqlstate.clone()),
             Error::Database { source, .. } | Error::ConnectionLost { source, .. } => {
                 source.code().cloned()
             }

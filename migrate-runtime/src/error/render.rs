@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::failure::{Located, MigrationFailure, PolicyViolation, Unfinished};
+use super::failure::{Located, LockContention, MigrationFailure, PolicyViolation, Unfinished};
 use super::{Error, HistoryNameProblem};
 use crate::terms::{MigrationStatus, Repair};
 
@@ -103,6 +103,7 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: {error}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck"
             ),
+            Error::LockNotAvailable(contention) => lock_contention(f, contention),
             Error::Irreversible { version, name, path } => write!(
                 f,
                 "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or, to go on past it without running any SQL (what its UP did stays), `migrate down --through-irreversible`"
@@ -354,4 +355,50 @@ pub(super) fn describe_holder(pid: Option<i32>, application: Option<&str>) -> St
         (Some(pid), _) => format!("pid {pid}"),
         (None, _) => "a session that has since released it".to_owned(),
     }
+}
+
+fn lock_contention(f: &mut fmt::Formatter<'_>, contention: &LockContention) -> fmt::Result {
+    let limit = match contention.lock_timeout {
+        Some(crate::LockTimeout::After(limit)) => {
+            format!(
+                "a lock_timeout of {}",
+                crate::source::format_duration(limit)
+            )
+        }
+        Some(crate::LockTimeout::Off) => "no lock_timeout".to_owned(),
+        None => "the session's lock_timeout".to_owned(),
+    };
+    write!(
+        f,
+        "error: gave up {} after {} attempt(s) in {}: {} (SQLSTATE {})",
+        contention.during,
+        contention.attempts,
+        describe_wait(contention.waited),
+        contention.message,
+        contention.sqlstate.code()
+    )?;
+    if let Some(path) = &contention.path {
+        write!(f, "\n  --> {path}")?;
+    }
+    write!(
+        f,
+        "\n   = note: each attempt ran with {limit} and was rolled back; nothing of it is applied and it stays pending"
+    )?;
+    for blocker in &contention.blockers {
+        write!(f, "\n   = blocked by: {blocker}")?;
+    }
+    if contention.blockers.is_empty() {
+        write!(f, "\n   = note: no other session holds a lock on the tables it names now; the blocker may have just finished")?;
+    }
+    let end = contention.blockers.first().map_or_else(String::new, |b| {
+        format!(" (or end it: `SELECT pg_terminate_backend({})`)", b.pid)
+    });
+    write!(
+        f,
+        "\n   = help: run again once the blocking session has finished{end}"
+    )?;
+    write!(
+        f,
+        "\n   = help: or keep retrying for longer: `--lock-retry-budget 10min` (from Rust: `.lock_retry_budget(...)`); a migration that must wait whatever it blocks meanwhile takes `-- migrate:lock-timeout off` in its header"
+    )
 }

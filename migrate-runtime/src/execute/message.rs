@@ -47,6 +47,7 @@ impl<'m> Message<'m> {
         steps: &[Step<'m>],
         first: usize,
         transactions: Transactions,
+        note: Option<&str>,
     ) -> Self {
         let mut message = Message {
             text: String::new(),
@@ -64,6 +65,9 @@ impl<'m> Message<'m> {
             if opens {
                 message.push(&run.begin_sql());
             }
+            // Each step's own lock wait (and the run's statement timeout), for this
+            // transaction only.
+            message.push(&run.settings.timeouts_sql(step.migration));
             if transactions == Transactions::Each && offset < last {
                 // Group commit: the last transaction of the message commits with the session's
                 // own setting, and its WAL flush covers every commit before it. Nothing is
@@ -77,7 +81,10 @@ impl<'m> Message<'m> {
             // An error there (an unfinished last statement) is the step's own.
             message.push("\n;\n");
             let sql = sql_start..message.chars;
-            message.push(&recorder.done_in_transaction(step.migration, step.direction));
+            // A retried attempt's note goes to the step that waited: the first of a message of
+            // separate transactions, every step of a group.
+            let note = note.filter(|_| offset == 0 || transactions != Transactions::Each);
+            message.push(&recorder.done_in_transaction(step.migration, step.direction, note));
             let closes = match transactions {
                 Transactions::Each => true,
                 Transactions::Part { closes, .. } => closes && offset == last,

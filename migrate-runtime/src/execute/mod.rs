@@ -12,6 +12,10 @@
 //!   statement in a transaction that is rolled back (only on this path: the happy path keeps
 //!   its round trips);
 //! - a failure is recorded against the migration that failed and no other.
+//!
+//! A unit whose transaction could not get its locks in time (or lost a deadlock) is not a
+//! failure: it was rolled back, nothing of it is recorded as failed, and it runs again after a
+//! pause, within the retry budget (see [`crate::contention`]).
 
 mod locate;
 mod message;
@@ -21,7 +25,8 @@ mod statements;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::error::MigrationFailure;
+use crate::contention::{self, Attempts};
+use crate::error::{LockContention, MigrationFailure};
 use crate::migration::{Direction, Migration};
 use crate::plan::{self, Step, Unit};
 use crate::run::{AppliedReport, Run};
@@ -32,25 +37,146 @@ use session::{connection_gone, done_elsewhere, record};
 
 pub(crate) use session::rollback;
 
-/// Runs `unit`: every step done is reported to the run as it is known to have committed.
-pub(crate) fn unit(run: &mut Run<'_, '_>, unit: &Unit<'_>) -> Result<(), Error> {
-    match unit {
-        Unit::Transactions(steps) => transactions(run, steps),
-        Unit::Group { steps, messages } => group(run, steps, messages),
-        Unit::Statements(step) => statements::run_statements(run, *step),
-        Unit::Guarded(step, policy) => guarded(run, *step, *policy),
-        Unit::Forget(migration) => forget(run, migration),
+/// How an attempt at a unit ended, when it did not succeed.
+enum Stop {
+    /// A transaction could not get a lock in time (or lost a deadlock) and was rolled back;
+    /// the first `done` steps of the attempt had committed before it.
+    Contention { error: postgres::Error, done: usize },
+    /// Anything else: the run stops with this error.
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Stop {
+        Stop::Failed(error)
     }
+}
+
+impl Stop {
+    /// The same stop, for an attempt whose steps start `by` steps further into the unit.
+    fn after(self, by: usize) -> Stop {
+        match self {
+            Stop::Contention { error, done } => Stop::Contention {
+                error,
+                done: done + by,
+            },
+            failed => failed,
+        }
+    }
+}
+
+/// Runs `unit`: every step done is reported to the run as it is known to have committed.
+/// A transaction that could not get its locks in time is retried from where it stopped.
+pub(crate) fn unit(run: &mut Run<'_, '_>, unit: &Unit<'_>) -> Result<(), Error> {
+    let mut attempts = Attempts::new(run.settings.retry);
+    let mut from = 0;
+    loop {
+        let note = attempts.note();
+        let note = note.as_deref();
+        let result = match unit {
+            Unit::Transactions(steps) => transactions(run, &steps[from..], note),
+            Unit::Group { steps, messages } => group(run, steps, messages, note),
+            Unit::Statements(step) => {
+                statements::run_statements(run, *step, &mut attempts).map_err(Stop::Failed)
+            }
+            Unit::Guarded(step, policy) => guarded(run, *step, *policy, note),
+            Unit::Forget(migration) => forget(run, migration).map_err(Stop::Failed),
+        };
+        let (error, done) = match result {
+            Ok(()) => return Ok(()),
+            Err(Stop::Failed(error)) => return Err(error),
+            Err(Stop::Contention { error, done }) => (error, done),
+        };
+        if done > 0 {
+            // Progress: the budget starts again for the step that now waits.
+            from += done;
+            attempts = Attempts::new(run.settings.retry);
+        }
+        let waiting = waiting_steps(unit, from);
+        match attempts.lost() {
+            Some(pause) => {
+                log::info!(
+                    "{} could not get a lock in time ({}); attempt {} in {} ms",
+                    during(waiting, ""),
+                    error
+                        .as_db_error()
+                        .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
+                    attempts.lost_count() + 1,
+                    pause.as_millis()
+                );
+                std::thread::sleep(pause);
+            }
+            None => {
+                let grouped = matches!(unit, Unit::Group { .. });
+                return Err(give_up(run, waiting, grouped, error, &attempts));
+            }
+        }
+    }
+}
+
+/// The steps of `unit` that have yet to commit, once `from` of them have.
+fn waiting_steps<'u, 'm>(unit: &'u Unit<'m>, from: usize) -> &'u [Step<'m>] {
+    match unit {
+        Unit::Transactions(steps) => &steps[from..],
+        Unit::Group { steps, .. } => steps,
+        Unit::Statements(step) | Unit::Guarded(step, _) => std::slice::from_ref(step),
+        Unit::Forget(_) => &[],
+    }
+}
+
+/// The error when the retry budget ran out: what was waiting, and who held locks on the
+/// tables it names. Outside a group, the first step waiting is the one that could not get
+/// its lock, and its action log says so; in a group none is blamed.
+fn give_up(
+    run: &mut Run<'_, '_>,
+    waiting: &[Step<'_>],
+    grouped: bool,
+    error: postgres::Error,
+    attempts: &Attempts,
+) -> Error {
+    let Some(db) = error.as_db_error() else {
+        return Error::database("retrying a migration")(error);
+    };
+    let (blamed, one) = match waiting.first() {
+        Some(step) if !grouped => (std::slice::from_ref(step), Some(*step)),
+        _ => (waiting, None),
+    };
+    let sql: Vec<&str> = blamed.iter().map(|step| step.section().sql()).collect();
+    let contention = LockContention {
+        during: during(blamed, if grouped { " in one transaction" } else { "" }),
+        path: one.map(|step| step.section().path().to_owned()),
+        attempts: attempts.lost_count(),
+        waited: attempts.elapsed(),
+        lock_timeout: match one {
+            Some(step) => run.settings.lock_timeout_of(step.migration),
+            None => run.settings.lock_timeout.map(crate::LockTimeout::After),
+        },
+        message: db.message().to_owned(),
+        sqlstate: db.code().clone(),
+        blockers: contention::blockers(&mut run.client, &sql),
+    };
+    if let Some(step) = one {
+        let sql = run.recorder().failed(
+            step.migration,
+            step.direction,
+            &contention.to_string(),
+            None,
+        );
+        record(run, step.migration.version(), &sql);
+    }
+    Error::LockNotAvailable(Box::new(contention))
 }
 
 /// Each step in its own transaction, all in one message. When one fails the server skips the
 /// rest of the message; those before it are committed. Under the session lock nobody else can
 /// commit, so the history read after the failure says exactly which of ours went through.
-fn transactions(run: &mut Run<'_, '_>, steps: &[Step<'_>]) -> Result<(), Error> {
+///
+/// `note` (a retried attempt's) goes into the first step's action-log row.
+fn transactions(run: &mut Run<'_, '_>, steps: &[Step<'_>], note: Option<&str>) -> Result<(), Stop> {
     if steps.is_empty() {
         return Ok(());
     }
-    let message = Message::new(run, steps, 0, Transactions::Each);
+    let message = Message::new(run, steps, 0, Transactions::Each, note);
     let error = match run.client.simple_query(message.text()) {
         Ok(rows) => {
             for done in message.reports(&rows) {
@@ -67,7 +193,8 @@ fn transactions(run: &mut Run<'_, '_>, steps: &[Step<'_>]) -> Result<(), Error> 
             during: during(steps, ""),
             outside_transaction: false,
             source: error,
-        });
+        }
+        .into());
     }
     if steps.len() == 1 && done_elsewhere(run, steps[0])? {
         return Ok(());
@@ -80,20 +207,27 @@ fn transactions(run: &mut Run<'_, '_>, steps: &[Step<'_>]) -> Result<(), Error> 
     let first_open = committed.len();
     if first_open == steps.len() {
         // Every migration committed: the error came after them (nothing to blame).
-        return Err(Error::database("applying a batch of migrations")(error));
+        return Err(Error::database("applying a batch of migrations")(error).into());
+    }
+    if contention::is_contention(&error) {
+        return Err(Stop::Contention {
+            error,
+            done: first_open,
+        });
     }
     match blamed {
         // The server refused the message before running the culprit's predecessors: they did
         // not fail. Run them on their own, then the culprit first in its message.
         Some((culprit, _)) if culprit > first_open => {
-            transactions(run, &steps[first_open..culprit])?;
-            transactions(run, &steps[culprit..])
+            transactions(run, &steps[first_open..culprit], None)
+                .map_err(|stop| stop.after(first_open))?;
+            transactions(run, &steps[culprit..], None).map_err(|stop| stop.after(culprit))
         }
         Some((culprit, position)) if culprit == first_open => {
-            Err(failed(run, steps[culprit], error, position))
+            Err(failed(run, steps[culprit], error, position).into())
         }
         // No position (or one outside the migrations): the first that did not commit failed.
-        _ => Err(failed(run, steps[first_open], error, None)),
+        _ => Err(failed(run, steps[first_open], error, None).into()),
     }
 }
 
@@ -122,7 +256,8 @@ fn group(
     run: &mut Run<'_, '_>,
     steps: &[Step<'_>],
     messages: &[Range<usize>],
-) -> Result<(), Error> {
+    note: Option<&str>,
+) -> Result<(), Stop> {
     let mut messages = messages.to_vec();
     'attempt: loop {
         let mut done = Vec::with_capacity(steps.len());
@@ -131,7 +266,7 @@ fn group(
                 opens: index == 0,
                 closes: index + 1 == messages.len(),
             };
-            let message = Message::new(run, &steps[range.clone()], range.start, transactions);
+            let message = Message::new(run, &steps[range.clone()], range.start, transactions, note);
             let error = match run.client.simple_query(message.text()) {
                 Ok(rows) => {
                     done.extend(message.reports(&rows));
@@ -147,7 +282,11 @@ fn group(
                     during: during(steps, " in one transaction"),
                     outside_transaction: false,
                     source: error,
-                });
+                }
+                .into());
+            }
+            if contention::is_contention(&error) {
+                return Err(Stop::Contention { error, done: 0 });
             }
             return match message.blame(&error) {
                 Some((culprit, _))
@@ -160,11 +299,9 @@ fn group(
                     continue 'attempt;
                 }
                 Some((culprit, Some(position))) => {
-                    Err(failed(run, steps[culprit], error, Some(position)))
+                    Err(failed(run, steps[culprit], error, Some(position)).into())
                 }
-                _ => Err(group_failed_without_position(
-                    run, steps, &messages, index, error,
-                )),
+                _ => Err(group_failed_without_position(run, steps, &messages, index, error).into()),
             };
         }
         for report in done {
@@ -207,9 +344,15 @@ fn group_failed_without_position(
     let prelude: Vec<String> = messages[..index]
         .iter()
         .map(|range| {
-            Message::new(run, &steps[range.clone()], range.start, no_transactions)
-                .text()
-                .to_owned()
+            Message::new(
+                run,
+                &steps[range.clone()],
+                range.start,
+                no_transactions,
+                None,
+            )
+            .text()
+            .to_owned()
         })
         .collect();
     let candidates = &steps[messages[index].clone()];
@@ -267,11 +410,16 @@ fn blame(run: &mut Run<'_, '_>, step: Step<'_>, located: Result<MigrationFailure
 
 /// One transactional step checked against the data-safety policy before `COMMIT`: the guard's
 /// snapshots are steps of the migration's own transaction.
-fn guarded(run: &mut Run<'_, '_>, step: Step<'_>, policy: SafetyPolicy) -> Result<(), Error> {
+fn guarded(
+    run: &mut Run<'_, '_>,
+    step: Step<'_>,
+    policy: SafetyPolicy,
+    note: Option<&str>,
+) -> Result<(), Stop> {
     let (migration, sql) = (step.migration, step.section().sql());
     let settings = run.settings;
     let started = std::time::Instant::now();
-    let begin = run.begin_sql() + crate::history::MARK_STARTED;
+    let begin = run.begin_sql() + &settings.timeouts_sql(migration) + crate::history::MARK_STARTED;
     let before = run
         .client
         .simple_query(&begin)
@@ -281,7 +429,7 @@ fn guarded(run: &mut Run<'_, '_>, step: Step<'_>, policy: SafetyPolicy) -> Resul
         Ok(before) => before,
         Err(error) => {
             rollback(&mut run.client);
-            return Err(error);
+            return Err(error.into());
         }
     };
     if let Err(error) = run.client.simple_query(sql) {
@@ -291,11 +439,15 @@ fn guarded(run: &mut Run<'_, '_>, step: Step<'_>, policy: SafetyPolicy) -> Resul
                 during: during(std::slice::from_ref(&step), ""),
                 outside_transaction: false,
                 source: error,
-            });
+            }
+            .into());
+        }
+        if contention::is_contention(&error) {
+            return Err(Stop::Contention { error, done: 0 });
         }
         // The SQL went alone, so the server's position is within it.
         let position = message::original_position(&error);
-        return Err(failed(run, step, error, position));
+        return Err(failed(run, step, error, position).into());
     }
     let checked = safety::after(&mut run.client, &settings.tables, before, policy, migration)
         .and_then(|violation| match violation {
@@ -303,7 +455,7 @@ fn guarded(run: &mut Run<'_, '_>, step: Step<'_>, policy: SafetyPolicy) -> Resul
             None => {
                 let done = run
                     .recorder()
-                    .done_in_transaction(migration, step.direction);
+                    .done_in_transaction(migration, step.direction, note);
                 run.client
                     .simple_query(&(done + "COMMIT;"))
                     .map(drop)
@@ -319,7 +471,7 @@ fn guarded(run: &mut Run<'_, '_>, step: Step<'_>, policy: SafetyPolicy) -> Resul
                 .failed(migration, step.direction, &summary, None);
             record(run, migration.version(), &sql);
         }
-        return Err(error);
+        return Err(error.into());
     }
     run.done(report(migration, started.elapsed()), step.direction);
     Ok(())

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
+use super::duration::parse_duration;
 use super::file_name::{self, Layout, MigrationFile};
 use super::lint;
 use super::sections::{self, CheckedSection, Directive, DirectiveKind, Markers, RawSection};
 use super::{Diagnostic, Diagnostics, Reporter};
-use crate::{Checksum, Migration, Section};
+use crate::{Checksum, LockTimeout, Migration, Section};
 
 /// What [`read_dir`] found: the migrations in version order, and every file it read (so a
 /// build can be told to watch them).
@@ -94,6 +95,7 @@ struct Parsed {
     requires: Vec<(i64, u32)>,
     environments: Vec<String>,
     allowed_lints: Vec<String>,
+    lock_timeout: Option<LockTimeout>,
 }
 
 impl Parsed {
@@ -110,6 +112,7 @@ impl Parsed {
                 .collect(),
             self.environments,
             self.allowed_lints,
+            self.lock_timeout,
         )
     }
 }
@@ -485,6 +488,7 @@ impl Loader<'_> {
             requires: up_file.requires,
             environments: up_file.environments,
             allowed_lints: up_file.allowed_lints,
+            lock_timeout: up_file.lock_timeout,
         })
     }
 
@@ -608,6 +612,7 @@ pub(super) struct UpFile {
     pub(super) requires: Vec<(i64, u32)>,
     pub(super) environments: Vec<String>,
     pub(super) allowed_lints: Vec<String>,
+    pub(super) lock_timeout: Option<LockTimeout>,
 }
 
 /// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
@@ -657,6 +662,7 @@ pub(super) fn parse_up_text(
         requires: header.requires,
         environments: header.environments,
         allowed_lints: header.allowed_lints,
+        lock_timeout: header.lock_timeout,
     })
 }
 
@@ -745,6 +751,7 @@ struct Header {
     requires: Vec<(i64, u32)>,
     environments: Vec<String>,
     allowed_lints: Vec<String>,
+    lock_timeout: Option<LockTimeout>,
 }
 
 impl Header {
@@ -754,6 +761,7 @@ impl Header {
             requires: Vec::new(),
             environments: Vec::new(),
             allowed_lints: Vec::new(),
+            lock_timeout: None,
         };
         for directive in directives {
             let line = Some(directive.line);
@@ -800,6 +808,31 @@ impl Header {
                                 format!("`{item}` is not a lint rule"),
                                 Some(lint_rules_help()),
                             ),
+                        }
+                    }
+                }
+                DirectiveKind::LockTimeout(value) => {
+                    let help = "write how long the migration may wait for a lock, e.g. `-- migrate:lock-timeout 30s` (units ms, s, min, h), or `-- migrate:lock-timeout off` to wait as long as it takes";
+                    if header.lock_timeout.is_some() {
+                        report.error(line, "a second `-- migrate:lock-timeout`", Some("keep one"));
+                    } else if value.eq_ignore_ascii_case("off") {
+                        header.lock_timeout = Some(LockTimeout::Off);
+                    } else {
+                        match parse_duration(value) {
+                            Ok(limit) if !limit.is_zero() => {
+                                header.lock_timeout = Some(LockTimeout::After(limit))
+                            }
+                            Ok(_) => report.error(
+                                line,
+                                "`-- migrate:lock-timeout 0` would mean no limit",
+                                Some(help),
+                            ),
+                            Err(_) if value.is_empty() => report.error(
+                                line,
+                                "`-- migrate:lock-timeout` needs a value",
+                                Some(help),
+                            ),
+                            Err(why) => report.error(line, why, Some(help)),
                         }
                     }
                 }

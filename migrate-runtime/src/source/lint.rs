@@ -45,6 +45,11 @@ pub const RULES: &[Rule] = &[
         instead: "add a new column, backfill it, and switch over; allow the rule for changes that need no rewrite (e.g. varchar(n) to text)",
     },
     Rule {
+        id: "long-exclusive-lock",
+        why: "this statement rewrites, scans or indexes a whole existing table while holding ACCESS EXCLUSIVE: every read and write of the table waits until it ends (a lock timeout bounds only the wait for the lock, not the time it is held)",
+        instead: "hold the lock only for an instant: add the column without a volatile default (or identity/serial) and backfill in batches; add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL; CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX; REFRESH MATERIALIZED VIEW CONCURRENTLY; REINDEX CONCURRENTLY; pg_repack instead of VACUUM FULL or CLUSTER",
+    },
+    Rule {
         id: "destructive",
         why: "DROP TABLE, DROP COLUMN and TRUNCATE delete data that no DOWN section can bring back",
         instead: "make sure the data is no longer needed (or copied elsewhere), then allow the rule for this migration",
@@ -219,6 +224,11 @@ fn fired(
             }
         }
     }
+    if let Some(at) = whole_table_statement(tokens) {
+        if !is_new(name_at(tokens, at).map(|(name, _)| name)) {
+            fired.push("long-exclusive-lock");
+        }
+    }
     if word(0, "ALTER") && word(1, "TABLE") {
         let mut i = 2;
         if word(i, "IF") && word(i + 1, "EXISTS") {
@@ -258,13 +268,32 @@ fn action_rule(table: &str, action: &[Token<'_>], known: &Known<'_>) -> Option<&
             || word(1, "EXCLUDE");
         if constraint {
             let checked = has_pair("FOREIGN", "KEY") || has("CHECK");
-            return (checked && !has_pair("NOT", "VALID"))
-                .then_some("constraint-without-not-valid");
+            if checked && !has_pair("NOT", "VALID") {
+                return Some("constraint-without-not-valid");
+            }
+            // A primary key, unique or exclusion constraint builds its index under ACCESS
+            // EXCLUSIVE, unless it takes over an index built beforehand.
+            let indexed = has("PRIMARY") || has("UNIQUE") || has("EXCLUDE");
+            return (indexed && !has_pair("USING", "INDEX")).then_some("long-exclusive-lock");
         }
         // ADD [COLUMN] [IF NOT EXISTS] name type ...
         let not_null = has_pair("NOT", "NULL");
         let filled = has("DEFAULT") || has("GENERATED");
-        return (not_null && !filled).then_some("add-column-not-null-without-default");
+        if not_null && !filled {
+            return Some("add-column-not-null-without-default");
+        }
+        return fills_every_row(action).then_some("long-exclusive-lock");
+    }
+    // SET NOT NULL scans the table (unless a valid CHECK proves it, which lint cannot see);
+    // a new tablespace, persistence or access method rewrites it.
+    let sets_not_null = word(0, "ALTER") && has_pair("SET", "NOT") && has("NULL");
+    let rewrites = word(0, "SET")
+        && (word(1, "TABLESPACE")
+            || word(1, "LOGGED")
+            || word(1, "UNLOGGED")
+            || (word(1, "ACCESS") && word(2, "METHOD")));
+    if sets_not_null || rewrites {
+        return Some("long-exclusive-lock");
     }
     if word(0, "ALTER") && (has("TYPE")) {
         let column_at = if word(1, "COLUMN") { 2 } else { 1 };
@@ -293,6 +322,69 @@ fn action_rule(table: &str, action: &[Token<'_>], known: &Known<'_>) -> Option<&
                 || word(1, "IDENTITY")
                 || word(1, "EXPRESSION"));
         return column.then_some("destructive");
+    }
+    None
+}
+
+/// Whether an added column's value has to be written into every existing row: a volatile
+/// default (PostgreSQL 11 and later store a constant one in the catalog instead), an identity
+/// or serial column, or a stored generated column.
+fn fills_every_row(action: &[Token<'_>]) -> bool {
+    const VOLATILE: &[&str] = &[
+        "random",
+        "gen_random_uuid",
+        "uuid_generate_v1",
+        "uuid_generate_v1mc",
+        "uuid_generate_v4",
+        "clock_timestamp",
+        "timeofday",
+        "nextval",
+    ];
+    const SERIAL: &[&str] = &[
+        "serial",
+        "bigserial",
+        "smallserial",
+        "serial2",
+        "serial4",
+        "serial8",
+    ];
+    let default_at = action.iter().position(|t| t.is_keyword("DEFAULT"));
+    let volatile_default = default_at.is_some_and(|at| {
+        action[at..]
+            .iter()
+            .any(|t| VOLATILE.iter().any(|name| t.is_keyword(name)))
+    });
+    volatile_default
+        || action
+            .iter()
+            .any(|t| t.is_keyword("IDENTITY") || t.is_keyword("STORED"))
+        || action
+            .iter()
+            .any(|t| SERIAL.iter().any(|name| t.is_keyword(name)))
+}
+
+/// Where the table's name is in a statement that rewrites or locks a whole table for its
+/// duration: `VACUUM FULL t`, `CLUSTER t`, `REFRESH MATERIALIZED VIEW t` and `REINDEX TABLE t`
+/// (without `CONCURRENTLY`).
+fn whole_table_statement(tokens: &[Token<'_>]) -> Option<usize> {
+    let word = |i: usize, keyword: &str| tokens.get(i).is_some_and(|t| t.is_keyword(keyword));
+    let concurrently = tokens.iter().any(|t| t.is_keyword("CONCURRENTLY"));
+    if word(0, "VACUUM") && tokens.iter().any(|t| t.is_keyword("FULL")) {
+        // VACUUM FULL t, VACUUM (FULL) t, VACUUM (FULL, ANALYZE) t
+        let close = tokens.iter().rposition(|t| t.kind == TokenKind::CloseParen);
+        return Some(close.map_or(2, |at| at + 1)).filter(|&at| at < tokens.len());
+    }
+    if word(0, "CLUSTER") && tokens.len() > 1 {
+        return Some(if word(1, "VERBOSE") { 2 } else { 1 });
+    }
+    if concurrently {
+        return None;
+    }
+    if word(0, "REFRESH") && word(1, "MATERIALIZED") && word(2, "VIEW") {
+        return Some(3);
+    }
+    if word(0, "REINDEX") && word(1, "TABLE") {
+        return Some(2);
     }
     None
 }
@@ -433,10 +525,57 @@ mod tests {
                 .is_empty()
         );
         assert!(fires("ALTER TABLE accounts ADD COLUMN plan text;\n").is_empty());
-        assert!(fires(
-            "ALTER TABLE accounts ADD COLUMN n bigint NOT NULL GENERATED ALWAYS AS IDENTITY;\n"
-        )
-        .is_empty());
+        // An identity column needs no DEFAULT, but fills every existing row: a rewrite.
+        assert_eq!(
+            fires(
+                "ALTER TABLE accounts ADD COLUMN n bigint NOT NULL GENERATED ALWAYS AS IDENTITY;\n"
+            ),
+            ["long-exclusive-lock"]
+        );
+    }
+
+    #[test]
+    fn statements_that_hold_access_exclusive_for_a_whole_table_pass() {
+        for (loud, why) in [
+            ("ALTER TABLE accounts ADD COLUMN token uuid DEFAULT gen_random_uuid();", "volatile default"),
+            ("ALTER TABLE accounts ADD COLUMN seen timestamptz NOT NULL DEFAULT clock_timestamp();", "volatile default"),
+            ("ALTER TABLE accounts ADD COLUMN n bigserial;", "serial"),
+            ("ALTER TABLE accounts ADD COLUMN lower_email text GENERATED ALWAYS AS (lower(email)) STORED;", "stored generated"),
+            ("ALTER TABLE accounts ALTER COLUMN email SET NOT NULL;", "SET NOT NULL scans"),
+            ("ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email);", "index built under the lock"),
+            ("ALTER TABLE accounts ADD PRIMARY KEY (id);", "index built under the lock"),
+            ("ALTER TABLE accounts SET TABLESPACE pg_default;", "rewrite"),
+            ("ALTER TABLE accounts SET UNLOGGED;", "rewrite"),
+            ("VACUUM FULL accounts;", "rewrite"),
+            ("VACUUM (FULL, ANALYZE) accounts;", "rewrite"),
+            ("CLUSTER accounts USING accounts_pkey;", "rewrite"),
+            ("REINDEX TABLE accounts;", "rebuilds every index"),
+        ] {
+            let header = if loud.starts_with("VACUUM") { "-- migrate:no-transaction\n" } else { "" };
+            let fired: Vec<_> = findings(header, &format!("{loud}\n")).into_iter().map(|f| f.0).collect();
+            assert_eq!(fired, ["long-exclusive-lock"], "{loud} ({why})");
+        }
+        for quiet in [
+            // A constant default is stored in the catalog (PostgreSQL 11+): no rewrite.
+            "ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free';",
+            "ALTER TABLE accounts ADD COLUMN created timestamptz DEFAULT now();",
+            "ALTER TABLE accounts ADD COLUMN note text;",
+            "ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE USING INDEX accounts_email_idx;",
+            "ALTER TABLE accounts ALTER COLUMN email DROP NOT NULL;",
+            "ALTER TABLE accounts SET (fillfactor = 90);",
+            "REINDEX TABLE CONCURRENTLY accounts;",
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY totals;",
+            "CLUSTER;",
+            // Tables made by the same migration have no readers yet.
+            "CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN id bigserial;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;\nVACUUM FULL t;",
+            "CREATE MATERIALIZED VIEW totals AS SELECT 1 AS n;\nREFRESH MATERIALIZED VIEW totals;",
+        ] {
+            let header = if quiet.contains("CONCURRENTLY")
+                || quiet.contains("VACUUM")
+                || quiet.starts_with("CLUSTER;")
+            { "-- migrate:no-transaction\n" } else { "" };
+            assert!(findings(header, &format!("{quiet}\n")).is_empty(), "{quiet}");
+        }
     }
 
     #[test]

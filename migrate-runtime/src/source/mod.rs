@@ -5,6 +5,7 @@
 pub(crate) mod checksum;
 mod columns;
 mod directory;
+mod duration;
 mod file_name;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -19,6 +20,7 @@ pub mod statements;
 use std::fmt;
 
 pub use directory::{read_dir, Loaded, IGNORE_FILE};
+pub use duration::{format_duration, parse_duration};
 pub use file_name::diesel_version;
 pub use scaffold::{scaffold, ScaffoldError};
 

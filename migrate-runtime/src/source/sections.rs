@@ -31,6 +31,8 @@ pub(super) enum DirectiveKind<'a> {
     Env(&'a str),
     /// `-- migrate:allow rule, rule`: lint rules this migration breaks on purpose.
     Allow(&'a str),
+    /// `-- migrate:lock-timeout 30s` or `off`, as written.
+    LockTimeout(&'a str),
 }
 
 /// A section as it appears in the file.
@@ -259,7 +261,7 @@ fn parse_marker(
 }
 
 const KNOWN_DIRECTIVES: &str =
-    "known directives: `-- migrate:no-transaction`, `-- migrate:requires 001, 002`, `-- migrate:env production`, `-- migrate:allow destructive`";
+    "known directives: `-- migrate:no-transaction`, `-- migrate:requires 001, 002`, `-- migrate:env production`, `-- migrate:allow destructive`, `-- migrate:lock-timeout 30s`";
 
 fn parse_directive<'a>(
     comment: &'a str,
@@ -290,6 +292,7 @@ fn parse_directive<'a>(
             "requires" => DirectiveKind::Requires(args),
             "env" => DirectiveKind::Env(args),
             "allow" => DirectiveKind::Allow(args),
+            "lock-timeout" => DirectiveKind::LockTimeout(args),
             _ => {
                 report.error(
                     Some(line),

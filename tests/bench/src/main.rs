@@ -8,6 +8,7 @@ mod peers;
 mod report;
 mod server_cpu;
 mod tools;
+mod traffic;
 mod workload;
 
 use std::time::Duration;
@@ -25,6 +26,9 @@ cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3
     [--latency-only]   (skip apply-all, counts and start-up; only the runs through the proxy)
     [--tools psql,ours,ours-grouped,refinery,refinery-grouped,dbmate,sqlx]   (default: all)
     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
+    [--traffic] [--traffic-clients 8] [--traffic-hold-s 6] [--traffic-rows 10000]
+        (only the busy-table scenario: clients querying a table, a reader holding it, a
+         migration adding a column; each runner --reps times)
 ";
 
 struct Options {
@@ -37,6 +41,8 @@ struct Options {
     latency_only: bool,
     /// Only these tools (by [`Tool::key`]); empty: every tool available.
     tools: Vec<String>,
+    /// Run only the busy-table scenario, with these knobs.
+    traffic: Option<traffic::Scenario>,
 }
 
 fn main() {
@@ -66,6 +72,23 @@ fn main() {
         "SELECT pg_reload_conf()",
     ] {
         admin.batch_execute(setting).unwrap();
+    }
+    if let Some(scenario) = options.traffic {
+        let mut outcomes = Vec::new();
+        for rep in 0..options.reps {
+            for runner in traffic::Runner::all() {
+                let outcome = traffic::run(&server, scenario, runner);
+                eprintln!(
+                    "  rep {rep}: {}: max {:.0?}, migration {:.0?}",
+                    runner.label(),
+                    outcome.max,
+                    outcome.migration
+                );
+                outcomes.push(outcome);
+            }
+        }
+        print!("{}", traffic::render(scenario, &outcomes));
+        return;
     }
     let meter = server_cpu::Meter::of(&server);
     let mut table = Table::default();
@@ -184,6 +207,12 @@ fn parse_args() -> Options {
         install_peers: false,
         latency_only: false,
         tools: Vec::new(),
+        traffic: None,
+    };
+    let default_scenario = traffic::Scenario {
+        clients: 8,
+        hold: Duration::from_secs(6),
+        rows: 10_000,
     };
     let mut args = std::env::args().skip(1);
     let list = |value: Option<String>| -> Vec<usize> {
@@ -215,6 +244,21 @@ fn parse_args() -> Options {
                     .split(',')
                     .map(|t| t.trim().to_owned())
                     .collect()
+            }
+            "--traffic" => {
+                options.traffic.get_or_insert(default_scenario);
+            }
+            "--traffic-clients" => {
+                options.traffic.get_or_insert(default_scenario).clients =
+                    list(args.next()).first().copied().unwrap_or(8)
+            }
+            "--traffic-hold-s" => {
+                options.traffic.get_or_insert(default_scenario).hold =
+                    Duration::from_secs(list(args.next()).first().copied().unwrap_or(6) as u64)
+            }
+            "--traffic-rows" => {
+                options.traffic.get_or_insert(default_scenario).rows =
+                    list(args.next()).first().copied().unwrap_or(10_000) as i64
             }
             "--help" | "-h" => {
                 print!("{USAGE}");
