@@ -55,12 +55,18 @@ pub(crate) fn key(tables: &HistoryTables) -> i64 {
 
 /// Statements that take the transaction-level lock, waiting at most `wait`, without changing
 /// `lock_timeout` for the migration's own statements. Must run inside a transaction.
+///
+/// A session-level lock on this server session can only be one a session-scoped run left
+/// behind a pooler (its owner moved on to other server sessions and could not release it
+/// here): it is released first, or it would block every transaction-scoped run.
 pub(crate) fn transaction_lock_sql(key: i64, wait: Duration) -> String {
     format!(
-        "SELECT set_config('migrate.lock_timeout', current_setting('lock_timeout'), true);\n\
+        "DO $migrate$ BEGIN IF {} THEN WHILE pg_advisory_unlock({key}) LOOP NULL; END LOOP; END IF; END $migrate$;\n\
+         SELECT set_config('migrate.lock_timeout', current_setting('lock_timeout'), true);\n\
          SET LOCAL lock_timeout = '{}ms';\n\
          SELECT pg_advisory_xact_lock({key});\n\
          SELECT set_config('lock_timeout', current_setting('migrate.lock_timeout'), true);\n",
+        held_here(key),
         wait.as_millis().max(1)
     )
 }
@@ -124,11 +130,16 @@ pub(crate) fn acquire<'c>(
 ) -> Result<(SessionLock<'c>, Vec<AppliedMigration>), Error> {
     tables.check()?;
     let key = key(tables);
+    // A session that already holds the lock before taking it can only be another client's,
+    // handed to us by a transaction pooler: refuse rather than share it.
     let lock = match scope {
         LockScope::Session => format!(
-            "DO $migrate$ BEGIN IF NOT pg_try_advisory_lock({key}) THEN \
+            "DO $migrate$ BEGIN IF {held} THEN \
+             RAISE EXCEPTION USING ERRCODE = '{NOT_OURS}', MESSAGE = 'this server session already holds the migration lock: it is shared through a transaction pooler'; \
+             END IF; IF NOT pg_try_advisory_lock({key}) THEN \
              RAISE EXCEPTION USING ERRCODE = '{BUSY}', MESSAGE = 'the migration lock is held by another session'; \
-             END IF; END $migrate$;\n"
+             END IF; END $migrate$;\n",
+            held = held_here(key),
         ),
         LockScope::Transaction => transaction_lock_sql(key, wait),
     };
@@ -165,12 +176,54 @@ pub(crate) fn acquire<'c>(
     };
     match result {
         Ok(messages) => Ok((guard, history::parse_rows(&messages))),
+        Err(error) if is_not_ours(&error) => {
+            // Nothing was granted to us: nothing to release.
+            guard.key = None;
+            let _ = guard.simple_query("ROLLBACK");
+            Err(Error::BehindTransactionPooler)
+        }
         Err(error) => {
             let _ = guard.simple_query("ROLLBACK");
             Err(Error::database(
                 "taking the migration lock and creating the history tables",
             )(error))
         }
+    }
+}
+
+/// Our own SQLSTATE for "this server session is not the one that took the session lock".
+const NOT_OURS: &str = "MG001";
+
+/// Whether `error` says the server session running a message does not hold our session lock
+/// (or held it before we took it): a transaction pooler moves us between server sessions.
+pub(crate) fn is_not_ours(error: &postgres::Error) -> bool {
+    error.code().is_some_and(|code| code.code() == NOT_OURS)
+}
+
+/// `EXISTS (...)`: whether the server session running it holds the session lock `key`.
+fn held_here(key: i64) -> String {
+    let key = key as u64;
+    format!(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() \
+         AND classid = {} AND objid = {} AND objsubid = 1)",
+        key >> 32,
+        key & 0xffff_ffff
+    )
+}
+
+/// A statement that fails unless the server session running it holds our session lock. Each
+/// message of a session-scoped run starts with it: behind a transaction pooler consecutive
+/// messages can land on different server sessions, and the lock would protect nothing. (One
+/// message always runs on one server session.)
+pub(crate) fn still_held_sql(tables: &HistoryTables, scope: LockScope) -> String {
+    match scope {
+        LockScope::Transaction => String::new(),
+        LockScope::Session => format!(
+            "DO $migrate$ BEGIN IF NOT {} THEN \
+             RAISE EXCEPTION USING ERRCODE = '{NOT_OURS}', MESSAGE = 'this server session does not hold the migration lock: a transaction pooler moved the run to another one'; \
+             END IF; END $migrate$;\n",
+            held_here(key(tables))
+        ),
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::Irreversible { .. } => ("irreversible", FAILED, 409),
         Error::LockTimeout { .. } => ("lock_timeout", FAILED, 409),
         Error::LockNotAvailable(_) => ("lock_not_available", FAILED, 409),
+        Error::BehindTransactionPooler => ("behind_transaction_pooler", USAGE, 500),
         Error::ConnectionLost { .. } => ("connection_lost", FAILED, 503),
         Error::Database { .. } => ("database", USAGE, 503),
         Error::HistoryTableName { .. }

@@ -101,6 +101,12 @@ impl<'c, 'a> Run<'c, 'a> {
         )
     }
 
+    /// The check that this message runs on the server session holding the migration lock
+    /// (empty behind a pooler, where the lock is per transaction).
+    pub(crate) fn still_locked_sql(&self) -> String {
+        lock::still_held_sql(&self.settings.tables, self.settings.lock_scope)
+    }
+
     /// Records a finished step in the report, and tells the log and the observer.
     pub(crate) fn done(&mut self, done: AppliedReport, direction: Direction) {
         let (verb, list) = match direction {

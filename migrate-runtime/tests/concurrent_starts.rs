@@ -69,6 +69,97 @@ fn sixteen_processes_through_pgbouncer_in_transaction_mode_apply_each_migration_
     assert_eq!(observed.applied.len() as i64, COUNT);
 }
 
+#[test]
+fn through_pgbouncer_the_session_lock_is_refused_and_nothing_is_claimed_twice() {
+    let server = TestServer::shared();
+    let dir = tempfile::tempdir().unwrap();
+    support::write_fault_set(dir.path());
+    let database = server.create_database().unwrap();
+    let bouncer = PgBouncer::start(server.port());
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{}/{}",
+        bouncer.port,
+        database.name()
+    );
+
+    // The default lock scope, `session`, through a transaction pooler: a process either
+    // applies migrations on the server session that holds its lock, or refuses, or (when the
+    // lock stayed on a pooled server session whose owner was refused) times out waiting.
+    let children: Vec<Child> = (0..PROCESSES)
+        .map(|_| spawn(migrate(dir.path(), &url).args(["--lock-wait", "5", "up"])))
+        .collect();
+    let mut refused = 0;
+    let mut reported: Vec<String> = Vec::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let all = text(&output);
+        reported.extend(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|line| line.starts_with("applied "))
+                .map(|line| line.split_whitespace().nth(1).unwrap().to_owned()),
+        );
+        if output.status.success() {
+            continue;
+        }
+        if output.status.code() == Some(1) {
+            assert!(
+                all.contains("error: waited 5.0 s for the migration lock on public.schema_migrations, held by pid "),
+                "{all}"
+            );
+            continue;
+        }
+        assert_eq!(output.status.code(), Some(2), "{all}");
+        assert!(
+            all.contains("error: the migration lock is session-level, but a transaction pooler moves this run between server sessions"),
+            "{all}"
+        );
+        assert!(
+            all.contains("help: behind a transaction pooler, use lock scope `transaction`: `migrate --lock-scope transaction up`"),
+            "{all}"
+        );
+        refused += 1;
+    }
+    assert!(refused > 0, "no process noticed the pooler");
+    let mut unique = reported.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        reported.len(),
+        "a migration reported applied twice: {reported:?}"
+    );
+    let mut client = database.client().unwrap();
+    let failed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM schema_migrations_history WHERE status = 'failed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        failed, 0,
+        "a failure was recorded against a migration that did not fail"
+    );
+
+    // What the help says: the pooler closes its server connections (and with them a lock left
+    // on one), and the transaction lock scope goes through it.
+    drop(bouncer);
+    let bouncer = PgBouncer::start(server.port());
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{}/{}",
+        bouncer.port,
+        database.name()
+    );
+    let output = migrate(dir.path(), &url)
+        .args(["--lock-scope", "transaction", "up"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let observed = check_invariants(&mut client);
+    assert_eq!(observed.applied.len() as i64, COUNT);
+}
+
 /// PgBouncer on loopback in transaction pooling mode, with fewer server connections than
 /// clients, so that consecutive transactions of one client run on different server sessions.
 struct PgBouncer {

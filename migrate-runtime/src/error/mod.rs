@@ -135,6 +135,13 @@ pub enum Error {
     #[error("{0}")]
     LockNotAvailable(Box<LockContention>),
 
+    /// The run holds a session-level migration lock, but its messages reach PostgreSQL through
+    /// a transaction pooler (PgBouncer in transaction mode, ...), which hands each transaction
+    /// to whichever server session is free: the lock protects nothing there. Nothing more
+    /// was run once this was seen.
+    #[error("the migration lock is session-level, but a transaction pooler moves this run between server sessions")]
+    BehindTransactionPooler,
+
     /// A migration to revert has no DOWN section; nothing was reverted.
     #[error("migration {version} ({name}) cannot be reverted: it has no DOWN section")]
     Irreversible {

@@ -104,6 +104,10 @@ impl fmt::Display for Rendered<'_> {
                 "error: {error}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck"
             ),
             Error::LockNotAvailable(contention) => lock_contention(f, contention),
+            Error::BehindTransactionPooler => write!(
+                f,
+                "error: {error}\n   = note: nothing more was run once this was seen; what was reported applied before it is applied\n   = note: the lock may stay on one of the pooler's server connections until the pooler closes it (PgBouncer: `RECONNECT` in its admin console); a run with lock scope `transaction` that lands there releases it\n   = help: behind a transaction pooler, use lock scope `transaction`: `migrate --lock-scope transaction up` (from Rust: `.lock_scope(LockScope::Transaction)`), or connect to PostgreSQL directly"
+            ),
             Error::Irreversible { version, name, path } => write!(
                 f,
                 "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or, to go on past it without running any SQL (what its UP did stays), `migrate down --through-irreversible`"

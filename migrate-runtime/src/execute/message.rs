@@ -65,6 +65,9 @@ impl<'m> Message<'m> {
             if opens {
                 message.push(&run.begin_sql());
             }
+            if offset == 0 {
+                message.push(&run.still_locked_sql());
+            }
             // Each step's own lock wait (and the run's statement timeout), for this
             // transaction only.
             message.push(&run.settings.timeouts_sql(step.migration));

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::contention::{self, Attempts};
 use crate::error::{LockContention, MigrationFailure};
+use crate::lock;
 use crate::migration::{Direction, Migration};
 use crate::plan::{self, Step, Unit};
 use crate::run::{AppliedReport, Run};
@@ -187,6 +188,10 @@ fn transactions(run: &mut Run<'_, '_>, steps: &[Step<'_>], note: Option<&str>) -
         Err(error) => error,
     };
     rollback(&mut run.client);
+    if lock::is_not_ours(&error) {
+        // Nothing of this message ran; what the history shows is not ours to report.
+        return Err(Error::BehindTransactionPooler.into());
+    }
     if connection_gone(&run.client, &error) {
         // Which of them committed cannot be asked; the next run reads it.
         return Err(Error::ConnectionLost {
@@ -275,6 +280,9 @@ fn group(
                 Err(error) => error,
             };
             rollback(&mut run.client);
+            if lock::is_not_ours(&error) {
+                return Err(Error::BehindTransactionPooler.into());
+            }
             if connection_gone(&run.client, &error) {
                 // The server rolls the open transaction back when the session ends: none of
                 // the group is applied.
@@ -419,7 +427,10 @@ fn guarded(
     let (migration, sql) = (step.migration, step.section().sql());
     let settings = run.settings;
     let started = std::time::Instant::now();
-    let begin = run.begin_sql() + &settings.timeouts_sql(migration) + crate::history::MARK_STARTED;
+    let begin = run.begin_sql()
+        + &run.still_locked_sql()
+        + &settings.timeouts_sql(migration)
+        + crate::history::MARK_STARTED;
     let before = run
         .client
         .simple_query(&begin)
@@ -427,6 +438,10 @@ fn guarded(
         .and_then(|_| safety::before(&mut run.client, &settings.tables, sql));
     let before = match before {
         Ok(before) => before,
+        Err(Error::Database { source, .. }) if lock::is_not_ours(&source) => {
+            rollback(&mut run.client);
+            return Err(Error::BehindTransactionPooler.into());
+        }
         Err(error) => {
             rollback(&mut run.client);
             return Err(error.into());
@@ -480,12 +495,16 @@ fn guarded(
 /// A migration without a DOWN section recorded as rolled back, running none of its SQL.
 fn forget(run: &mut Run<'_, '_>, migration: &Migration) -> Result<(), Error> {
     let sql = format!(
-        "{}{}COMMIT;",
+        "{}{}{}COMMIT;",
         run.begin_sql(),
+        run.still_locked_sql(),
         run.recorder().forgotten(migration)
     );
     if let Err(error) = run.client.simple_query(&sql) {
         rollback(&mut run.client);
+        if lock::is_not_ours(&error) {
+            return Err(Error::BehindTransactionPooler);
+        }
         return Err(Error::database(format!(
             "recording migration {} as rolled back",
             migration.version()

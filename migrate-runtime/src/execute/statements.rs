@@ -16,7 +16,7 @@ use super::locate;
 use super::session::{connection_gone, done_elsewhere, record, rollback};
 use crate::contention::{self, Attempts};
 use crate::error::StatementProgress;
-use crate::lock::LockScope;
+use crate::lock::{self, LockScope};
 use crate::plan::Step;
 use crate::run::{AppliedReport, Run};
 use crate::source::statements::{self, StatementKind};
@@ -70,7 +70,8 @@ impl SessionTimeouts {
         self.0
             .iter()
             .map(|(name, _)| {
-                format!("SELECT set_config('{name}', current_setting('migrate.saved_{name}'), false);\n")
+                // A session moved by a pooler may lack the saved value: keep its own then.
+                format!("SELECT set_config('{name}', coalesce(current_setting('migrate.saved_{name}', true), current_setting('{name}')), false);\n")
             })
             .collect()
     }
@@ -86,7 +87,7 @@ pub(super) fn run_statements(
     let recorder = run.recorder();
     let timeouts = SessionTimeouts::of(run, step);
     let claim = match run.settings.lock_scope {
-        LockScope::Session => recorder.claim(migration, step.direction),
+        LockScope::Session => run.still_locked_sql() + &recorder.claim(migration, step.direction),
         LockScope::Transaction => format!(
             "{}{}COMMIT;",
             run.begin_sql(),
@@ -95,6 +96,9 @@ pub(super) fn run_statements(
     } + &timeouts.save_and_set();
     if let Err(error) = run.client.simple_query(&claim) {
         rollback(&mut run.client);
+        if lock::is_not_ours(&error) {
+            return Err(Error::BehindTransactionPooler);
+        }
         if done_elsewhere(run, step)? {
             return Ok(());
         }
@@ -193,15 +197,17 @@ pub(super) fn run_statements(
         return Err(Error::MigrationFailed(Box::new(failure)));
     }
     let duration = started.elapsed();
+    let done = recorder.statements_done(
+        migration,
+        step.direction,
+        duration,
+        attempts.note().as_deref(),
+    );
+    // Not checked for the lock: every statement succeeded, so the migration is complete
+    // wherever they ran, and its `running` row (claimed under the lock) kept any other run
+    // from starting it.
     run.client
-        .simple_query(
-            &(recorder.statements_done(
-                migration,
-                step.direction,
-                duration,
-                attempts.note().as_deref(),
-            ) + &timeouts.restore()),
-        )
+        .simple_query(&(done + &timeouts.restore()))
         .map_err(Error::database(format!("recording migration {version}")))?;
     run.done(
         AppliedReport {
