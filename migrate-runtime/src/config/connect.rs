@@ -31,6 +31,20 @@ impl ConnectionSettings {
             .map_err(|error| self.connect_error(error))
     }
 
+    /// A handle that cancels the statement `client` (connected with these settings) is
+    /// running, from another thread, with the same TLS as the connection.
+    ///
+    /// ```no_run
+    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// let client = settings.connect()?;
+    /// let cancel = settings.cancel_handle(&client)?;
+    /// std::thread::spawn(move || cancel.cancel());
+    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
+    /// ```
+    pub fn cancel_handle(&self, client: &Client) -> Result<crate::CancelHandle, ConfigError> {
+        Ok(crate::CancelHandle::with_tls(client, self.tls()?))
+    }
+
     /// Connects, then sets the server's half of noticing a dead peer on the session
     /// (see [`super::liveness`]).
     fn open(&self, tls: &super::tls::Tls, config: &Config) -> Result<Client, postgres::Error> {

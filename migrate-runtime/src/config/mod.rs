@@ -36,6 +36,7 @@ use url::{strip_url_params, url_scheme_len};
 
 pub use error::ConfigError;
 pub use redact::redact;
+pub(crate) use tls::Tls;
 
 const FROM_FLAG: &str = "--database-url";
 const FROM_DATABASE_URL: &str = "DATABASE_URL";
