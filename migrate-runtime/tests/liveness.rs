@@ -199,9 +199,16 @@ fn sigterm_cancels_a_migration_waiting_for_a_lock_and_exits_143() {
 /// Set in the copy of this test that runs inside its own network namespace.
 const IN_NAMESPACE: &str = "MIGRATE_TEST_IN_NETWORK_NAMESPACE";
 
-/// Runs `program` with `args`; panics with what it said if it fails.
+/// Runs `program` (found on PATH, else in /usr/sbin or /sbin, where iproute2 puts `ip` and
+/// `tc`) with `args`; panics with what it said if it fails.
 fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program)
+    let path = ["/usr/sbin", "/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.is_file())
+        .filter(|_| Command::new(program).arg("-V").output().is_err())
+        .map_or_else(|| program.into(), std::path::PathBuf::into_os_string);
+    let output = Command::new(path)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
