@@ -15,9 +15,9 @@ use crate::config::Tls;
 /// statement fail at once with SQLSTATE 57014 (`query_canceled`); the runner then rolls the
 /// migration back and [`Migrator::run`](crate::Migrator::run) returns
 /// [`Error::MigrationFailed`](crate::Error::MigrationFailed) with that SQLSTATE. A cancel that
-/// arrives while nothing runs (between two statements) does nothing, so a handler should also
-/// make the process stop, as the `migrate` command line does (it exits 5 s after the cancel if
-/// the run has not ended by then).
+/// arrives while nothing runs (between two statements) does nothing, so a handler should send
+/// it again while the run goes on, and stop the process if the run has not ended after a
+/// while, as the `migrate` command line does (again every second; exit 5 s after the signal).
 ///
 /// Make it with [`ConnectionSettings::cancel_handle`](crate::config::ConnectionSettings::cancel_handle)
 /// (the same TLS as the connection) or, for a connection made without TLS, [`CancelHandle::new`].
@@ -54,11 +54,13 @@ use crate::config::Tls;
 /// std::thread::spawn(move || {
 ///     if let Some(signal) = signals.forever().next() {
 ///         // The running statement fails, its migration is rolled back, and `run` returns.
-///         if let Err(error) = cancel.cancel() {
-///             log::warn!("could not cancel the running statement: {error}");
+///         // Sent again a few times, in case it arrived between two statements; then stop.
+///         for _ in 0..5 {
+///             if let Err(error) = cancel.cancel() {
+///                 log::warn!("could not cancel the running statement: {error}");
+///             }
+///             std::thread::sleep(std::time::Duration::from_secs(1));
 ///         }
-///         // Nothing was running (between two migrations): stop anyway, a little later.
-///         std::thread::sleep(std::time::Duration::from_secs(5));
 ///         std::process::exit(128 + signal);
 ///     }
 /// });

@@ -5,10 +5,10 @@
 //!
 //! Until a connection is made the signals keep their default action; once the handler is
 //! installed, a signal while no connection is armed (the command has ended) exits at once
-//! with the same codes. A second signal, or a run still going [`GRACE`] after the cancel
-//! request (nothing was running when it arrived, or the server cannot be reached), exits at
-//! once: the server then rolls back what was not committed when it notices the connection is
-//! gone.
+//! with the same codes. The cancel request is sent again every second while the run goes on
+//! (one that arrives between two statements cancels nothing). A second signal, or a run still
+//! going [`GRACE`] after the signal (the server cannot be reached), exits at once: the
+//! server then rolls back what was not committed when it notices the connection is gone.
 #![allow(clippy::print_stderr)] // The command line's voice, from the signal thread.
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -17,8 +17,11 @@ use std::time::Duration;
 
 use crate::CancelHandle;
 
-/// How long the run has to end after the cancel request before the process exits anyway.
+/// How long the run has to end after the signal before the process exits anyway.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
+
+/// How often the cancel request is sent again while the command has not ended.
+const RESEND: Duration = Duration::from_secs(1);
 
 /// A signal that stops the command line, with the exit code it gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,18 +149,27 @@ fn on_first(signal: Signal, handle: CancelHandle) {
         signal.name()
     );
     // On its own thread: over a dead network the request itself waits for connect_timeout.
+    // A request that arrives between two statements cancels nothing, and the run goes on to
+    // the next one: it is sent again every [`RESEND`] until the process exits.
     std::thread::spawn(move || {
-        if let Err(error) = handle.cancel() {
-            let cause = std::error::Error::source(&error)
-                .map(|cause| format!(": {cause}"))
-                .unwrap_or_default();
-            eprintln!("warning: the cancel request failed: {error}{cause}");
+        let mut warned = false;
+        loop {
+            if let Err(error) = handle.cancel() {
+                if !warned {
+                    let cause = std::error::Error::source(&error)
+                        .map(|cause| format!(": {cause}"))
+                        .unwrap_or_default();
+                    eprintln!("warning: the cancel request failed: {error}{cause}");
+                    warned = true;
+                }
+            }
+            std::thread::sleep(RESEND);
         }
     });
     std::thread::spawn(move || {
         std::thread::sleep(GRACE);
         eprintln!(
-            "error: interrupted by {}: the command had not stopped {} s after the cancel request; exiting without waiting (the server rolls back what was not committed once it notices the connection is gone)",
+            "error: interrupted by {}: the command had not stopped {} s after the signal; exiting without waiting (the server rolls back what was not committed once it notices the connection is gone)",
             signal.name(),
             GRACE.as_secs()
         );
