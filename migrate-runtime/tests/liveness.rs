@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use migrate_runtime::config::ConnectionSettings;
 use migrate_runtime::testing::{TestDatabase, TestServer};
-use migrate_test_support::process::{spawn, text};
+use migrate_test_support::process::{spawn, text, Run};
 use postgres::Client;
 use support::{migrate, rows};
 
@@ -146,12 +146,22 @@ fn assert_next_run_applies(dir: &Path, url: &str, admin: &mut Client) {
     assert_eq!(columns[0][0], "1");
 }
 
-fn a_signal_cancels_a_migration_waiting_for_a_lock(signal: &str, name: &str, code: i32) {
+/// `json`: with `--json`, the error document on standard output instead of the text.
+fn a_signal_cancels_a_migration_waiting_for_a_lock(
+    signal: &str,
+    name: &str,
+    code: i32,
+    json: bool,
+) {
     let server = TestServer::shared();
     let (database, dir) = setup(server);
     let mut admin = database.client().unwrap();
     let mut blocker = blocker(&database);
-    let child = spawn(migrate(dir.path(), &database.url()).arg("up"));
+    let mut command = migrate(dir.path(), &database.url());
+    if json {
+        command.arg("--json");
+    }
+    let child = spawn(command.arg("up"));
     let pid = waiting_backend(&mut admin);
 
     let sent = Instant::now();
@@ -168,14 +178,29 @@ fn a_signal_cancels_a_migration_waiting_for_a_lock(signal: &str, name: &str, cod
     assert!(took < Duration::from_secs(4), "took {took:?}");
     assert!(
         shown.contains(&format!(
-            "error: interrupted by {name}: the running statement was cancelled"
+            "{name}: cancelling the running statement (again to exit at once)"
         )),
         "{shown}"
     );
-    assert!(
-        shown.contains("canceling statement due to user request"),
-        "{shown}"
-    );
+    if json {
+        let error = &Run::of(&output).json()["error"];
+        assert_eq!(error["kind"], "interrupted", "{shown}");
+        assert_eq!(error["signal"], name, "{shown}");
+        assert_eq!(error["cause_kind"], "migration_failed", "{shown}");
+        assert_eq!(error["sqlstate"], "57014", "{shown}");
+        assert_eq!(error["version"], 1, "{shown}");
+    } else {
+        assert!(
+            shown.contains(&format!(
+                "error: interrupted by {name}: the running statement was cancelled"
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("canceling statement due to user request (SQLSTATE 57014)"),
+            "{shown}"
+        );
+    }
     let gone = wait_until_gone(&mut admin, &pid, Duration::from_secs(5));
     eprintln!("backend {pid} gone {:?} after the signal", sent.elapsed());
     assert!(gone < Duration::from_secs(5));
@@ -188,12 +213,12 @@ fn a_signal_cancels_a_migration_waiting_for_a_lock(signal: &str, name: &str, cod
 
 #[test]
 fn sigint_cancels_a_migration_waiting_for_a_lock_and_exits_130() {
-    a_signal_cancels_a_migration_waiting_for_a_lock("-INT", "SIGINT", 130);
+    a_signal_cancels_a_migration_waiting_for_a_lock("-INT", "SIGINT", 130, false);
 }
 
 #[test]
-fn sigterm_cancels_a_migration_waiting_for_a_lock_and_exits_143() {
-    a_signal_cancels_a_migration_waiting_for_a_lock("-TERM", "SIGTERM", 143);
+fn sigterm_cancels_a_migration_waiting_for_a_lock_and_exits_143_json() {
+    a_signal_cancels_a_migration_waiting_for_a_lock("-TERM", "SIGTERM", 143, true);
 }
 
 /// Set in the copy of this test that runs inside its own network namespace.
