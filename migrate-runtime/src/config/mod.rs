@@ -147,7 +147,9 @@ impl ConnectionSettings {
         Self::resolve(explicit_url, |name| std::env::var(name).ok())
     }
 
-    /// Wrap an existing config (e.g. a throwaway test server's); TLS off.
+    /// Wrap an existing config (e.g. a throwaway test server's); TLS off. Keepalive, user
+    /// timeout and connect timeout settings it leaves at the driver's defaults get ours (see
+    /// [`dead_peer_bound`](Self::dead_peer_bound)).
     ///
     /// ```no_run
     /// use migrate_runtime::config::ConnectionSettings;
