@@ -42,6 +42,15 @@ fn setup(server: &TestServer) -> (TestDatabase<'_>, tempfile::TempDir) {
     (database, dir)
 }
 
+/// `migrate` on `dir` and `url`, its migration left waiting for the lock as long as it takes
+/// (`MIGRATE_LOCK_TIMEOUT=off`: no per-attempt lock timeout and retries, where the binary has
+/// them), so that the signal or the black hole finds it queued.
+fn migrate_waiting(dir: &Path, url: &str) -> Command {
+    let mut command = migrate(dir, url);
+    command.env("MIGRATE_LOCK_TIMEOUT", "off");
+    command
+}
+
 /// Another session reading `t` in an open transaction: the ALTER queues behind it.
 fn blocker(database: &TestDatabase<'_>) -> Client {
     let mut blocker = database.client().unwrap();
@@ -157,7 +166,7 @@ fn a_signal_cancels_a_migration_waiting_for_a_lock(
     let (database, dir) = setup(server);
     let mut admin = database.client().unwrap();
     let mut blocker = blocker(&database);
-    let mut command = migrate(dir.path(), &database.url());
+    let mut command = migrate_waiting(dir.path(), &database.url());
     if json {
         command.arg("--json");
     }
@@ -283,7 +292,7 @@ fn a_black_holed_run_errors_out_and_the_server_releases_its_lock_within_the_boun
         .dead_peer_bound()
         .unwrap();
     assert_eq!(bound, Duration::from_secs(4));
-    let child = spawn(migrate(dir.path(), &url).arg("up"));
+    let child = spawn(migrate_waiting(dir.path(), &url).arg("up"));
     let pid = waiting_backend(&mut admin);
 
     // The network stops delivering: no reset, no close, nothing.
