@@ -15,6 +15,9 @@
 //! start-up `options`: a server that does not know a setting (`tcp_user_timeout` is
 //! PostgreSQL 12+, `client_connection_check_interval` 14+) would refuse the whole connection,
 //! and PgBouncer refuses `options` altogether. The query sets only what `pg_settings` lists.
+//! `idle_in_transaction_session_timeout` is not set: an idle backend finds a dead socket through
+//! its keepalives already, and the timeout would also end a healthy session whose client pauses
+//! inside a transaction.
 
 use std::time::Duration;
 
