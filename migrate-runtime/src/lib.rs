@@ -18,6 +18,8 @@
 #![warn(missing_docs)]
 
 pub mod build;
+#[cfg(feature = "runtime")]
+mod cancel;
 mod migration;
 pub mod source;
 
@@ -66,6 +68,8 @@ pub mod testing;
 #[cfg(feature = "testing")]
 pub mod verify;
 
+#[cfg(feature = "runtime")]
+pub use cancel::CancelHandle;
 #[doc(hidden)]
 pub use migration::{EmbeddedMigration, EmbeddedSection};
 pub use migration::{LockTimeout, Migration, Section};

@@ -14,6 +14,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `status --exit-code`: something is pending.
     pub const PENDING: u8 = 3;
+    /// Stopped by SIGINT (Ctrl-C): the running statement was cancelled (128 + 2).
+    pub const INTERRUPTED: u8 = 130;
+    /// Stopped by SIGTERM: the running statement was cancelled (128 + 15).
+    pub const TERMINATED: u8 = 143;
 }
 
 /// How the edges present one error.

@@ -17,6 +17,7 @@
 //!
 //! Exit codes: see [`exit`].
 
+mod interrupt;
 mod output;
 
 use std::ffi::OsString;
@@ -33,7 +34,7 @@ use output::Output;
 
 pub use crate::outcome::exit;
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations.";
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
 
 /// The command line (global options and a subcommand).
 #[derive(Debug, Parser)]
@@ -303,9 +304,18 @@ where
         }
     };
     let output = Output::new(cli.json);
-    match execute(&cli, embedded, &output) {
+    let result = execute(&cli, embedded, &output);
+    interrupt::disarm();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
+            let failure = match interrupt::received() {
+                Some(signal) => Failure::Interrupted {
+                    signal,
+                    cause: Box::new(failure),
+                },
+                None => failure,
+            };
             output.failure(&failure);
             ExitCode::from(failure.exit_code())
         }
@@ -321,6 +331,14 @@ pub(crate) enum Failure {
     Files(source::Diagnostics),
     /// A migration or a check failed.
     Migrate(Error),
+    /// A signal stopped the command: its running statement was cancelled, and `cause` is how
+    /// the command ended.
+    Interrupted {
+        /// Which signal.
+        signal: interrupt::Signal,
+        /// The failure the cancelled statement led to.
+        cause: Box<Failure>,
+    },
 }
 
 impl Failure {
@@ -329,6 +347,7 @@ impl Failure {
             Failure::Usage(_) => exit::USAGE,
             Failure::Files(_) => exit::FAILED,
             Failure::Migrate(error) => crate::outcome::of(error).exit_code,
+            Failure::Interrupted { signal, .. } => signal.exit_code(),
         }
     }
 }
@@ -663,6 +682,7 @@ fn connect(cli: &Cli, output: &Output) -> Result<(Client, Throwaway), Failure> {
     let client = settings
         .connect_with_wait(Duration::from_secs(cli.wait))
         .map_err(config_failure)?;
+    interrupt::arm(settings.cancel_handle(&client).map_err(config_failure)?);
     Ok((client, server))
 }
 

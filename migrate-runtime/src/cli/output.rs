@@ -334,15 +334,26 @@ impl Output {
             Failure::Usage(message) => format!("error: {message}"),
             Failure::Files(problems) => problems.to_string(),
             Failure::Migrate(error) => error.render().to_string(),
+            Failure::Interrupted { signal, cause } => interrupted(signal.name(), cause),
         };
         if !self.json {
             return eprintln!("{message}");
         }
         let error = match failure {
             Failure::Migrate(error) => Some(error),
+            Failure::Interrupted { cause, .. } => match cause.as_ref() {
+                Failure::Migrate(error) => Some(error),
+                _ => None,
+            },
             _ => None,
         };
         let mut body = shapes::error_body(kind(failure), &message, error);
+        if let Failure::Interrupted { signal, cause } = failure {
+            shapes::merge(
+                &mut body,
+                json!({"signal": signal.name(), "cause_kind": kind(cause)}),
+            );
+        }
         shapes::merge(&mut body, json!({"done_before": *self.done.borrow()}));
         self.emit(json!({"error": body}));
     }
@@ -353,7 +364,21 @@ fn kind(failure: &Failure) -> &'static str {
         Failure::Usage(_) => "usage",
         Failure::Files(_) => "invalid_migration_files",
         Failure::Migrate(error) => crate::outcome::of(error).kind,
+        Failure::Interrupted { .. } => "interrupted",
     }
+}
+
+/// A signal stopped the command: what the user asked to stop, then how it ended.
+fn interrupted(signal: &str, cause: &Failure) -> String {
+    let how = match cause {
+        Failure::Usage(message) => message.clone(),
+        Failure::Files(problems) => problems.to_string(),
+        Failure::Migrate(error) => error.to_string(),
+        Failure::Interrupted { cause, .. } => return interrupted(signal, cause),
+    };
+    format!(
+        "error: interrupted by {signal}: the running statement was cancelled, and what it was part of rolled back\n   = cause: {how}\n   = help: what committed before the interrupt stays applied: `migrate status` shows where it stopped"
+    )
 }
 
 fn human_time(micros: i64) -> String {

@@ -27,8 +27,30 @@ impl ConnectionSettings {
     /// ```
     pub fn connect(&self) -> Result<Client, ConfigError> {
         let tls = self.tls()?;
-        tls.connect(&self.config)
+        self.open(&tls, &self.config)
             .map_err(|error| self.connect_error(error))
+    }
+
+    /// A handle that cancels the statement `client` (connected with these settings) is
+    /// running, from another thread, with the same TLS as the connection.
+    ///
+    /// ```no_run
+    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// let client = settings.connect()?;
+    /// let cancel = settings.cancel_handle(&client)?;
+    /// std::thread::spawn(move || cancel.cancel());
+    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
+    /// ```
+    pub fn cancel_handle(&self, client: &Client) -> Result<crate::CancelHandle, ConfigError> {
+        Ok(crate::CancelHandle::with_tls(client, self.tls()?))
+    }
+
+    /// Connects, then sets the server's half of noticing a dead peer on the session
+    /// (see [`super::liveness`]).
+    fn open(&self, tls: &super::tls::Tls, config: &Config) -> Result<Client, postgres::Error> {
+        let mut client = tls.connect(config)?;
+        self.liveness.configure_session(&mut client)?;
+        Ok(client)
     }
 
     /// Keep retrying while the server is not reachable yet (connection refused, no such socket, server
@@ -49,7 +71,7 @@ impl ConnectionSettings {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let error = match tls.connect(&self.attempt_config(deadline)) {
+            let error = match self.open(&tls, &self.attempt_config(deadline)) {
                 Ok(client) => return Ok(client),
                 Err(error) => error,
             };

@@ -5,12 +5,11 @@ use super::Stripped;
 pub(super) fn strip_conninfo_params(input: &str) -> Result<Stripped, String> {
     let mut stripped = Stripped {
         rest: String::new(),
-        sslmode: None,
-        sslrootcert: None,
+        ..Stripped::default()
     };
     let mut kept = Vec::new();
     for param in conninfo_params(input)? {
-        if Stripped::is_tls_param(param.key) {
+        if Stripped::is_read_here(param.key) {
             stripped.set(param.key, param.value);
         } else {
             kept.push(&input[param.span]);

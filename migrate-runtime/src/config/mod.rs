@@ -14,6 +14,7 @@ mod connect;
 mod conninfo;
 mod env;
 mod error;
+mod liveness;
 mod redact;
 #[cfg(test)]
 mod test_support;
@@ -22,17 +23,20 @@ mod url;
 
 use std::error::Error as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use postgres::config::SslMode as DriverSslMode;
 use postgres::Config;
 
 use conninfo::strip_conninfo_params;
 use env::{db_variables, fill_from_libpq_env, PG_SELECTORS};
+use liveness::{is_liveness_param, Given, Liveness};
 use tls::{only_unix_sockets, parse_ssl_mode, SslMode};
 use url::{strip_url_params, url_scheme_len};
 
 pub use error::ConfigError;
 pub use redact::redact;
+pub(crate) use tls::Tls;
 
 const FROM_FLAG: &str = "--database-url";
 const FROM_DATABASE_URL: &str = "DATABASE_URL";
@@ -56,6 +60,7 @@ pub struct ConnectionSettings {
     source: &'static str,
     ssl_mode: SslMode,
     root_cert: Option<PathBuf>,
+    liveness: Liveness,
 }
 
 /// Settings read from one source, before libpq's defaults fill the gaps.
@@ -63,6 +68,7 @@ struct Draft {
     config: Config,
     ssl_mode: Option<SslMode>,
     root_cert: Option<String>,
+    liveness: Given,
 }
 
 impl Draft {
@@ -71,6 +77,7 @@ impl Draft {
             config: Config::new(),
             ssl_mode: None,
             root_cert: None,
+            liveness: Given::default(),
         }
     }
 }
@@ -140,7 +147,9 @@ impl ConnectionSettings {
         Self::resolve(explicit_url, |name| std::env::var(name).ok())
     }
 
-    /// Wrap an existing config (e.g. a throwaway test server's); TLS off.
+    /// Wrap an existing config (e.g. a throwaway test server's); TLS off. Keepalive, user
+    /// timeout and connect timeout settings it leaves at the driver's defaults get ours (see
+    /// [`dead_peer_bound`](Self::dead_peer_bound)).
     ///
     /// ```no_run
     /// use migrate_runtime::config::ConnectionSettings;
@@ -152,11 +161,14 @@ impl ConnectionSettings {
     /// ```
     pub fn from_config(mut config: Config) -> ConnectionSettings {
         config.ssl_mode(DriverSslMode::Disable);
+        let liveness = Given::from_driver(&config).resolve();
+        liveness.apply(&mut config);
         ConnectionSettings {
             config,
             source: FROM_CONFIG,
             ssl_mode: SslMode::Disable,
             root_cert: None,
+            liveness,
         }
     }
 
@@ -165,7 +177,10 @@ impl ConnectionSettings {
             mut config,
             ssl_mode,
             root_cert,
+            liveness,
         } = draft;
+        let liveness = liveness.resolve();
+        liveness.apply(&mut config);
         let ssl_mode = ssl_mode.unwrap_or(SslMode::Prefer);
         // PostgreSQL never speaks TLS on a Unix socket, and libpq ignores sslmode there;
         // the driver would instead fail a `require` against the socket.
@@ -180,6 +195,7 @@ impl ConnectionSettings {
             source,
             ssl_mode,
             root_cert: root_cert.map(PathBuf::from),
+            liveness,
         }
     }
 
@@ -202,6 +218,29 @@ impl ConnectionSettings {
     /// ```
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How long after the network stops delivering (no reset, no close) a connection made
+    /// with these settings errors out on the client, and the server ends its session and so
+    /// releases the migration lock: 70 s with the defaults (`keepalives_idle=30`,
+    /// `keepalives_interval=10`, `keepalives_count=3`, `tcp_user_timeout=60000`). `None` with
+    /// `keepalives=0`. The server's half needs PostgreSQL 14 or later
+    /// (`client_connection_check_interval`) for a backend that is running a statement or
+    /// waiting for a lock; an idle one notices on any version.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use migrate_runtime::config::ConnectionSettings;
+    ///
+    /// let settings = ConnectionSettings::resolve(Some("postgresql://app@db/app"), |_| None)?.unwrap();
+    /// assert_eq!(settings.dead_peer_bound(), Some(Duration::from_secs(70)));
+    /// let url = "postgresql://app@db/app?keepalives_idle=5&keepalives_interval=2&tcp_user_timeout=11000";
+    /// let settings = ConnectionSettings::resolve(Some(url), |_| None)?.unwrap();
+    /// assert_eq!(settings.dead_peer_bound(), Some(Duration::from_secs(13)));
+    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
+    /// ```
+    pub fn dead_peer_bound(&self) -> Option<Duration> {
+        self.liveness.dead_peer_bound()
     }
 }
 
@@ -227,32 +266,38 @@ fn parse_connection_string(input: &str, from: &'static str) -> Result<Draft, Con
         .sslmode
         .map(|value| parse_ssl_mode(value, from))
         .transpose()?;
+    let mut liveness = Given::default();
+    for (key, value) in &stripped.liveness {
+        liveness.set(key, value).map_err(&invalid)?;
+    }
     Ok(Draft {
         config,
         ssl_mode,
         root_cert: stripped.sslrootcert,
+        liveness,
     })
 }
 
-/// A connection string without its TLS parameters, and their values (the last one wins, as
-/// in libpq).
-#[derive(Debug, PartialEq)]
+/// A connection string without the parameters read here rather than by the driver (TLS, and
+/// liveness: [`liveness`]), and their values (the last one wins, as in libpq).
+#[derive(Debug, Default, PartialEq)]
 struct Stripped {
     rest: String,
     sslmode: Option<String>,
     sslrootcert: Option<String>,
+    liveness: Vec<(String, String)>,
 }
 
 impl Stripped {
-    fn is_tls_param(key: &str) -> bool {
-        matches!(key, "sslmode" | "sslrootcert")
+    fn is_read_here(key: &str) -> bool {
+        matches!(key, "sslmode" | "sslrootcert") || is_liveness_param(key)
     }
 
     fn set(&mut self, key: &str, value: String) {
-        if key == "sslmode" {
-            self.sslmode = Some(value);
-        } else {
-            self.sslrootcert = Some(value);
+        match key {
+            "sslmode" => self.sslmode = Some(value),
+            "sslrootcert" => self.sslrootcert = Some(value),
+            _ => self.liveness.push((key.to_owned(), value)),
         }
     }
 }

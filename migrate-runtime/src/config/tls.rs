@@ -91,7 +91,8 @@ pub(super) fn only_unix_sockets(config: &Config) -> bool {
 }
 
 /// How to connect: plainly, or with a native-tls connector set up for the sslmode.
-pub(super) enum Tls {
+#[derive(Clone)]
+pub(crate) enum Tls {
     Off,
     #[cfg(feature = "tls")]
     Native(postgres_native_tls::MakeTlsConnector),
@@ -103,6 +104,15 @@ impl Tls {
             Tls::Off => config.connect(NoTls),
             #[cfg(feature = "tls")]
             Tls::Native(connector) => config.connect(connector.clone()),
+        }
+    }
+
+    /// Sends a cancel request for `token`'s session, with the same TLS as the connection.
+    pub(crate) fn cancel(&self, token: &postgres::CancelToken) -> Result<(), postgres::Error> {
+        match self {
+            Tls::Off => token.cancel_query(NoTls),
+            #[cfg(feature = "tls")]
+            Tls::Native(connector) => token.cancel_query(connector.clone()),
         }
     }
 

@@ -17,8 +17,7 @@ pub(super) fn strip_url_params(input: &str, scheme: usize) -> Result<Stripped, S
         .map_or(scheme, |at| scheme + at + 1);
     let mut stripped = Stripped {
         rest: input.to_owned(),
-        sslmode: None,
-        sslrootcert: None,
+        ..Stripped::default()
     };
     let Some(question) = input[after_credentials..].find('?') else {
         return Ok(stripped);
@@ -28,7 +27,7 @@ pub(super) fn strip_url_params(input: &str, scheme: usize) -> Result<Stripped, S
     for pair in input[query_start + 1..].split('&') {
         if let Some((key, value)) = pair.split_once('=') {
             let key = percent_decode(key)?;
-            if Stripped::is_tls_param(&key) {
+            if Stripped::is_read_here(&key) {
                 stripped.set(&key, percent_decode(value)?);
                 continue;
             }
@@ -89,9 +88,10 @@ mod tests {
         assert_eq!(
             stripped,
             Stripped {
-                rest: "postgresql://u:p@h:5/db?application_name=x&connect_timeout=3".to_owned(),
+                rest: "postgresql://u:p@h:5/db?application_name=x".to_owned(),
                 sslmode: Some("verify-full".to_owned()),
                 sslrootcert: Some("/etc/ca.pem".to_owned()),
+                liveness: vec![("connect_timeout".to_owned(), "3".to_owned())],
             }
         );
         let only_tls = strip_tls_params("postgres://h/db?sslmode=verify-ca").unwrap();

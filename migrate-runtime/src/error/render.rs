@@ -330,7 +330,12 @@ fn describe_source(source: &postgres::Error) -> String {
             db.message(),
             db.code().code()
         ),
-        None => source.to_string(),
+        // The driver's words, then the cause it leaves out ("connection timed out" when
+        // keepalive probes went unanswered).
+        None => match std::error::Error::source(source) {
+            Some(cause) => format!("{source}: {cause}"),
+            None => source.to_string(),
+        },
     }
 }
 

@@ -74,6 +74,13 @@ pub(super) fn statement_failure(
     Ok(failure)
 }
 
+/// Whether the statement was cancelled (a cancel request, `statement_timeout`: SQLSTATE 57014).
+/// Such a failure is not replayed to locate it: the replay would run the statement again, and
+/// wait or sleep again, after the user (or the timeout) asked it to stop.
+pub(super) fn was_cancelled(error: &postgres::Error) -> bool {
+    error.code() == Some(&postgres::error::SqlState::QUERY_CANCELED)
+}
+
 /// What a replay found: the step (an index into the candidates) and the statement that fail.
 pub(super) struct Culprit {
     pub(super) index: usize,

@@ -365,7 +365,12 @@ fn group_failed_without_position(
         .collect();
     let candidates = &steps[messages[index].clone()];
     let begin = run.begin_sql();
-    match locate::replay(&mut run.client, &begin, &prelude, candidates) {
+    let replayed = if locate::was_cancelled(&error) {
+        None
+    } else {
+        locate::replay(&mut run.client, &begin, &prelude, candidates)
+    };
+    match replayed {
         Some(culprit) => {
             let step = candidates[culprit.index];
             blame(
@@ -390,7 +395,7 @@ fn failed(
     error: postgres::Error,
     position: Option<usize>,
 ) -> Error {
-    if position.is_some() {
+    if position.is_some() || locate::was_cancelled(&error) {
         return blame(run, step, locate::failure(error, step, position));
     }
     let begin = run.begin_sql();
