@@ -483,18 +483,234 @@ fn bad_migration_files_are_reported_with_file_and_line() {
     assert!(run.stderr.contains("migrations/001_a.sql:2: `CREATE INDEX CONCURRENTLY` cannot run inside a transaction block"), "{}", run.stderr);
 }
 
+const NO_DATABASE: &str = "error: no database configured
+   = note: looked for --database-url, DATABASE_URL, DB_HOST or DB_NAME (with DB_PORT, DB_USER, DB_PASSWORD), and libpq's PGHOST, PGPORT, PGDATABASE or PGUSER (with PGPASSWORD, PGSSLMODE, PGOPTIONS): none is set
+   = help: name the database: `--database-url postgresql://USER:PASSWORD@HOST:PORT/DATABASE`, or set DATABASE_URL to that URL
+   = help: to try the migrations on a throwaway PostgreSQL server that is removed afterwards, pass --throwaway
+";
+
+/// No database configured is an error that says where it looked, never a green run on a
+/// server that is thrown away; each of its `help:` lines, run as written, works.
 #[test]
-fn without_a_database_up_and_status_use_a_throwaway_server_and_say_so() {
+fn without_a_database_commands_refuse_and_each_help_line_works() {
     let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
-    let run = migrate(dir.path(), &[], &["up"]);
+    for command in [&["up"][..], &["status"], &["history"], &["down"], &["plan"]] {
+        let run = migrate(dir.path(), &[], command);
+        assert_eq!(run.code, 2, "{command:?}: {}", run.all());
+        assert_eq!(run.stderr, NO_DATABASE, "{command:?}");
+        assert_eq!(run.stdout, "", "{command:?}");
+    }
+    let run = migrate(dir.path(), &[("MIGRATE_ENV", "production")], &["up"]);
+    assert_eq!((run.code, run.stderr.as_str()), (2, NO_DATABASE));
+    let error = &migrate(dir.path(), &[], &["up", "--json"]).json()["error"];
+    assert_eq!(error["kind"], "no_database");
+    assert_eq!(error["message"], NO_DATABASE.trim_end());
+
+    // help: --database-url URL, or DATABASE_URL set to it.
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(dir.path(), &[], &["--database-url", &url, "up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    assert_eq!(tables(&database)[0], "a");
+    let other = TestServer::shared().create_database().unwrap();
+    let other_url = self::url(&other);
+    let run = migrate(dir.path(), &[("DATABASE_URL", &other_url)], &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    assert_eq!(tables(&other)[0], "a");
+
+    // help: --throwaway, which says what it does.
+    let run = migrate(dir.path(), &[], &["up", "--throwaway"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stderr
-            .contains("no database configured: using a throwaway PostgreSQL server"),
+        run.stderr.starts_with(
+            "--throwaway: using a throwaway PostgreSQL server, removed when this command ends\n"
+        ),
         "{}",
         run.stderr
     );
     assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    let run = migrate(dir.path(), &[], &["--throwaway", "status"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("pending"), "{}", run.stdout);
+}
+
+/// `--throwaway` is refused in production and beside an explicit URL; a configured database
+/// it leaves unused is named.
+#[test]
+fn throwaway_is_refused_in_production_and_beside_a_url() {
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    let production = [("MIGRATE_ENV", "production")];
+    let run = migrate(dir.path(), &production, &["up", "--throwaway"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        "error: --throwaway applies the migrations to a server that is removed afterwards; refusing it in production: name the production database (--database-url or DATABASE_URL) instead\n"
+    );
+    // ... as it says: the production database by URL.
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(
+        dir.path(),
+        &[("MIGRATE_ENV", "production"), ("DATABASE_URL", &url)],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(tables(&database)[0], "a");
+
+    let run = migrate(
+        dir.path(),
+        &[],
+        &["up", "--throwaway", "--database-url", &url],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the argument '--throwaway' cannot be used with '--database-url <URL>'"),
+        "{}",
+        run.stderr
+    );
+    let run = migrate(
+        dir.path(),
+        &[("DATABASE_URL", &url)],
+        &["status", "--throwaway"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.starts_with("--throwaway: using a throwaway PostgreSQL server, removed when this command ends (DATABASE_URL is not used)\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("pending"),
+        "the throwaway server is empty: {}",
+        run.stdout
+    );
+}
+
+/// A `DATABASE_URL` that is set is used or refused: empty or not UTF-8, it is an error naming
+/// it, and the `PG*` variables also set are not quietly used instead. Each help, followed.
+#[test]
+fn an_empty_or_non_utf8_database_url_is_an_error_not_a_fallback() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    let server = TestServer::shared();
+    let database = server.create_database().unwrap();
+    let port = server.port().to_string();
+    let pg = [
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGDATABASE", database.name()),
+        ("PGUSER", "postgres"),
+    ];
+
+    let mut empty = pg.to_vec();
+    empty.push(("DATABASE_URL", ""));
+    let run = migrate(dir.path(), &empty, &["up"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        "error: DATABASE_URL is set but empty\n   = help: give it a value, or unset it (`unset DATABASE_URL`) to use the next source\n"
+    );
+    assert_eq!(tables(&database), Vec::<String>::new(), "nothing ran");
+    // help: unset it, and the next source (here the PG* variables) is used.
+    let run = migrate(dir.path(), &pg, &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("(from PG* variables)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tables(&database)[0], "a");
+
+    // A Latin-1 `é` where the URL needs UTF-8.
+    let mut client = server.connect("postgres").unwrap();
+    client.batch_execute("CREATE DATABASE \"café\"").unwrap();
+    let mut bytes = format!("postgresql://postgres@127.0.0.1:{port}/caf").into_bytes();
+    bytes.push(0xe9);
+    let run = Run::of(
+        &binary()
+            .current_dir(dir.path())
+            .envs(pg)
+            .env("DATABASE_URL", std::ffi::OsStr::from_bytes(&bytes))
+            .arg("up")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: DATABASE_URL is not valid UTF-8 (at byte {})\n   = help: set it to UTF-8 text; in a URL, write other bytes percent-encoded (%XX)\n",
+            bytes.len() - 1
+        )
+    );
+    // help: UTF-8, percent-encoded in the URL.
+    let encoded = format!("postgresql://postgres@127.0.0.1:{port}/caf%C3%A9");
+    let run = migrate(dir.path(), &[("DATABASE_URL", &encoded)], &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("127.0.0.1:{port}/café (from DATABASE_URL)")),
+        "{}",
+        run.stderr
+    );
+    let mut cafe = server.connect("café").unwrap();
+    assert_eq!(
+        cafe.query_one("SELECT count(*) FROM a", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+}
+
+/// libpq's `PGOPTIONS` (and `options` in the URL) reach the server: the migration's session
+/// has the settings they give, in both the `-c name=value` and `--name=value` forms.
+#[test]
+fn pgoptions_and_url_options_reach_the_migrations_session() {
+    let dir = project(&[(
+        "001_seen.sql",
+        "CREATE TABLE seen AS SELECT current_setting('work_mem') AS work_mem, current_setting('statement_timeout') AS statement_timeout;\n",
+    )]);
+    let seen = |database: &TestDatabase<'_>| -> (String, String) {
+        let row = database
+            .client()
+            .unwrap()
+            .query_one("SELECT work_mem, statement_timeout FROM seen", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("PGOPTIONS", "-c work_mem=1234kB -c statement_timeout=5s"),
+        ],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(seen(&database), ("1234kB".to_owned(), "5s".to_owned()));
+
+    let database = TestServer::shared().create_database().unwrap();
+    let with_options = format!("{}?options=--work_mem%3D2345kB", self::url(&database));
+    let run = migrate(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &with_options),
+            ("PGOPTIONS", "-c work_mem=1kB"),
+        ],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        seen(&database).0,
+        "2345kB",
+        "the URL's options win over PGOPTIONS"
+    );
 }
 
 /// `down --all` reverts everything, diesel's version 0 too; `--to` takes a negative version.
