@@ -167,9 +167,12 @@ pub(crate) fn acquire<'c>(
         Ok(messages) => Ok((guard, history::parse_rows(&messages))),
         Err(error) => {
             let _ = guard.simple_query("ROLLBACK");
-            Err(Error::database(
+            Err(crate::foreign::read_failed(
+                &mut guard,
+                tables,
                 "taking the migration lock and creating the history tables",
-            )(error))
+                error,
+            ))
         }
     }
 }

@@ -30,6 +30,15 @@ fn migrate(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     run
 }
 
+/// Three migrations that each create a table.
+fn three_good() -> tempfile::TempDir {
+    project(&[
+        ("001_a.sql", "CREATE TABLE a (id int);\n"),
+        ("002_b.sql", "CREATE TABLE b (id int);\n"),
+        ("003_c.sql", "CREATE TABLE c (id int);\n"),
+    ])
+}
+
 fn three() -> tempfile::TempDir {
     project(&[
         ("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"),
@@ -711,6 +720,218 @@ fn pgoptions_and_url_options_reach_the_migrations_session() {
         "2345kB",
         "the URL's options win over PGOPTIONS"
     );
+}
+
+/// Standard error without the `connecting to ...` line it starts with.
+fn after_connecting(stderr: &str) -> &str {
+    match stderr.split_once('\n') {
+        Some((first, rest)) if first.starts_with("connecting to ") => rest,
+        _ => stderr,
+    }
+}
+
+/// The `migrate ...` commands a message's `help:` lines give, as written (`VERSION` replaced).
+fn suggested_commands(stderr: &str, version: &str) -> Vec<Vec<String>> {
+    let help = &stderr[stderr.find("= help:").expect("a help line")..];
+    let mut commands: Vec<String> = help
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("migrate "))
+        .map(str::to_owned)
+        .collect();
+    commands.extend(
+        help.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|quoted| quoted.starts_with("migrate "))
+            .map(str::to_owned),
+    );
+    commands
+        .iter()
+        .map(|command| {
+            command
+                .split_whitespace()
+                .skip(1)
+                .map(|word| word.replace("VERSION", version))
+                .collect()
+        })
+        .collect()
+}
+
+/// Another tool's `schema_migrations` under our default name: `up`, `status` and `history`
+/// say which tool it looks like instead of `column "name" does not exist` or an empty history,
+/// and the commands their help gives, run as written, import its history and apply the rest.
+#[test]
+fn another_tools_schema_migrations_is_recognised_and_its_help_gets_past_it() {
+    let dir = three_good();
+    // (what the other tool left, what the first line says, the columns line)
+    let cases = [
+        (
+            "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY); INSERT INTO schema_migrations VALUES ('001'), ('002');",
+            "it looks like dbmate's",
+            "version character varying(128)",
+        ),
+        (
+            "CREATE TABLE schema_migrations (version varchar NOT NULL PRIMARY KEY); CREATE TABLE ar_internal_metadata (key varchar PRIMARY KEY, value varchar); INSERT INTO schema_migrations VALUES ('1'), ('2');",
+            "it looks like Rails's",
+            "version character varying",
+        ),
+        (
+            "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (2, false);",
+            "it looks like golang-migrate's",
+            "version bigint, dirty boolean",
+        ),
+        (
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, inserted_at timestamp(0)); INSERT INTO schema_migrations VALUES (1, now()), (2, now());",
+            "",
+            "version bigint, inserted_at timestamp(0) without time zone",
+        ),
+    ];
+    for (left, looks_like, columns) in cases {
+        let database = TestServer::shared().create_database().unwrap();
+        let mut client = database.client().unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE a (id int); CREATE TABLE b (id int); {left}"
+            ))
+            .unwrap();
+        let env = [("DATABASE_URL", url(&database))];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let first = format!(
+            "error: public.schema_migrations is not this runtime's history table{}{looks_like}\n   = columns: {columns}\n   = note: nothing was run; this runtime keeps its history in a table of its own, and `schema_migrations` is taken\n",
+            if looks_like.is_empty() { "" } else { ": " }
+        );
+        let mut help = String::new();
+        for command in [&["up"][..], &["status"], &["history"], &["down"], &["plan"]] {
+            let run = migrate(dir.path(), &env, command);
+            assert_eq!(run.code, 1, "{command:?}: {}", run.all());
+            let error = after_connecting(&run.stderr);
+            assert!(error.starts_with(&first), "{command:?}: {}", run.stderr);
+            assert_eq!(run.stdout, "", "{command:?}");
+            help = error.to_owned();
+        }
+        let json = migrate(dir.path(), &env, &["up", "--json"]).json();
+        assert_eq!(json["error"]["kind"], "foreign_history_table");
+        assert_eq!(json["error"]["table"], "public.schema_migrations");
+        assert_eq!(
+            json["error"]["columns"][0]
+                .as_str()
+                .map(|c| c.starts_with("version ")),
+            Some(true)
+        );
+        assert_eq!(
+            tables(&database),
+            ["a", "b", "schema_migrations"]
+                .into_iter()
+                .chain(
+                    looks_like
+                        .contains("Rails")
+                        .then_some("ar_internal_metadata")
+                )
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            "nothing was created"
+        );
+
+        // Run what the help says, as written.
+        let commands = suggested_commands(&help, "2");
+        assert_eq!(commands.len(), 2, "{help}");
+        for command in &commands {
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            let run = migrate(dir.path(), &env, &args);
+            assert_eq!(run.code, 0, "{args:?}: {}", run.all());
+        }
+        let status = migrate(
+            dir.path(),
+            &env,
+            &["--history-table", "migrate_history", "status", "--json"],
+        )
+        .json();
+        let states: Vec<&str> = status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["applied"; 3], "{help}");
+        let actions: Vec<(i64, String)> = client
+            .query(
+                "SELECT version, action FROM migrate_history_history ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                (1, "baseline".into()),
+                (2, "baseline".into()),
+                (3, "apply".into())
+            ],
+            "{help}"
+        );
+        assert!(tables(&database).contains(&"c".to_owned()));
+        // The other tool's table is left as it was.
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, if looks_like.contains("golang") { 1 } else { 2 });
+    }
+}
+
+/// golang-migrate's `dirty` flag: the import is refused saying so, and once the flag is
+/// cleared as the help says, it goes through.
+#[test]
+fn a_dirty_golang_migrate_history_is_not_imported_until_cleared() {
+    let dir = three_good();
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE a (id int); CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (2, true);",
+        )
+        .unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+    let baseline = [
+        "--history-table",
+        "migrate_history",
+        "baseline",
+        "--from",
+        "golang-migrate",
+    ];
+    let run = migrate(dir.path(), &env, &baseline);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(
+        after_connecting(&run.stderr),
+        "error: golang-migrate's schema_migrations marks version 2 dirty: it failed part-way, so what it applied is not known; nothing was imported\n   = help: finish or undo version 2 by hand, then clear the flag as golang-migrate does (`migrate -database URL force 2`, or `UPDATE schema_migrations SET dirty = false`), and import again\n"
+    );
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM migrate_history", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 0);
+    // Finish version 2 by hand, clear the flag, import again.
+    client
+        .batch_execute("CREATE TABLE b (id int); UPDATE schema_migrations SET dirty = false")
+        .unwrap();
+    let run = migrate(dir.path(), &env, &baseline);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        run.stdout,
+        "recorded 2 migration(s) as applied without running them: [1, 2]\n"
+    );
+    let run = migrate(
+        dir.path(),
+        &env,
+        &["--history-table", "migrate_history", "up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("applied       3 c"), "{}", run.stdout);
 }
 
 /// `down --all` reverts everything, diesel's version 0 too; `--to` takes a negative version.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::failure::{Located, MigrationFailure, PolicyViolation, Unfinished};
 use super::{Error, HistoryNameProblem};
-use crate::terms::{MigrationStatus, Repair};
+use crate::terms::{MigrationStatus, OtherTool, Repair};
 
 /// An error's full text ([`Error::render`], [`MigrationFailure::render`]).
 #[derive(Clone, Copy, Debug)]
@@ -107,6 +107,16 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or, to go on past it without running any SQL (what its UP did stays), `migrate down --through-irreversible`"
             ),
+            Error::ForeignHistoryTable {
+                schema,
+                table,
+                tool,
+                columns,
+            } => foreign_history_table(f, schema, table, *tool, columns),
+            Error::OtherHistoryDirty { version } => write!(
+                f,
+                "error: {error}; nothing was imported\n   = help: finish or undo version {version} by hand, then clear the flag as golang-migrate does (`migrate -database URL force {version}`, or `UPDATE schema_migrations SET dirty = false`), and import again"
+            ),
             Error::HistoryTableName { .. }
             | Error::GroupedWithSafety
             | Error::GroupedNoTransaction { .. }
@@ -144,6 +154,64 @@ impl fmt::Display for Rendered<'_> {
                 describe_source(source)
             ),
         }
+    }
+}
+
+/// `: it looks like dbmate's`, or nothing for a shape not known.
+pub(super) fn looks_like(tool: Option<OtherTool>) -> String {
+    tool.map_or_else(String::new, |tool| {
+        format!(": it looks like {}'s", tool.name())
+    })
+}
+
+/// Another tool's table where the history should be: which tool, and the way out, as
+/// commands that work as written.
+fn foreign_history_table(
+    f: &mut fmt::Formatter<'_>,
+    schema: &str,
+    table: &str,
+    tool: Option<OtherTool>,
+    columns: &[String],
+) -> fmt::Result {
+    let elsewhere = if table == "migrate_history" {
+        "migrate_history_2"
+    } else {
+        "migrate_history"
+    };
+    let schema_flag = if schema == "public" {
+        String::new()
+    } else {
+        format!("--history-schema {schema} ")
+    };
+    let flags = format!("{schema_flag}--history-table {elsewhere}");
+    writeln!(
+        f,
+        "error: {schema}.{table} is not this runtime's history table{}",
+        looks_like(tool)
+    )?;
+    writeln!(f, "   = columns: {}", columns.join(", "))?;
+    writeln!(
+        f,
+        "   = note: nothing was run; this runtime keeps its history in a table of its own, and `{table}` is taken"
+    )?;
+    match tool {
+        Some(tool) => write!(
+            f,
+            "   = help: keep this runtime's history under another name and import {}'s, then apply the rest:\n       \
+             migrate {flags} baseline --from {}\n       \
+             migrate {flags} up\n       \
+             (from Rust: `.history_table(\"{schema}\", \"{elsewhere}\")`, then `baseline_from(&mut client, {})` once)",
+            tool.name(),
+            tool.flag_value(),
+            tool.rust_name()
+        ),
+        None => write!(
+            f,
+            "   = help: keep this runtime's history under another name; if the schema its migrations build is already there, first record them as applied up to the last one there:\n       \
+             migrate {flags} baseline VERSION\n       \
+             migrate {flags} up\n       \
+             (from Rust: `.history_table(\"{schema}\", \"{elsewhere}\")`)"
+        ),
     }
 }
 
