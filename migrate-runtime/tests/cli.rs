@@ -934,6 +934,48 @@ fn a_dirty_golang_migrate_history_is_not_imported_until_cleared() {
     assert!(run.stdout.contains("applied       3 c"), "{}", run.stdout);
 }
 
+/// A read-only database (here by `default_transaction_read_only`, as on a hot standby every
+/// transaction is): `up` says to connect to the primary, and the way its help gives works.
+#[test]
+fn a_read_only_database_is_explained_and_its_help_works() {
+    let dir = three_good();
+    let database = TestServer::shared().create_database().unwrap();
+    TestServer::shared()
+        .connect("postgres")
+        .unwrap()
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            database.name()
+        ))
+        .unwrap();
+    let url = url(&database);
+    let run = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        after_connecting(&run.stderr),
+        "error: database error while taking the migration lock and creating the history tables: ERROR: cannot execute CREATE SCHEMA in a read-only transaction (SQLSTATE 25006)\n   = help: this server only accepts reads (a hot standby, or `default_transaction_read_only` is on): connect to the primary; if this database is read-only by that setting, it must be off for the migration (PGOPTIONS='-c default_transaction_read_only=off' turns it off for this connection only)\n"
+    );
+    assert_eq!(tables(&database), Vec::<String>::new());
+    // Reading still works there.
+    let run = migrate(dir.path(), &[("DATABASE_URL", &url)], &["status"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let run = migrate(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("PGOPTIONS", "-c default_transaction_read_only=off"),
+        ],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("3 migration(s) applied"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// `down --all` reverts everything, diesel's version 0 too; `--to` takes a negative version.
 #[test]
 fn down_all_and_a_negative_to_revert_everything() {

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use postgres::error::SqlState;
+
 use super::failure::{Located, MigrationFailure, PolicyViolation, Unfinished};
 use super::{Error, HistoryNameProblem};
 use crate::terms::{MigrationStatus, OtherTool, Repair};
@@ -148,11 +150,17 @@ impl fmt::Display for Rendered<'_> {
             Error::Throwaway(server) => {
                 write!(f, "error: the throwaway PostgreSQL server: {server}")
             }
-            Error::Database { context, source } => write!(
-                f,
-                "error: database error while {context}: {}",
-                describe_source(source)
-            ),
+            Error::Database { context, source } => {
+                write!(
+                    f,
+                    "error: database error while {context}: {}",
+                    describe_source(source)
+                )?;
+                if source.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+                    write!(f, "\n   = help: {READ_ONLY}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -380,6 +388,7 @@ fn unfinished(f: &mut fmt::Formatter<'_>, unfinished: &Unfinished) -> fmt::Resul
     )
 }
 
+const READ_ONLY: &str = "this server only accepts reads (a hot standby, or `default_transaction_read_only` is on): connect to the primary; if this database is read-only by that setting, it must be off for the migration (PGOPTIONS='-c default_transaction_read_only=off' turns it off for this connection only)";
 const LOST_IN_TRANSACTIONS: &str = "each migration commits together with its history row or not at all; `status` shows which ones committed, and running again applies the rest";
 const LOST_OUTSIDE_TRANSACTION: &str = "it was running outside a transaction, so some of its statements may have run; its history row stays `running`, and the next run lists them and says how to finish";
 
