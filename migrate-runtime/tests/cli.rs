@@ -675,6 +675,29 @@ fn an_empty_or_non_utf8_database_url_is_an_error_not_a_fallback() {
     );
 }
 
+/// The command line's own variables: set but empty is refused too (clap names the option
+/// each one feeds), as the connection variables are.
+#[test]
+fn empty_migrate_variables_are_refused() {
+    let dir = three_good();
+    for (variable, option) in [
+        ("MIGRATE_ENV", "--env <NAME>"),
+        ("MIGRATE_APPLIED_BY", "--applied-by <NAME>"),
+        ("MIGRATIONS_DIR", "--dir <DIR>"),
+        ("MIGRATE_LOCK_SCOPE", "--lock-scope <SCOPE>"),
+    ] {
+        let run = migrate(dir.path(), &[(variable, "")], &["up", "--throwaway"]);
+        assert_eq!(run.code, 2, "{variable}: {}", run.all());
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: a value is required for '{option}' but none was supplied"
+            )),
+            "{variable}: {}",
+            run.stderr
+        );
+    }
+}
+
 /// libpq's `PGOPTIONS` (and `options` in the URL) reach the server: the migration's session
 /// has the settings they give, in both the `-c name=value` and `--name=value` forms.
 #[test]

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Parser, Subcommand};
 use postgres::Client;
 
@@ -52,7 +53,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
     pub(crate) wait: u64,
     /// The environment, e.g. `production`: selects `-- migrate:env` migrations, is recorded in the history, and in production makes down/redo/repair/baseline ask for --yes.
-    #[arg(long = "env", global = true, env = "MIGRATE_ENV", value_name = "NAME")]
+    #[arg(long = "env", global = true, env = "MIGRATE_ENV", value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub(crate) environment: Option<String>,
     /// Confirm a destructive command in production (also: CONFIRM_PRODUCTION_MIGRATION=true).
     #[arg(long, global = true)]
@@ -64,7 +65,7 @@ pub(crate) struct Cli {
     #[arg(long, short, global = true)]
     pub(crate) verbose: bool,
     /// Who the history records as running the command (default: the database user).
-    #[arg(long, global = true, env = "MIGRATE_APPLIED_BY", value_name = "NAME")]
+    #[arg(long, global = true, env = "MIGRATE_APPLIED_BY", value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub(crate) applied_by: Option<String>,
     /// Schema of the history tables.
     #[arg(long, global = true, default_value = "public", value_name = "SCHEMA")]
