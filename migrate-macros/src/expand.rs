@@ -5,7 +5,8 @@ use migrate_runtime::{Migration, Section};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-pub(crate) fn expand(loaded: &Loaded) -> TokenStream {
+/// `warning`: statements that make rustc warn at the call (or nothing).
+pub(crate) fn expand(loaded: &Loaded, warning: TokenStream) -> TokenStream {
     // `include_str!` makes the compiler track each file, so editing one rebuilds the crate.
     // The constant is never used, so the text is not stored twice.
     let tracked = loaded.files.iter().map(|file| {
@@ -15,6 +16,7 @@ pub(crate) fn expand(loaded: &Loaded) -> TokenStream {
     let count = loaded.migrations.len();
     let migrations = loaded.migrations.iter().map(migration);
     quote! {{
+        #warning
         const _: &[&str] = &[#(#tracked),*];
         static MIGRATIONS: [::migrate_runtime::Migration; #count] = [#(#migrations),*];
         &MIGRATIONS

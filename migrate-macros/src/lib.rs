@@ -9,6 +9,7 @@ mod args;
 mod expand;
 mod load;
 mod validate;
+mod watch;
 
 use proc_macro::TokenStream;
 
@@ -45,13 +46,29 @@ use proc_macro::TokenStream;
 /// directory on stable Rust. A crate whose migrations grow over time should therefore call
 /// `migrate_runtime::build::rerun_if_migrations_change("migrations")` from its `build.rs`.
 /// Without it, the first build after adding a file (and nothing else) keeps the old set, until
-/// any other change to the crate.
+/// any other change to the crate; so when the crate has no build script, or its build script
+/// does not watch the directory, the macro makes rustc print a warning (a `deprecated` one,
+/// the only kind a procedural macro can raise on stable Rust) at the macro call, naming the
+/// line to add and the file to add it to. `#[allow(deprecated)]` on the item silences it.
 #[proc_macro]
 pub fn embed_migrations(input: TokenStream) -> TokenStream {
     let args = syn::parse_macro_input!(input as args::Args);
     match load::load(&args).and_then(|loaded| validate::validate(&args, loaded)) {
-        Ok(loaded) => expand::expand(&loaded),
+        Ok(loaded) => expand::expand(&loaded, unwatched_warning(&args)),
         Err(problems) => expand::errors(problems),
     }
     .into()
+}
+
+/// The compile-time warning when a file added to the directory would not rebuild the crate
+/// (see [`watch`]), or nothing.
+fn unwatched_warning(args: &args::Args) -> proc_macro2::TokenStream {
+    let (Ok(root), Some(package)) = (load::root(args), std::env::var_os("CARGO_MANIFEST_DIR"))
+    else {
+        return proc_macro2::TokenStream::new();
+    };
+    match watch::check(&root, &args.dir, std::path::Path::new(&package)) {
+        Some(unwatched) => watch::warning(&unwatched, &args.dir, args.span),
+        None => proc_macro2::TokenStream::new(),
+    }
 }

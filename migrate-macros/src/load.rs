@@ -11,8 +11,9 @@ use crate::args::Args;
 /// directory under `target/`) set this to the real crate root.
 const MANIFEST_DIR_OVERRIDE: &str = "MIGRATE_MACROS_MANIFEST_DIR";
 
-pub(crate) fn load(args: &Args) -> syn::Result<Loaded> {
-    let root = std::env::var_os(MANIFEST_DIR_OVERRIDE)
+/// The directory the macro's path is relative to: the crate root, or the harness's override.
+pub(crate) fn root(args: &Args) -> syn::Result<PathBuf> {
+    std::env::var_os(MANIFEST_DIR_OVERRIDE)
         .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR"))
         .map(PathBuf::from)
         .ok_or_else(|| {
@@ -20,7 +21,11 @@ pub(crate) fn load(args: &Args) -> syn::Result<Loaded> {
                 args.span,
                 "CARGO_MANIFEST_DIR is not set; `embed_migrations!` must be compiled by Cargo",
             )
-        })?;
+        })
+}
+
+pub(crate) fn load(args: &Args) -> syn::Result<Loaded> {
+    let root = root(args)?;
     source::read_dir(&root, &args.dir).map_err(|problems| {
         problems
             .0

@@ -1,13 +1,15 @@
-//! Applies the repository's `migrations/` to `DATABASE_URL`, or, when it is not set, to a
-//! throwaway PostgreSQL server started for the occasion; then prints what was applied and the
-//! resulting status. Run it twice against the same database to see the no-op start-up.
+//! Applies the repository's `migrations/` to the configured database (`DATABASE_URL`, `DB_*`
+//! or `PG*`), or, when none is configured, to a throwaway PostgreSQL server started for the
+//! occasion (a demo's convenience: `migrate up` refuses without a database); then prints
+//! what was applied and the resulting status. Run it twice against the same database to see the no-op start-up.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A demo that reports to the terminal.
 
 use std::time::Instant;
 
+use migrate_runtime::config::ConnectionSettings;
 use migrate_runtime::testing::TestServer;
 use migrate_runtime::{Migration, Migrator};
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 static MIGRATIONS: &[Migration] = migrate_macros::embed_migrations!("../migrations");
 
@@ -22,17 +24,23 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // A configured database (DATABASE_URL, DB_*, PG*: set but unusable is an error), or, for
+    // this demo only, a throwaway server when nothing is configured at all.
     let server;
-    let config: postgres::Config = match std::env::var("DATABASE_URL") {
-        Ok(url) => url.parse()?,
-        Err(_) => {
-            eprintln!("DATABASE_URL is not set: starting a throwaway PostgreSQL server");
+    let settings = match ConnectionSettings::from_env(None)? {
+        Some(settings) => settings,
+        None => {
+            eprintln!("no database configured (DATABASE_URL, DB_*, PG*): starting a throwaway PostgreSQL server for this demo");
             server = TestServer::start()?;
-            server.config("postgres")
+            ConnectionSettings::from_config(server.config("postgres"))
         }
     };
-    eprintln!("connecting to {}", describe(&config));
-    let mut client: Client = config.connect(NoTls)?;
+    eprintln!(
+        "connecting to {} (from {})",
+        settings.describe(),
+        settings.source()
+    );
+    let mut client: Client = settings.connect()?;
 
     let mut migrator = Migrator::new(MIGRATIONS);
     if let Ok(environment) = std::env::var("MIGRATE_ENV") {
@@ -84,19 +92,4 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-/// Where the config points, without its password.
-fn describe(config: &postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(host)) => host.clone(),
-        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".to_owned(),
-    };
-    format!(
-        "host={host} port={} dbname={} user={}",
-        config.get_ports().first().copied().unwrap_or(5432),
-        config.get_dbname().unwrap_or("(default)"),
-        config.get_user().unwrap_or("(default)")
-    )
 }

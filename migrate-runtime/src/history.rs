@@ -11,6 +11,7 @@ use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use crate::error::HistoryNameProblem;
+use crate::foreign;
 use crate::migration::Direction;
 use crate::terms::{ActionKind, ActionStatus, MigrationStatus};
 use crate::{Error, Migration};
@@ -193,7 +194,12 @@ CREATE TABLE IF NOT EXISTS {actions} (
         match client.simple_query(&self.select_sql()) {
             Ok(messages) => Ok(Some(parse_rows(&messages))),
             Err(error) if is_missing_relation(&error) => Ok(None),
-            Err(error) => Err(Error::database("reading the migration history")(error)),
+            Err(error) => Err(foreign::read_failed(
+                client,
+                self,
+                "reading the migration history",
+                error,
+            )),
         }
     }
 
@@ -207,7 +213,13 @@ CREATE TABLE IF NOT EXISTS {actions} (
         );
         let messages = match client.simple_query(&query) {
             Ok(messages) => messages,
-            Err(error) if is_missing_relation(&error) => return Ok(Vec::new()),
+            // No action log yet; but another tool's table under our name has none either.
+            Err(error) if is_missing_relation(&error) => {
+                return match foreign::foreign(client, self) {
+                    Some(foreign) => Err(foreign),
+                    None => Ok(Vec::new()),
+                }
+            }
             Err(error) => return Err(Error::database("reading the action log")(error)),
         };
         Ok(rows(&messages, 12)
@@ -251,7 +263,14 @@ CREATE TABLE IF NOT EXISTS {actions} (
         let messages = match client.simple_query(&query) {
             Ok(messages) => messages,
             Err(error) if is_missing_relation(&error) => return Ok(None),
-            Err(error) => return Err(Error::database("reading the migration history")(error)),
+            Err(error) => {
+                return Err(foreign::read_failed(
+                    client,
+                    self,
+                    "reading the migration history",
+                    error,
+                ))
+            }
         };
         let fingerprint = rows(&messages, 2).next().and_then(|row| {
             Some(Fingerprint {

@@ -34,6 +34,8 @@ mod error;
 #[cfg(feature = "runtime")]
 mod execute;
 #[cfg(feature = "runtime")]
+mod foreign;
+#[cfg(feature = "runtime")]
 mod history;
 #[cfg(feature = "http")]
 pub mod http;

@@ -184,9 +184,12 @@ pub(crate) fn acquire<'c>(
         }
         Err(error) => {
             let _ = guard.simple_query("ROLLBACK");
-            Err(Error::database(
+            Err(crate::foreign::read_failed(
+                &mut guard,
+                tables,
                 "taking the migration lock and creating the history tables",
-            )(error))
+                error,
+            ))
         }
     }
 }

@@ -46,6 +46,8 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
         Error::Unfinished(_) => ("unfinished", FAILED, 409),
         Error::Irreversible { .. } => ("irreversible", FAILED, 409),
+        Error::ForeignHistoryTable { .. } => ("foreign_history_table", FAILED, 409),
+        Error::OtherHistoryDirty { .. } => ("other_history_dirty", FAILED, 409),
         Error::LockTimeout { .. } => ("lock_timeout", FAILED, 409),
         Error::LockNotAvailable(_) => ("lock_not_available", FAILED, 409),
         Error::BehindTransactionPooler => ("behind_transaction_pooler", USAGE, 500),

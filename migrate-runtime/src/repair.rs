@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use postgres::{Client, SimpleQueryMessage};
 
+use crate::foreign::{Recognised, Shape};
 use crate::history::{AppliedMigration, RepairChange};
 use crate::plan;
 use crate::run::Run;
@@ -17,6 +18,8 @@ impl OtherTool {
             OtherTool::Diesel => "SELECT version FROM __diesel_schema_migrations",
             OtherTool::Sqlx => "SELECT version FROM _sqlx_migrations WHERE success",
             OtherTool::Refinery => "SELECT version FROM refinery_schema_history",
+            OtherTool::Dbmate | OtherTool::Rails => "SELECT version FROM schema_migrations",
+            OtherTool::GolangMigrate => "SELECT version, dirty FROM schema_migrations",
         }
     }
 
@@ -26,6 +29,18 @@ impl OtherTool {
             _ => text
                 .parse()
                 .map_err(|_| format!("`{text}` is not a version")),
+        }
+    }
+
+    /// Whether a table of `found`'s shape can be read as this tool's: dbmate's and Rails'
+    /// tables are the same (a text `version` per applied migration).
+    fn reads(self, found: Recognised) -> bool {
+        let text_versions = |tool| matches!(tool, OtherTool::Dbmate | OtherTool::Rails);
+        match found {
+            Recognised::Tool(found) => {
+                found == self || (text_versions(found) && text_versions(self))
+            }
+            Recognised::Ours | Recognised::Unknown => false,
         }
     }
 }
@@ -132,7 +147,11 @@ impl Migrator<'_> {
     }
 
     /// Imports another tool's history into an empty history table: records exactly the
-    /// versions that tool applied, each of which must be in this binary. Returns them.
+    /// versions that tool applied, each of which must be in this binary (golang-migrate keeps
+    /// only its latest version: every migration up to it is recorded, and a `dirty` history
+    /// is refused). Returns them. dbmate's, Rails' and golang-migrate's `schema_migrations`
+    /// is this runtime's default history table name: give ours another
+    /// ([`Migrator::history_table`]) to import one.
     ///
     /// ```no_run
     /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
@@ -150,6 +169,22 @@ impl Migrator<'_> {
                 rows: applied.len(),
             });
         }
+        if tool.table() == "schema_migrations" {
+            // Our own default name: make sure it is the other tool's table that is read.
+            let shape = Shape::of(&mut run.client, tool.table(), None)
+                .map_err(Error::database(format!("reading {}", tool.table())))?
+                .ok_or(Error::NoOtherHistory { tool })?;
+            if !tool.reads(shape.recognise()) {
+                return Err(Error::UnreadableOtherHistory {
+                    tool,
+                    why: format!(
+                        "it does not have {}'s columns (it has: {})",
+                        tool.name(),
+                        shape.describe().join(", ")
+                    ),
+                });
+            }
+        }
         let messages = run
             .client
             .simple_query(tool.versions_sql())
@@ -164,17 +199,37 @@ impl Migrator<'_> {
         for message in &messages {
             if let SimpleQueryMessage::Row(row) = message {
                 let text = row.get(0).unwrap_or_default();
-                versions.push(
-                    tool.version(text)
-                        .map_err(|why| Error::UnreadableOtherHistory { tool, why })?,
-                );
+                let version = tool
+                    .version(text)
+                    .map_err(|why| Error::UnreadableOtherHistory { tool, why })?;
+                if tool == OtherTool::GolangMigrate && row.get(1) == Some("t") {
+                    return Err(Error::OtherHistoryDirty { version });
+                }
+                versions.push(version);
+            }
+        }
+        if tool == OtherTool::GolangMigrate {
+            // golang-migrate keeps only the latest version: everything up to it was applied.
+            if let Some(&latest) = versions.iter().max() {
+                if !self.migrations.iter().any(|m| m.version() == latest) {
+                    return Err(Error::MissingFromBinary(vec![(
+                        latest,
+                        "applied by golang-migrate".to_owned(),
+                    )]));
+                }
+                versions = self
+                    .migrations
+                    .iter()
+                    .map(Migration::version)
+                    .filter(|version| *version <= latest)
+                    .collect();
             }
         }
         versions.sort_unstable();
         let missing: Vec<(i64, String)> = versions
             .iter()
             .filter(|v| !self.migrations.iter().any(|m| m.version() == **v))
-            .map(|v| (*v, format!("applied by {:?}", tool).to_lowercase()))
+            .map(|v| (*v, format!("applied by {}", tool.name())))
             .collect();
         if !missing.is_empty() {
             return Err(Error::MissingFromBinary(missing));

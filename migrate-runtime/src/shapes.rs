@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use crate::source::lint::Finding;
 use crate::verify::{Drift, Verdict, VerifyReport};
 use crate::{
-    Action, Error, Migration, MigrationFailure, Progress, Rehearsed, Report, SchemaDiff, Status,
+    Action, Error, Migration, MigrationFailure, OtherTool, Progress, Rehearsed, Report, SchemaDiff,
+    Status,
 };
 
 /// `status`: `{"migrations": [...], "pending": n, "invalid_indexes": [...]}`.
@@ -212,6 +213,19 @@ pub(crate) fn error_body(kind: &str, message: &str, error: Option<&Error>) -> Va
                 "holder_pid": holder_pid,
                 "holder_application": holder_application,
                 "waited_ms": waited.as_millis() as u64,
+            }),
+        ),
+        Some(Error::ForeignHistoryTable {
+            schema,
+            table,
+            tool,
+            columns,
+        }) => merge(
+            &mut body,
+            json!({
+                "table": format!("{schema}.{table}"),
+                "looks_like": tool.map(OtherTool::name),
+                "columns": columns,
             }),
         ),
         Some(other) => {

@@ -166,8 +166,13 @@ pub enum Repair {
 }
 
 /// Another tool's history that [`crate::Migrator::baseline_from`] can import.
+///
+/// dbmate, Rails and golang-migrate keep theirs in `schema_migrations`, this runtime's default
+/// name: to import one, give this runtime's history another name
+/// ([`crate::Migrator::history_table`], `--history-table`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[non_exhaustive]
 pub enum OtherTool {
     /// diesel's `__diesel_schema_migrations` (versions map as in the diesel layout).
     #[cfg_attr(feature = "cli", value(help = "`__diesel_schema_migrations`"))]
@@ -178,6 +183,28 @@ pub enum OtherTool {
     /// refinery's `refinery_schema_history`.
     #[cfg_attr(feature = "cli", value(help = "`refinery_schema_history`"))]
     Refinery,
+    /// dbmate's `schema_migrations (version varchar)`: one row per applied version.
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "`schema_migrations (version varchar)`, one row per version")
+    )]
+    Dbmate,
+    /// Rails' (Active Record's) `schema_migrations (version varchar)`: one row per applied
+    /// version.
+    #[cfg_attr(
+        feature = "cli",
+        value(help = "`schema_migrations (version varchar)` beside `ar_internal_metadata`")
+    )]
+    Rails,
+    /// golang-migrate's `schema_migrations (version bigint, dirty boolean)`: only the latest
+    /// version, so every migration up to it counts as applied; refused while `dirty`.
+    #[cfg_attr(
+        feature = "cli",
+        value(
+            help = "`schema_migrations (version bigint, dirty boolean)`: everything up to its version"
+        )
+    )]
+    GolangMigrate,
 }
 
 impl OtherTool {
@@ -187,6 +214,39 @@ impl OtherTool {
             OtherTool::Diesel => "__diesel_schema_migrations",
             OtherTool::Sqlx => "_sqlx_migrations",
             OtherTool::Refinery => "refinery_schema_history",
+            OtherTool::Dbmate | OtherTool::Rails | OtherTool::GolangMigrate => "schema_migrations",
+        }
+    }
+
+    /// The tool's name as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OtherTool::Diesel => "diesel",
+            OtherTool::Sqlx => "sqlx",
+            OtherTool::Refinery => "refinery",
+            OtherTool::Dbmate => "dbmate",
+            OtherTool::Rails => "Rails",
+            OtherTool::GolangMigrate => "golang-migrate",
+        }
+    }
+
+    /// The value of `baseline --from` that names it.
+    pub(crate) fn flag_value(self) -> &'static str {
+        match self {
+            OtherTool::Rails => "rails",
+            other => other.name(),
+        }
+    }
+
+    /// The `OtherTool::...` path, for `help:` lines that show the Rust call.
+    pub(crate) fn rust_name(self) -> &'static str {
+        match self {
+            OtherTool::Diesel => "OtherTool::Diesel",
+            OtherTool::Sqlx => "OtherTool::Sqlx",
+            OtherTool::Refinery => "OtherTool::Refinery",
+            OtherTool::Dbmate => "OtherTool::Dbmate",
+            OtherTool::Rails => "OtherTool::Rails",
+            OtherTool::GolangMigrate => "OtherTool::GolangMigrate",
         }
     }
 }

@@ -30,6 +30,15 @@ fn migrate(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     run
 }
 
+/// Three migrations that each create a table.
+fn three_good() -> tempfile::TempDir {
+    project(&[
+        ("001_a.sql", "CREATE TABLE a (id int);\n"),
+        ("002_b.sql", "CREATE TABLE b (id int);\n"),
+        ("003_c.sql", "CREATE TABLE c (id int);\n"),
+    ])
+}
+
 fn three() -> tempfile::TempDir {
     project(&[
         ("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"),
@@ -483,18 +492,511 @@ fn bad_migration_files_are_reported_with_file_and_line() {
     assert!(run.stderr.contains("migrations/001_a.sql:2: `CREATE INDEX CONCURRENTLY` cannot run inside a transaction block"), "{}", run.stderr);
 }
 
+const NO_DATABASE: &str = "error: no database configured
+   = note: looked for --database-url, DATABASE_URL, DB_HOST or DB_NAME (with DB_PORT, DB_USER, DB_PASSWORD), and libpq's PGHOST, PGPORT, PGDATABASE or PGUSER (with PGPASSWORD, PGSSLMODE, PGOPTIONS): none is set
+   = help: name the database: `--database-url postgresql://USER:PASSWORD@HOST:PORT/DATABASE`, or set DATABASE_URL to that URL
+   = help: to try the migrations on a throwaway PostgreSQL server that is removed afterwards, pass --throwaway
+";
+
+/// No database configured is an error that says where it looked, never a green run on a
+/// server that is thrown away; each of its `help:` lines, run as written, works.
 #[test]
-fn without_a_database_up_and_status_use_a_throwaway_server_and_say_so() {
+fn without_a_database_commands_refuse_and_each_help_line_works() {
     let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
-    let run = migrate(dir.path(), &[], &["up"]);
+    for command in [&["up"][..], &["status"], &["history"], &["down"], &["plan"]] {
+        let run = migrate(dir.path(), &[], command);
+        assert_eq!(run.code, 2, "{command:?}: {}", run.all());
+        assert_eq!(run.stderr, NO_DATABASE, "{command:?}");
+        assert_eq!(run.stdout, "", "{command:?}");
+    }
+    let run = migrate(dir.path(), &[("MIGRATE_ENV", "production")], &["up"]);
+    assert_eq!((run.code, run.stderr.as_str()), (2, NO_DATABASE));
+    let error = &migrate(dir.path(), &[], &["up", "--json"]).json()["error"];
+    assert_eq!(error["kind"], "no_database");
+    assert_eq!(error["message"], NO_DATABASE.trim_end());
+
+    // help: --database-url URL, or DATABASE_URL set to it.
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(dir.path(), &[], &["--database-url", &url, "up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    assert_eq!(tables(&database)[0], "a");
+    let other = TestServer::shared().create_database().unwrap();
+    let other_url = self::url(&other);
+    let run = migrate(dir.path(), &[("DATABASE_URL", &other_url)], &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    assert_eq!(tables(&other)[0], "a");
+
+    // help: --throwaway, which says what it does.
+    let run = migrate(dir.path(), &[], &["up", "--throwaway"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stderr
-            .contains("no database configured: using a throwaway PostgreSQL server"),
+        run.stderr.starts_with(
+            "--throwaway: using a throwaway PostgreSQL server, removed when this command ends\n"
+        ),
         "{}",
         run.stderr
     );
     assert!(run.stdout.contains("applied       1 a"), "{}", run.stdout);
+    let run = migrate(dir.path(), &[], &["--throwaway", "status"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("pending"), "{}", run.stdout);
+}
+
+/// `--throwaway` is refused in production and beside an explicit URL; a configured database
+/// it leaves unused is named.
+#[test]
+fn throwaway_is_refused_in_production_and_beside_a_url() {
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    let production = [("MIGRATE_ENV", "production")];
+    let run = migrate(dir.path(), &production, &["up", "--throwaway"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        "error: --throwaway applies the migrations to a server that is removed afterwards; refusing it in production: name the production database (--database-url or DATABASE_URL) instead\n"
+    );
+    // ... as it says: the production database by URL.
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(
+        dir.path(),
+        &[("MIGRATE_ENV", "production"), ("DATABASE_URL", &url)],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(tables(&database)[0], "a");
+
+    let run = migrate(
+        dir.path(),
+        &[],
+        &["up", "--throwaway", "--database-url", &url],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the argument '--throwaway' cannot be used with '--database-url <URL>'"),
+        "{}",
+        run.stderr
+    );
+    let run = migrate(
+        dir.path(),
+        &[("DATABASE_URL", &url)],
+        &["status", "--throwaway"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.starts_with("--throwaway: using a throwaway PostgreSQL server, removed when this command ends (DATABASE_URL is not used)\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("pending"),
+        "the throwaway server is empty: {}",
+        run.stdout
+    );
+}
+
+/// A `DATABASE_URL` that is set is used or refused: empty or not UTF-8, it is an error naming
+/// it, and the `PG*` variables also set are not quietly used instead. Each help, followed.
+#[test]
+fn an_empty_or_non_utf8_database_url_is_an_error_not_a_fallback() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = project(&[("001_a.sql", "CREATE TABLE a (id int);\n")]);
+    let server = TestServer::shared();
+    let database = server.create_database().unwrap();
+    let port = server.port().to_string();
+    let pg = [
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGDATABASE", database.name()),
+        ("PGUSER", "postgres"),
+    ];
+
+    let mut empty = pg.to_vec();
+    empty.push(("DATABASE_URL", ""));
+    let run = migrate(dir.path(), &empty, &["up"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        "error: DATABASE_URL is set but empty\n   = help: give it a value, or unset it (`unset DATABASE_URL`) to use the next source\n"
+    );
+    assert_eq!(tables(&database), Vec::<String>::new(), "nothing ran");
+    // help: unset it, and the next source (here the PG* variables) is used.
+    let run = migrate(dir.path(), &pg, &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("(from PG* variables)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tables(&database)[0], "a");
+
+    // A Latin-1 `é` where the URL needs UTF-8.
+    let mut client = server.connect("postgres").unwrap();
+    client.batch_execute("CREATE DATABASE \"café\"").unwrap();
+    let mut bytes = format!("postgresql://postgres@127.0.0.1:{port}/caf").into_bytes();
+    bytes.push(0xe9);
+    let run = Run::of(
+        &binary()
+            .current_dir(dir.path())
+            .envs(pg)
+            .env("DATABASE_URL", std::ffi::OsStr::from_bytes(&bytes))
+            .arg("up")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: DATABASE_URL is not valid UTF-8 (at byte {})\n   = help: set it to UTF-8 text; in a URL, write other bytes percent-encoded (%XX)\n",
+            bytes.len() - 1
+        )
+    );
+    // help: UTF-8, percent-encoded in the URL.
+    let encoded = format!("postgresql://postgres@127.0.0.1:{port}/caf%C3%A9");
+    let run = migrate(dir.path(), &[("DATABASE_URL", &encoded)], &["up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("127.0.0.1:{port}/café (from DATABASE_URL)")),
+        "{}",
+        run.stderr
+    );
+    let mut cafe = server.connect("café").unwrap();
+    assert_eq!(
+        cafe.query_one("SELECT count(*) FROM a", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+}
+
+/// The command line's own variables: set but empty is refused too (clap names the option
+/// each one feeds), as the connection variables are.
+#[test]
+fn empty_migrate_variables_are_refused() {
+    let dir = three_good();
+    for (variable, option) in [
+        ("MIGRATE_ENV", "--env <NAME>"),
+        ("MIGRATE_APPLIED_BY", "--applied-by <NAME>"),
+        ("MIGRATIONS_DIR", "--dir <DIR>"),
+        ("MIGRATE_LOCK_SCOPE", "--lock-scope <SCOPE>"),
+    ] {
+        let run = migrate(dir.path(), &[(variable, "")], &["up", "--throwaway"]);
+        assert_eq!(run.code, 2, "{variable}: {}", run.all());
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: a value is required for '{option}' but none was supplied"
+            )),
+            "{variable}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// libpq's `PGOPTIONS` (and `options` in the URL) reach the server: the migration's session
+/// has the settings they give, in both the `-c name=value` and `--name=value` forms.
+#[test]
+fn pgoptions_and_url_options_reach_the_migrations_session() {
+    let dir = project(&[(
+        "001_seen.sql",
+        "CREATE TABLE seen AS SELECT current_setting('work_mem') AS work_mem, current_setting('statement_timeout') AS statement_timeout;\n",
+    )]);
+    let seen = |database: &TestDatabase<'_>| -> (String, String) {
+        let row = database
+            .client()
+            .unwrap()
+            .query_one("SELECT work_mem, statement_timeout FROM seen", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let run = migrate(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("PGOPTIONS", "-c work_mem=1234kB -c statement_timeout=5s"),
+        ],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(seen(&database), ("1234kB".to_owned(), "5s".to_owned()));
+
+    let database = TestServer::shared().create_database().unwrap();
+    let with_options = format!("{}?options=--work_mem%3D2345kB", self::url(&database));
+    let run = migrate(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &with_options),
+            ("PGOPTIONS", "-c work_mem=1kB"),
+        ],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        seen(&database).0,
+        "2345kB",
+        "the URL's options win over PGOPTIONS"
+    );
+}
+
+/// Standard error without the `connecting to ...` line it starts with.
+fn after_connecting(stderr: &str) -> &str {
+    match stderr.split_once('\n') {
+        Some((first, rest)) if first.starts_with("connecting to ") => rest,
+        _ => stderr,
+    }
+}
+
+/// The `migrate ...` commands a message's `help:` lines give, as written (`VERSION` replaced).
+fn suggested_commands(stderr: &str, version: &str) -> Vec<Vec<String>> {
+    let help = &stderr[stderr.find("= help:").expect("a help line")..];
+    let mut commands: Vec<String> = help
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("migrate "))
+        .map(str::to_owned)
+        .collect();
+    commands.extend(
+        help.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|quoted| quoted.starts_with("migrate "))
+            .map(str::to_owned),
+    );
+    commands
+        .iter()
+        .map(|command| {
+            command
+                .split_whitespace()
+                .skip(1)
+                .map(|word| word.replace("VERSION", version))
+                .collect()
+        })
+        .collect()
+}
+
+/// Another tool's `schema_migrations` under our default name: `up`, `status` and `history`
+/// say which tool it looks like instead of `column "name" does not exist` or an empty history,
+/// and the commands their help gives, run as written, import its history and apply the rest.
+#[test]
+fn another_tools_schema_migrations_is_recognised_and_its_help_gets_past_it() {
+    let dir = three_good();
+    // (what the other tool left, what the first line says, the columns line)
+    let cases = [
+        (
+            "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY); INSERT INTO schema_migrations VALUES ('001'), ('002');",
+            "it looks like dbmate's",
+            "version character varying(128)",
+        ),
+        (
+            "CREATE TABLE schema_migrations (version varchar NOT NULL PRIMARY KEY); CREATE TABLE ar_internal_metadata (key varchar PRIMARY KEY, value varchar); INSERT INTO schema_migrations VALUES ('1'), ('2');",
+            "it looks like Rails's",
+            "version character varying",
+        ),
+        (
+            "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (2, false);",
+            "it looks like golang-migrate's",
+            "version bigint, dirty boolean",
+        ),
+        (
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, inserted_at timestamp(0)); INSERT INTO schema_migrations VALUES (1, now()), (2, now());",
+            "",
+            "version bigint, inserted_at timestamp(0) without time zone",
+        ),
+    ];
+    for (left, looks_like, columns) in cases {
+        let database = TestServer::shared().create_database().unwrap();
+        let mut client = database.client().unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE a (id int); CREATE TABLE b (id int); {left}"
+            ))
+            .unwrap();
+        let env = [("DATABASE_URL", url(&database))];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let first = format!(
+            "error: public.schema_migrations is not this runtime's history table{}{looks_like}\n   = columns: {columns}\n   = note: nothing was run; this runtime keeps its history in a table of its own, and `schema_migrations` is taken\n",
+            if looks_like.is_empty() { "" } else { ": " }
+        );
+        let mut help = String::new();
+        for command in [&["up"][..], &["status"], &["history"], &["down"], &["plan"]] {
+            let run = migrate(dir.path(), &env, command);
+            assert_eq!(run.code, 1, "{command:?}: {}", run.all());
+            let error = after_connecting(&run.stderr);
+            assert!(error.starts_with(&first), "{command:?}: {}", run.stderr);
+            assert_eq!(run.stdout, "", "{command:?}");
+            help = error.to_owned();
+        }
+        let json = migrate(dir.path(), &env, &["up", "--json"]).json();
+        assert_eq!(json["error"]["kind"], "foreign_history_table");
+        assert_eq!(json["error"]["table"], "public.schema_migrations");
+        assert_eq!(
+            json["error"]["columns"][0]
+                .as_str()
+                .map(|c| c.starts_with("version ")),
+            Some(true)
+        );
+        assert_eq!(
+            tables(&database),
+            ["a", "b", "schema_migrations"]
+                .into_iter()
+                .chain(
+                    looks_like
+                        .contains("Rails")
+                        .then_some("ar_internal_metadata")
+                )
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            "nothing was created"
+        );
+
+        // Run what the help says, as written.
+        let commands = suggested_commands(&help, "2");
+        assert_eq!(commands.len(), 2, "{help}");
+        for command in &commands {
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            let run = migrate(dir.path(), &env, &args);
+            assert_eq!(run.code, 0, "{args:?}: {}", run.all());
+        }
+        let status = migrate(
+            dir.path(),
+            &env,
+            &["--history-table", "migrate_history", "status", "--json"],
+        )
+        .json();
+        let states: Vec<&str> = status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["applied"; 3], "{help}");
+        let actions: Vec<(i64, String)> = client
+            .query(
+                "SELECT version, action FROM migrate_history_history ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                (1, "baseline".into()),
+                (2, "baseline".into()),
+                (3, "apply".into())
+            ],
+            "{help}"
+        );
+        assert!(tables(&database).contains(&"c".to_owned()));
+        // The other tool's table is left as it was.
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, if looks_like.contains("golang") { 1 } else { 2 });
+    }
+}
+
+/// golang-migrate's `dirty` flag: the import is refused saying so, and once the flag is
+/// cleared as the help says, it goes through.
+#[test]
+fn a_dirty_golang_migrate_history_is_not_imported_until_cleared() {
+    let dir = three_good();
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE a (id int); CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (2, true);",
+        )
+        .unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+    let baseline = [
+        "--history-table",
+        "migrate_history",
+        "baseline",
+        "--from",
+        "golang-migrate",
+    ];
+    let run = migrate(dir.path(), &env, &baseline);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(
+        after_connecting(&run.stderr),
+        "error: golang-migrate's schema_migrations marks version 2 dirty: it failed part-way, so what it applied is not known; nothing was imported\n   = help: finish or undo version 2 by hand, then clear the flag as golang-migrate does (`migrate -database URL force 2`, or `UPDATE schema_migrations SET dirty = false`), and import again\n"
+    );
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM migrate_history", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 0);
+    // Finish version 2 by hand, clear the flag, import again.
+    client
+        .batch_execute("CREATE TABLE b (id int); UPDATE schema_migrations SET dirty = false")
+        .unwrap();
+    let run = migrate(dir.path(), &env, &baseline);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        run.stdout,
+        "recorded 2 migration(s) as applied without running them: [1, 2]\n"
+    );
+    let run = migrate(
+        dir.path(),
+        &env,
+        &["--history-table", "migrate_history", "up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("applied       3 c"), "{}", run.stdout);
+}
+
+/// A read-only database (here by `default_transaction_read_only`, as on a hot standby every
+/// transaction is): `up` says to connect to the primary, and the way its help gives works.
+#[test]
+fn a_read_only_database_is_explained_and_its_help_works() {
+    let dir = three_good();
+    let database = TestServer::shared().create_database().unwrap();
+    TestServer::shared()
+        .connect("postgres")
+        .unwrap()
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            database.name()
+        ))
+        .unwrap();
+    let url = url(&database);
+    let run = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        after_connecting(&run.stderr),
+        "error: database error while taking the migration lock and creating the history tables: ERROR: cannot execute CREATE SCHEMA in a read-only transaction (SQLSTATE 25006)\n   = help: this server only accepts reads (a hot standby, or `default_transaction_read_only` is on): connect to the primary; if this database is read-only by that setting, it must be off for the migration (PGOPTIONS='-c default_transaction_read_only=off' turns it off for this connection only)\n"
+    );
+    assert_eq!(tables(&database), Vec::<String>::new());
+    // Reading still works there.
+    let run = migrate(dir.path(), &[("DATABASE_URL", &url)], &["status"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let run = migrate(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("PGOPTIONS", "-c default_transaction_read_only=off"),
+        ],
+        &["up"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("3 migration(s) applied"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// `down --all` reverts everything, diesel's version 0 too; `--to` takes a negative version.

@@ -357,6 +357,28 @@ fn the_server_refuses_to_start_in_production_or_without_a_token() {
         assert!(stderr.contains("INTERNAL_ADMIN_TOKEN"), "{stderr}");
     }
 
+    // Without a database: no throwaway server behind it, asked for or not.
+    let Err((code, stderr)) = try_serve(dir.path(), &[("INTERNAL_ADMIN_TOKEN", TOKEN)], &[]) else {
+        panic!("the server started without a database");
+    };
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("error: no database configured\n"),
+        "{stderr}"
+    );
+    let Err((code, stderr)) = try_serve(
+        dir.path(),
+        &[("INTERNAL_ADMIN_TOKEN", TOKEN)],
+        &["--throwaway"],
+    ) else {
+        panic!("the server started on a throwaway database");
+    };
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: `serve` manages a real database; --throwaway is not for it"
+    );
+
     // Staging is fine.
     let staging = try_serve(
         dir.path(),

@@ -169,3 +169,94 @@ fn baseline_from_sqlx_skips_failed_rows_and_refuses_unknown_versions() {
         "{error}"
     );
 }
+
+/// dbmate's and golang-migrate's `schema_migrations` under our default name: every entry point
+/// says whose table it is; under another history table name they import as their tools meant.
+#[test]
+fn baseline_from_dbmate_and_golang_migrate_under_another_history_name() {
+    let set = five(false);
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE a (id int); CREATE TABLE b (id int);
+             CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY);
+             INSERT INTO schema_migrations VALUES ('1'), ('2');",
+        )
+        .unwrap();
+    let errors = [
+        Migrator::new(&set).run(&mut client).unwrap_err(),
+        Migrator::new(&set).status(&mut client).unwrap_err(),
+        Migrator::new(&set).history(&mut client).unwrap_err(),
+        Migrator::new(&set).applied(&mut client).unwrap_err(),
+        Migrator::new(&set)
+            .baseline_from(&mut client, OtherTool::Dbmate)
+            .unwrap_err(),
+    ];
+    for error in &errors {
+        assert!(
+            matches!(
+                error,
+                Error::ForeignHistoryTable { tool: Some(OtherTool::Dbmate), columns, .. }
+                    if columns == &["version character varying(128)"]
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "public.schema_migrations is not this runtime's history table: it looks like dbmate's"
+        );
+    }
+    let ours = Migrator::new(&set).history_table("public", "migrate_history");
+    assert_eq!(
+        ours.baseline_from(&mut client, OtherTool::Dbmate).unwrap(),
+        [1, 2]
+    );
+    let applied: Vec<i64> = ours
+        .run(&mut client)
+        .unwrap()
+        .applied
+        .iter()
+        .map(|a| a.version)
+        .collect();
+    assert_eq!(applied, [3, 4, 5]);
+
+    // golang-migrate: only the latest version, and everything up to it counts.
+    let database = TestServer::shared().create_database().unwrap();
+    let mut client = database.client().unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int);
+             CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
+             INSERT INTO schema_migrations VALUES (3, true);",
+        )
+        .unwrap();
+    let ours = Migrator::new(&set).history_table("public", "migrate_history");
+    let error = ours
+        .baseline_from(&mut client, OtherTool::GolangMigrate)
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::OtherHistoryDirty { version: 3 }),
+        "{error:?}"
+    );
+    // Read as dbmate's, the table is refused for its shape.
+    let error = ours
+        .baseline_from(&mut client, OtherTool::Dbmate)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "schema_migrations: it does not have dbmate's columns (it has: version bigint, dirty boolean)"
+    );
+    client
+        .batch_execute("UPDATE schema_migrations SET dirty = false")
+        .unwrap();
+    assert_eq!(
+        ours.baseline_from(&mut client, OtherTool::GolangMigrate)
+            .unwrap(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        scalar(&mut client, "SELECT count(*) FROM migrate_history"),
+        3
+    );
+}

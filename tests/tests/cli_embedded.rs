@@ -51,3 +51,63 @@ fn the_embedded_set_is_applied_and_inspected_through_the_application() {
         (0, "the application would start here")
     );
 }
+
+/// `myapp migrate up` with no database configured refuses (in production too) instead of
+/// applying to a server it throws away; `--throwaway` asks for that server explicitly.
+#[test]
+fn without_a_database_the_application_refuses_unless_asked_for_a_throwaway_server() {
+    let unconfigured = |env: &[(&str, &str)], args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_myapp"));
+        migrate_test_support::process::without_settings(&mut command);
+        Run::of(
+            &command
+                .envs(env.iter().copied())
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    for env in [&[][..], &[("MIGRATE_ENV", "production")]] {
+        let run = unconfigured(env, &["migrate", "up"]);
+        assert_eq!(run.code, 2, "{env:?}: {}", run.all());
+        assert!(
+            run.stderr.starts_with("error: no database configured\n"),
+            "{env:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("\n   = help: to try the migrations on a throwaway PostgreSQL server that is removed afterwards, pass --throwaway\n"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "", "nothing was applied");
+    }
+    let run = unconfigured(&[], &["migrate", "up", "--throwaway"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.starts_with(
+            "--throwaway: using a throwaway PostgreSQL server, removed when this command ends\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.starts_with("applied"))
+            .count(),
+        10,
+        "{}",
+        run.stdout
+    );
+    let run = unconfigured(
+        &[("MIGRATE_ENV", "production")],
+        &["migrate", "up", "--throwaway"],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("refusing it in production"),
+        "{}",
+        run.stderr
+    );
+}

@@ -104,6 +104,52 @@ fn every_source_form_connects() {
     }
 }
 
+/// `PGOPTIONS`, and `options` in a URL or `key=value` string, reach the server as libpq sends
+/// them: the session shows the settings, in the `-c name=value` and `--name=value` forms.
+#[test]
+fn pgoptions_and_options_in_the_string_set_the_sessions_settings() {
+    let port = TestServer::shared().port();
+    let show = |settings: &ConnectionSettings, name: &str| -> String {
+        let mut client = settings.connect().unwrap_or_else(|error| panic!("{error}"));
+        client
+            .query_one(&format!("SHOW {name}"), &[])
+            .unwrap()
+            .get(0)
+    };
+    let pg = |options: &str| {
+        settings(
+            None,
+            &[
+                ("PGHOST", "127.0.0.1".to_owned()),
+                ("PGPORT", port.to_string()),
+                ("PGDATABASE", "postgres".to_owned()),
+                ("PGUSER", "postgres".to_owned()),
+                ("PGOPTIONS", options.to_owned()),
+            ],
+        )
+    };
+    let both = pg("-c lock_timeout=1234ms -c work_mem=1234kB");
+    assert_eq!(show(&both, "lock_timeout"), "1234ms");
+    assert_eq!(show(&both, "work_mem"), "1234kB");
+    assert_eq!(
+        show(&pg("--statement_timeout=5s"), "statement_timeout"),
+        "5s"
+    );
+
+    let url = settings(
+        Some(&url_with(port, "?options=-c%20work_mem%3D2345kB")),
+        &[("PGOPTIONS", "-c work_mem=1kB".to_owned())],
+    );
+    assert_eq!(show(&url, "work_mem"), "2345kB", "the string's options win");
+    let conninfo = settings(
+        Some(&format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=postgres options='-c search_path=elsewhere'"
+        )),
+        &[],
+    );
+    assert_eq!(show(&conninfo, "search_path"), "elsewhere");
+}
+
 #[test]
 fn the_test_servers_own_config_connects_over_its_socket() {
     let settings = ConnectionSettings::from_config(TestServer::shared().config("postgres"));

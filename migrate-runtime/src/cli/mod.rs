@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Parser, Subcommand};
 use postgres::Client;
 
@@ -46,11 +47,14 @@ pub(crate) struct Cli {
     /// PostgreSQL URL; otherwise DATABASE_URL, then DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, then PGHOST/PGPORT/...
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) database_url: Option<String>,
+    /// Apply to a throwaway PostgreSQL server started for this command and removed when it ends, instead of a configured database (for demos; refused in production).
+    #[arg(long, global = true, conflicts_with = "database_url")]
+    pub(crate) throwaway: bool,
     /// Keep retrying the connection for up to this many seconds (for a server starting beside the app).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
     pub(crate) wait: u64,
     /// The environment, e.g. `production`: selects `-- migrate:env` migrations, is recorded in the history, and in production makes down/redo/repair/baseline ask for --yes.
-    #[arg(long = "env", global = true, env = "MIGRATE_ENV", value_name = "NAME")]
+    #[arg(long = "env", global = true, env = "MIGRATE_ENV", value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub(crate) environment: Option<String>,
     /// Confirm a destructive command in production (also: CONFIRM_PRODUCTION_MIGRATION=true).
     #[arg(long, global = true)]
@@ -62,7 +66,7 @@ pub(crate) struct Cli {
     #[arg(long, short, global = true)]
     pub(crate) verbose: bool,
     /// Who the history records as running the command (default: the database user).
-    #[arg(long, global = true, env = "MIGRATE_APPLIED_BY", value_name = "NAME")]
+    #[arg(long, global = true, env = "MIGRATE_APPLIED_BY", value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub(crate) applied_by: Option<String>,
     /// Schema of the history tables.
     #[arg(long, global = true, default_value = "public", value_name = "SCHEMA")]
@@ -325,8 +329,10 @@ where
 /// Why a command stopped.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// Bad usage or configuration, or no connection: nothing was attempted.
+    /// Bad usage: nothing was attempted.
     Usage(String),
+    /// No database, bad connection settings, or no connection: nothing was attempted.
+    Config(ConfigError),
     /// Problems in the migration files (directory mode).
     Files(source::Diagnostics),
     /// A migration or a check failed.
@@ -344,11 +350,17 @@ pub(crate) enum Failure {
 impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
-            Failure::Usage(_) => exit::USAGE,
+            Failure::Usage(_) | Failure::Config(_) => exit::USAGE,
             Failure::Files(_) => exit::FAILED,
             Failure::Migrate(error) => crate::outcome::of(error).exit_code,
             Failure::Interrupted { signal, .. } => signal.exit_code(),
         }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(error: ConfigError) -> Self {
+        Failure::Config(error)
     }
 }
 
@@ -569,9 +581,13 @@ fn serve(
 ) -> Result<u8, Failure> {
     use crate::http::{AdminServer, Handler};
 
-    let settings = ConnectionSettings::from_env(cli.database_url.as_deref())
-        .map_err(config_failure)?
-        .ok_or_else(|| Failure::Usage(NO_DATABASE.to_owned()))?;
+    if cli.throwaway {
+        return Err(Failure::Usage(
+            "`serve` manages a real database; --throwaway is not for it".to_owned(),
+        ));
+    }
+    let settings = ConnectionSettings::from_env(cli.database_url.as_deref())?
+        .ok_or(ConfigError::NotConfigured)?;
     let token = std::env::var("INTERNAL_ADMIN_TOKEN").unwrap_or_default();
     let mut handler = Handler::new(migrations, settings.clone(), &token)
         .environment(cli.environment.as_deref())
@@ -584,11 +600,7 @@ fn serve(
     }
     let server = AdminServer::bind(listen, &handler).map_err(serve_failure)?;
     output.connecting(&settings);
-    drop(
-        settings
-            .connect_with_wait(Duration::from_secs(cli.wait))
-            .map_err(config_failure)?,
-    );
+    drop(settings.connect_with_wait(Duration::from_secs(cli.wait))?);
     output.note(&format!(
         "listening on http://{}{}/migrations",
         server.local_addr(),
@@ -666,53 +678,41 @@ fn guard_production(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// A throwaway server kept alive for the command, when one was started.
-#[cfg(feature = "testing")]
 type Throwaway = Option<crate::testing::TestServer>;
-#[cfg(not(feature = "testing"))]
-type Throwaway = Option<std::convert::Infallible>;
 
 fn connect(cli: &Cli, output: &Output) -> Result<(Client, Throwaway), Failure> {
-    let settings =
-        ConnectionSettings::from_env(cli.database_url.as_deref()).map_err(config_failure)?;
-    let (settings, server) = match settings {
-        Some(settings) => (settings, None),
-        None => throwaway(cli, output)?,
+    let (settings, server) = if cli.throwaway {
+        throwaway(cli, output)?
+    } else {
+        let settings = ConnectionSettings::from_env(cli.database_url.as_deref())?
+            .ok_or(ConfigError::NotConfigured)?;
+        (settings, None)
     };
     output.connecting(&settings);
-    let client = settings
-        .connect_with_wait(Duration::from_secs(cli.wait))
-        .map_err(config_failure)?;
-    interrupt::arm(settings.cancel_handle(&client).map_err(config_failure)?);
+    let client = settings.connect_with_wait(Duration::from_secs(cli.wait))?;
+    interrupt::arm(settings.cancel_handle(&client)?);
     Ok((client, server))
 }
 
-/// A configuration or connection error as a usage failure. Its message starts with its own
-/// `error: `, which printing a usage failure adds again.
-fn config_failure(error: ConfigError) -> Failure {
-    let message = error.to_string();
-    Failure::Usage(match message.strip_prefix("error: ") {
-        Some(rest) => rest.to_owned(),
-        None => message,
-    })
-}
-
-const NO_DATABASE: &str = "no database configured: pass --database-url, or set DATABASE_URL, DB_HOST (with DB_PORT, DB_NAME, DB_USER, DB_PASSWORD) or PGHOST";
-
-#[cfg(feature = "testing")]
+/// `--throwaway`: a server started for this command, never in production.
 fn throwaway(cli: &Cli, output: &Output) -> Result<(ConnectionSettings, Throwaway), Failure> {
-    if !matches!(cli.command, Command::Up { .. } | Command::Status { .. }) {
-        return Err(Failure::Usage(NO_DATABASE.to_owned()));
+    if is_production(cli) {
+        return Err(Failure::Usage(
+            "--throwaway applies the migrations to a server that is removed afterwards; refusing it in production: name the production database (--database-url or DATABASE_URL) instead".to_owned(),
+        ));
     }
-    output.note("no database configured: using a throwaway PostgreSQL server, removed when this command ends");
+    // Settings that are also configured are not used; say so rather than leave it unsaid.
+    let ignored = match ConnectionSettings::from_env(None) {
+        Ok(Some(settings)) => format!(" ({} is not used)", settings.source()),
+        _ => String::new(),
+    };
+    output.note(&format!(
+        "--throwaway: using a throwaway PostgreSQL server, removed when this command ends{ignored}"
+    ));
     let server =
         crate::testing::TestServer::start().map_err(|error| Failure::Usage(error.to_string()))?;
     Ok((
         ConnectionSettings::from_config(server.config("postgres")),
         Some(server),
     ))
-}
-
-#[cfg(not(feature = "testing"))]
-fn throwaway(_cli: &Cli, _output: &Output) -> Result<(ConnectionSettings, Throwaway), Failure> {
-    Err(Failure::Usage(NO_DATABASE.to_owned()))
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::Failure;
-use crate::config::ConnectionSettings;
+use crate::config::{ConfigError, ConnectionSettings};
 use crate::shapes;
 use crate::{Action, ActionStatus, Migration, Progress, Rehearsed, Repair, Report, State, Status};
 
@@ -332,6 +332,7 @@ impl Output {
     pub(super) fn failure(&self, failure: &Failure) {
         let message = match failure {
             Failure::Usage(message) => format!("error: {message}"),
+            Failure::Config(error) => error.to_string(),
             Failure::Files(problems) => problems.to_string(),
             Failure::Migrate(error) => error.render().to_string(),
             Failure::Interrupted { signal, cause } => interrupted(signal.name(), cause),
@@ -361,7 +362,8 @@ impl Output {
 
 fn kind(failure: &Failure) -> &'static str {
     match failure {
-        Failure::Usage(_) => "usage",
+        Failure::Config(ConfigError::NotConfigured) => "no_database",
+        Failure::Usage(_) | Failure::Config(_) => "usage",
         Failure::Files(_) => "invalid_migration_files",
         Failure::Migrate(error) => crate::outcome::of(error).kind,
         Failure::Interrupted { .. } => "interrupted",
@@ -372,6 +374,7 @@ fn kind(failure: &Failure) -> &'static str {
 fn interrupted(signal: &str, cause: &Failure) -> String {
     let how = match cause {
         Failure::Usage(message) => message.clone(),
+        Failure::Config(error) => error.to_string(),
         Failure::Files(problems) => problems.to_string(),
         Failure::Migrate(error) => error.to_string(),
         Failure::Interrupted { cause, .. } => return interrupted(signal, cause),

@@ -1,46 +1,77 @@
 //! The `DB_*` variables, and libpq's `PG*` variables as a source and as defaults for any source.
 
+use std::ffi::OsString;
+
 use super::tls::parse_ssl_mode;
 use super::{ConfigError, Draft};
+
+/// The environment as the settings read it. A variable is either unset or used: one that is
+/// set but empty, or not valid UTF-8, is an error naming it, never skipped in favour of the
+/// next source (a typo'd deployment must not quietly reach another database, or none).
+#[derive(Clone, Copy)]
+pub(super) struct Env<'e>(pub(super) &'e dyn Fn(&str) -> Option<OsString>);
+
+impl Env<'_> {
+    /// Whether `name` is set at all (even to something unusable).
+    pub(super) fn is_set(&self, name: &str) -> bool {
+        (self.0)(name).is_some()
+    }
+
+    /// `name`'s value, `None` when unset; set but empty or not UTF-8 is an error.
+    pub(super) fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = (self.0)(name) else {
+            return Ok(None);
+        };
+        if value.is_empty() {
+            return Err(ConfigError::EmptyVariable { name });
+        }
+        match value.into_string() {
+            Ok(value) => Ok(Some(value)),
+            Err(value) => Err(ConfigError::VariableNotUtf8 {
+                name,
+                valid_up_to: std::str::from_utf8(value.as_encoded_bytes())
+                    .err()
+                    .map_or(0, |error| error.valid_up_to()),
+            }),
+        }
+    }
+}
 
 /// Any of these set selects the `PG*` source (PGPASSWORD and PGSSLMODE alone do not: they are
 /// commonly exported as defaults for other tools).
 pub(super) const PG_SELECTORS: [&str; 4] = ["PGHOST", "PGDATABASE", "PGUSER", "PGPORT"];
 
 /// `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`.
-pub(super) fn db_variables(env: &dyn Fn(&str) -> Option<String>) -> Result<Draft, ConfigError> {
+pub(super) fn db_variables(env: Env<'_>) -> Result<Draft, ConfigError> {
     let mut draft = Draft::empty();
     let config = &mut draft.config;
-    if let Some(host) = env("DB_HOST") {
+    if let Some(host) = env.get("DB_HOST")? {
         config.host(&host);
     }
-    match env("DB_PORT") {
+    match env.get("DB_PORT")? {
         Some(port) => config.port(parse_port("DB_PORT", &port, &port)?),
         None => config.port(5432),
     };
-    if let Some(dbname) = env("DB_NAME") {
+    if let Some(dbname) = env.get("DB_NAME")? {
         config.dbname(&dbname);
     }
-    if let Some(user) = env("DB_USER") {
+    if let Some(user) = env.get("DB_USER")? {
         config.user(&user);
     }
-    if let Some(password) = env("DB_PASSWORD") {
+    if let Some(password) = env.get("DB_PASSWORD")? {
         config.password(password);
     }
     Ok(draft)
 }
 
 /// libpq's environment defaults for whatever the source left out, then `localhost`.
-pub(super) fn fill_from_libpq_env(
-    draft: &mut Draft,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+pub(super) fn fill_from_libpq_env(draft: &mut Draft, env: Env<'_>) -> Result<(), ConfigError> {
     let config = &mut draft.config;
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-        for host in env("PGHOST").iter().flat_map(|hosts| list(hosts)) {
+        for host in env.get("PGHOST")?.iter().flat_map(|hosts| list(hosts)) {
             config.host(host);
         }
-        if let Some(addrs) = env("PGHOSTADDR") {
+        if let Some(addrs) = env.get("PGHOSTADDR")? {
             for addr in list(&addrs) {
                 config.hostaddr(addr.parse().map_err(|_| ConfigError::InvalidVariable {
                     name: "PGHOSTADDR",
@@ -54,34 +85,41 @@ pub(super) fn fill_from_libpq_env(
         }
     }
     if config.get_ports().is_empty() {
-        if let Some(ports) = env("PGPORT") {
+        if let Some(ports) = env.get("PGPORT")? {
             for port in list(&ports) {
                 config.port(parse_port("PGPORT", &ports, port)?);
             }
         }
     }
     if config.get_user().is_none() {
-        if let Some(user) = env("PGUSER") {
+        if let Some(user) = env.get("PGUSER")? {
             config.user(&user);
         }
     }
     if config.get_dbname().is_none() {
-        if let Some(dbname) = env("PGDATABASE") {
+        if let Some(dbname) = env.get("PGDATABASE")? {
             config.dbname(&dbname);
         }
     }
     if config.get_password().is_none() {
-        if let Some(password) = env("PGPASSWORD") {
+        if let Some(password) = env.get("PGPASSWORD")? {
             config.password(password);
         }
     }
     if draft.ssl_mode.is_none() {
-        if let Some(value) = env("PGSSLMODE") {
+        if let Some(value) = env.get("PGSSLMODE")? {
             draft.ssl_mode = Some(parse_ssl_mode(value, "PGSSLMODE")?);
         }
     }
     if draft.root_cert.is_none() {
-        draft.root_cert = env("PGSSLROOTCERT");
+        draft.root_cert = env.get("PGSSLROOTCERT")?;
+    }
+    // libpq sends PGOPTIONS as the `options` startup parameter (`-c name=value ...`), unless
+    // the connection string has its own `options`.
+    if draft.config.get_options().is_none() {
+        if let Some(options) = env.get("PGOPTIONS")? {
+            draft.config.options(&options);
+        }
     }
     Ok(())
 }
@@ -109,9 +147,124 @@ mod tests {
     use postgres::config::SslMode as DriverSslMode;
 
     use crate::config::test_support::{
-        assert_error_secret_free, resolve, resolve_err, tcp_hosts, SECRET,
+        assert_error_secret_free, env_os_of, resolve, resolve_err, tcp_hosts, SECRET,
     };
     use crate::config::tls::SslMode;
+    use crate::config::{ConfigError, ConnectionSettings};
+
+    /// Every variable the settings read, with what makes it read.
+    const READ: [(&str, &[(&str, &str)]); 15] = [
+        ("DATABASE_URL", &[("PGHOST", "h")]),
+        ("DB_HOST", &[("DB_NAME", "app")]),
+        ("DB_NAME", &[("DB_HOST", "h")]),
+        ("DB_PORT", &[("DB_HOST", "h")]),
+        ("DB_USER", &[("DB_HOST", "h")]),
+        ("DB_PASSWORD", &[("DB_HOST", "h")]),
+        ("PGHOST", &[("PGUSER", "u")]),
+        ("PGHOSTADDR", &[("PGUSER", "u")]),
+        ("PGPORT", &[("PGHOST", "h")]),
+        ("PGDATABASE", &[("PGHOST", "h")]),
+        ("PGUSER", &[("PGHOST", "h")]),
+        ("PGPASSWORD", &[("PGHOST", "h")]),
+        ("PGSSLMODE", &[("PGHOST", "h")]),
+        ("PGSSLROOTCERT", &[("PGHOST", "h")]),
+        ("PGOPTIONS", &[("DATABASE_URL", "postgresql://h/db")]),
+    ];
+
+    #[test]
+    fn a_variable_set_but_empty_is_an_error_naming_it() {
+        for (variable, with) in READ {
+            let mut pairs = with.to_vec();
+            pairs.push((variable, ""));
+            let error = resolve_err(None, &pairs);
+            assert!(
+                matches!(error, ConfigError::EmptyVariable { name } if name == variable),
+                "{variable}: {error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("error: {variable} is set but empty\n")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_an_error_naming_it_never_skipped() {
+        for (variable, with) in READ {
+            let mut pairs: Vec<(&str, &[u8])> =
+                with.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            pairs.push((variable, b"caf\xe9-Zx9-very-secret-pw"));
+            let error = match ConnectionSettings::resolve_os(None, env_os_of(&pairs)) {
+                Ok(settings) => panic!("{variable}: expected an error, got {settings:?}"),
+                Err(error) => error,
+            };
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::VariableNotUtf8 { name, valid_up_to: 3 } if name == variable
+                ),
+                "{variable}: {error:?}"
+            );
+            assert_error_secret_free(&error);
+            assert!(
+                error.to_string().starts_with(&format!(
+                    "error: {variable} is not valid UTF-8 (at byte 3)\n"
+                )),
+                "{error}"
+            );
+        }
+        // Above all, a DATABASE_URL that cannot be read does not hand over to the PG* variables.
+        let error = ConnectionSettings::resolve_os(
+            None,
+            env_os_of(&[
+                ("DATABASE_URL", b"postgresql://prod/\xff"),
+                ("PGHOST", b"elsewhere"),
+                ("PGDATABASE", b"other"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::VariableNotUtf8 {
+                    name: "DATABASE_URL",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn pgoptions_is_sent_unless_the_string_has_its_own_options() {
+        let options = "-c lock_timeout=2s -c statement_timeout=5s";
+        for pairs in [
+            &[("PGHOST", "h"), ("PGOPTIONS", options)][..],
+            &[
+                ("DATABASE_URL", "postgresql://h/db"),
+                ("PGOPTIONS", options),
+            ],
+            &[("DB_HOST", "h"), ("PGOPTIONS", options)],
+        ] {
+            assert_eq!(resolve(None, pairs).config().get_options(), Some(options));
+        }
+        let settings = resolve(None, &[("PGHOST", "h"), ("PGOPTIONS", "--work_mem=2MB")]);
+        assert_eq!(settings.config().get_options(), Some("--work_mem=2MB"));
+        // The connection string's own `options` wins, as in libpq.
+        for own in [
+            "postgresql://h/db?options=-c%20work_mem%3D3MB",
+            "host=h dbname=db options='-c work_mem=3MB'",
+        ] {
+            let settings = resolve(Some(own), &[("PGOPTIONS", options)]);
+            assert_eq!(
+                settings.config().get_options(),
+                Some("-c work_mem=3MB"),
+                "{own}"
+            );
+        }
+    }
 
     #[test]
     fn db_variables_build_every_field() {

@@ -48,6 +48,35 @@ pub enum ConfigError {
         reason: &'static str,
     },
 
+    /// A variable the settings read is set but empty. It is not skipped: an empty
+    /// `DATABASE_URL` is a deployment mistake, not a wish for the next source.
+    #[error(
+        "error: {name} is set but empty\n   = help: give it a value, or unset it (`unset {name}`) to use the next source"
+    )]
+    EmptyVariable {
+        /// The variable, e.g. `DATABASE_URL`.
+        name: &'static str,
+    },
+
+    /// A variable the settings read holds bytes that are not UTF-8 (the value is not shown:
+    /// it may hold a password).
+    #[error(
+        "error: {name} is not valid UTF-8 (at byte {valid_up_to})\n   = help: set it to UTF-8 text; in a URL, write other bytes percent-encoded (%XX)"
+    )]
+    VariableNotUtf8 {
+        /// The variable.
+        name: &'static str,
+        /// How many bytes from the start are valid UTF-8.
+        valid_up_to: usize,
+    },
+
+    /// Nothing says which database to use (see [`ConnectionSettings::resolve`] for the
+    /// sources, in order).
+    #[error(
+        "error: no database configured\n   = note: looked for --database-url, DATABASE_URL, DB_HOST or DB_NAME (with DB_PORT, DB_USER, DB_PASSWORD), and libpq's PGHOST, PGPORT, PGDATABASE or PGUSER (with PGPASSWORD, PGSSLMODE, PGOPTIONS): none is set\n   = help: name the database: `--database-url postgresql://USER:PASSWORD@HOST:PORT/DATABASE`, or set DATABASE_URL to that URL\n   = help: to try the migrations on a throwaway PostgreSQL server that is removed afterwards, pass --throwaway"
+    )]
+    NotConfigured,
+
     /// An `sslmode` that libpq does not know.
     #[error(
         "error: sslmode `{value}` (from {from}) is not valid\n   = help: use one of disable, allow, prefer, require, verify-ca, verify-full"

@@ -22,6 +22,7 @@ mod tls;
 mod url;
 
 use std::error::Error as _;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ use postgres::config::SslMode as DriverSslMode;
 use postgres::Config;
 
 use conninfo::strip_conninfo_params;
-use env::{db_variables, fill_from_libpq_env, PG_SELECTORS};
+use env::{db_variables, fill_from_libpq_env, Env, PG_SELECTORS};
 use liveness::{is_liveness_param, Given, Liveness};
 use tls::{only_unix_sockets, parse_ssl_mode, SslMode};
 use url::{strip_url_params, url_scheme_len};
@@ -90,9 +91,14 @@ impl ConnectionSettings {
     ///
     /// Whatever the chosen source leaves out falls back to the `PG*` variables, as in libpq
     /// (`DATABASE_URL=postgresql://app@db/app` with `PGPASSWORD` set uses that password), then
-    /// to `localhost` and port 5432. Empty variables count as unset. URLs and `key=value`
-    /// strings take libpq's `sslmode` (disable, allow, prefer, require, verify-ca,
-    /// verify-full) and `sslrootcert`; `PGSSLROOTCERT` is read too.
+    /// to `localhost` and port 5432. URLs and `key=value` strings take libpq's `sslmode`
+    /// (disable, allow, prefer, require, verify-ca, verify-full) and `sslrootcert`;
+    /// `PGSSLROOTCERT` is read too, and `PGOPTIONS` (or `options` in the string, e.g.
+    /// `-c statement_timeout=5s`) is sent to the server as libpq sends it.
+    ///
+    /// A variable that is read is used or refused, never skipped: one that is set but empty
+    /// ([`ConfigError::EmptyVariable`]) or, through [`resolve_os`](Self::resolve_os), not valid
+    /// UTF-8 ([`ConfigError::VariableNotUtf8`]) is an error naming it.
     ///
     /// ```
     /// use migrate_runtime::config::ConnectionSettings;
@@ -112,23 +118,47 @@ impl ConnectionSettings {
         explicit_url: Option<&str>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<ConnectionSettings>, ConfigError> {
-        let env = |name: &str| env(name).filter(|value| !value.is_empty());
+        Self::resolve_os(explicit_url, |name| env(name).map(OsString::from))
+    }
+
+    /// [`resolve`](Self::resolve) over an environment whose values may not be UTF-8, as
+    /// [`std::env::var_os`] gives them: such a value is an error naming the variable.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::ffi::OsString;
+    /// use std::os::unix::ffi::OsStringExt;
+    ///
+    /// use migrate_runtime::config::{ConfigError, ConnectionSettings};
+    ///
+    /// let env = |name: &str| {
+    ///     (name == "DATABASE_URL").then(|| OsString::from_vec(b"postgresql://h/caf\xe9".to_vec()))
+    /// };
+    /// let error = ConnectionSettings::resolve_os(None, env).unwrap_err();
+    /// assert!(matches!(error, ConfigError::VariableNotUtf8 { name: "DATABASE_URL", .. }));
+    /// # }
+    /// ```
+    pub fn resolve_os(
+        explicit_url: Option<&str>,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Option<ConnectionSettings>, ConfigError> {
+        let env = Env(&env);
         let (mut draft, source) = if let Some(url) = explicit_url {
             (parse_connection_string(url, FROM_FLAG)?, FROM_FLAG)
-        } else if let Some(url) = env("DATABASE_URL") {
+        } else if let Some(url) = env.get("DATABASE_URL")? {
             (
                 parse_connection_string(&url, FROM_DATABASE_URL)?,
                 FROM_DATABASE_URL,
             )
-        } else if env("DB_HOST").is_some() || env("DB_NAME").is_some() {
-            (db_variables(&env)?, FROM_DB_VARIABLES)
-        } else if PG_SELECTORS.iter().any(|name| env(name).is_some()) {
+        } else if env.is_set("DB_HOST") || env.is_set("DB_NAME") {
+            (db_variables(env)?, FROM_DB_VARIABLES)
+        } else if PG_SELECTORS.iter().any(|name| env.is_set(name)) {
             // Everything comes from the libpq defaults below.
             (Draft::empty(), FROM_PG_VARIABLES)
         } else {
             return Ok(None);
         };
-        fill_from_libpq_env(&mut draft, &env)?;
+        fill_from_libpq_env(&mut draft, env)?;
         Ok(Some(ConnectionSettings::from_draft(draft, source)))
     }
 
@@ -144,7 +174,7 @@ impl ConnectionSettings {
     /// # Ok::<(), migrate_runtime::config::ConfigError>(())
     /// ```
     pub fn from_env(explicit_url: Option<&str>) -> Result<Option<ConnectionSettings>, ConfigError> {
-        Self::resolve(explicit_url, |name| std::env::var(name).ok())
+        Self::resolve_os(explicit_url, |name| std::env::var_os(name))
     }
 
     /// Wrap an existing config (e.g. a throwaway test server's); TLS off. Keepalive, user
@@ -331,11 +361,24 @@ mod tests {
         )
         .unwrap();
         assert!(settings.is_none());
-        // Empty variables are unset.
-        let settings =
-            ConnectionSettings::resolve(None, env_of(&[("DATABASE_URL", ""), ("DB_HOST", "")]))
-                .unwrap();
-        assert!(settings.is_none());
+    }
+
+    #[test]
+    fn an_empty_database_url_is_an_error_not_the_next_source() {
+        let error = resolve_err(None, &[("DATABASE_URL", ""), ("PGHOST", "pghost")]);
+        assert!(
+            matches!(
+                error,
+                ConfigError::EmptyVariable {
+                    name: "DATABASE_URL"
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "error: DATABASE_URL is set but empty\n   = help: give it a value, or unset it (`unset DATABASE_URL`) to use the next source"
+        );
     }
 
     #[test]

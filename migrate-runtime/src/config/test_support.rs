@@ -1,6 +1,7 @@
 //! What the config unit tests share: a fake environment, resolving from it, and leak checks.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 
 use postgres::config::Host;
 
@@ -14,6 +15,26 @@ pub(super) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> 
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     move |name| map.get(name).cloned()
+}
+
+/// An environment of exactly these variables, with values that need not be UTF-8.
+pub(super) fn env_os_of(pairs: &[(&str, &[u8])]) -> impl Fn(&str) -> Option<OsString> {
+    let map: HashMap<String, OsString> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), os_string(v)))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[cfg(unix)]
+fn os_string(bytes: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    OsString::from_vec(bytes.to_vec())
+}
+
+#[cfg(not(unix))]
+fn os_string(bytes: &[u8]) -> OsString {
+    OsString::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 pub(super) fn resolve(explicit: Option<&str>, pairs: &[(&str, &str)]) -> ConnectionSettings {

@@ -218,6 +218,31 @@ pub enum Error {
         why: String,
     },
 
+    /// The table named as this runtime's history holds another tool's history (dbmate's,
+    /// Rails' or golang-migrate's `schema_migrations`, or a shape not known): nothing was run.
+    #[error(
+        "{schema}.{table} is not this runtime's history table{}",
+        render::looks_like(*tool)
+    )]
+    ForeignHistoryTable {
+        /// The history schema.
+        schema: String,
+        /// The history table name.
+        table: String,
+        /// The tool whose table it looks like, when its shape is one we know.
+        tool: Option<OtherTool>,
+        /// Its columns, `name type`, in order.
+        columns: Vec<String>,
+    },
+
+    /// golang-migrate's history says its last migration failed part-way (`dirty`), so what
+    /// it applied is not known; nothing was imported.
+    #[error("golang-migrate's schema_migrations marks version {version} dirty: it failed part-way, so what it applied is not known")]
+    OtherHistoryDirty {
+        /// The version golang-migrate was applying.
+        version: i64,
+    },
+
     /// `repair` and `baseline` record a reason, and none was given.
     #[error("say why: the reason is recorded in the action log")]
     ReasonRequired,

@@ -5,9 +5,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use postgres::error::SqlState;
+
 use super::failure::{Located, LockContention, MigrationFailure, PolicyViolation, Unfinished};
 use super::{Error, HistoryNameProblem};
-use crate::terms::{MigrationStatus, Repair};
+use crate::terms::{MigrationStatus, OtherTool, Repair};
 
 /// An error's full text ([`Error::render`], [`MigrationFailure::render`]).
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +114,16 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: migration {version} ({name}) cannot be reverted: it has no DOWN section; nothing was reverted\n  --> {path}\n   = help: add a `-- migrate:down` section (it does not change the checksum), or, to go on past it without running any SQL (what its UP did stays), `migrate down --through-irreversible`"
             ),
+            Error::ForeignHistoryTable {
+                schema,
+                table,
+                tool,
+                columns,
+            } => foreign_history_table(f, schema, table, *tool, columns),
+            Error::OtherHistoryDirty { version } => write!(
+                f,
+                "error: {error}; nothing was imported\n   = help: finish or undo version {version} by hand, then clear the flag as golang-migrate does (`migrate -database URL force {version}`, or `UPDATE schema_migrations SET dirty = false`), and import again"
+            ),
             Error::HistoryTableName { .. }
             | Error::GroupedWithSafety
             | Error::GroupedNoTransaction { .. }
@@ -143,12 +155,76 @@ impl fmt::Display for Rendered<'_> {
             Error::Throwaway(server) => {
                 write!(f, "error: the throwaway PostgreSQL server: {server}")
             }
-            Error::Database { context, source } => write!(
-                f,
-                "error: database error while {context}: {}",
-                describe_source(source)
-            ),
+            Error::Database { context, source } => {
+                write!(
+                    f,
+                    "error: database error while {context}: {}",
+                    describe_source(source)
+                )?;
+                if source.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+                    write!(f, "\n   = help: {READ_ONLY}")?;
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+/// `: it looks like dbmate's`, or nothing for a shape not known.
+pub(super) fn looks_like(tool: Option<OtherTool>) -> String {
+    tool.map_or_else(String::new, |tool| {
+        format!(": it looks like {}'s", tool.name())
+    })
+}
+
+/// Another tool's table where the history should be: which tool, and the way out, as
+/// commands that work as written.
+fn foreign_history_table(
+    f: &mut fmt::Formatter<'_>,
+    schema: &str,
+    table: &str,
+    tool: Option<OtherTool>,
+    columns: &[String],
+) -> fmt::Result {
+    let elsewhere = if table == "migrate_history" {
+        "migrate_history_2"
+    } else {
+        "migrate_history"
+    };
+    let schema_flag = if schema == "public" {
+        String::new()
+    } else {
+        format!("--history-schema {schema} ")
+    };
+    let flags = format!("{schema_flag}--history-table {elsewhere}");
+    writeln!(
+        f,
+        "error: {schema}.{table} is not this runtime's history table{}",
+        looks_like(tool)
+    )?;
+    writeln!(f, "   = columns: {}", columns.join(", "))?;
+    writeln!(
+        f,
+        "   = note: nothing was run; this runtime keeps its history in a table of its own, and `{table}` is taken"
+    )?;
+    match tool {
+        Some(tool) => write!(
+            f,
+            "   = help: keep this runtime's history under another name and import {}'s, then apply the rest:\n       \
+             migrate {flags} baseline --from {}\n       \
+             migrate {flags} up\n       \
+             (from Rust: `.history_table(\"{schema}\", \"{elsewhere}\")`, then `baseline_from(&mut client, {})` once)",
+            tool.name(),
+            tool.flag_value(),
+            tool.rust_name()
+        ),
+        None => write!(
+            f,
+            "   = help: keep this runtime's history under another name; if the schema its migrations build is already there, first record them as applied up to the last one there:\n       \
+             migrate {flags} baseline VERSION\n       \
+             migrate {flags} up\n       \
+             (from Rust: `.history_table(\"{schema}\", \"{elsewhere}\")`)"
+        ),
     }
 }
 
@@ -317,6 +393,7 @@ fn unfinished(f: &mut fmt::Formatter<'_>, unfinished: &Unfinished) -> fmt::Resul
     )
 }
 
+const READ_ONLY: &str = "this server only accepts reads (a hot standby, or `default_transaction_read_only` is on): connect to the primary; if this database is read-only by that setting, it must be off for the migration (PGOPTIONS='-c default_transaction_read_only=off' turns it off for this connection only)";
 const LOST_IN_TRANSACTIONS: &str = "each migration commits together with its history row or not at all; `status` shows which ones committed, and running again applies the rest";
 const LOST_OUTSIDE_TRANSACTION: &str = "it was running outside a transaction, so some of its statements may have run; its history row stays `running`, and the next run lists them and says how to finish";
 
