@@ -34,8 +34,6 @@ mod error;
 #[cfg(feature = "runtime")]
 mod execute;
 #[cfg(feature = "runtime")]
-mod foreign;
-#[cfg(feature = "runtime")]
 mod history;
 #[cfg(feature = "http")]
 pub mod http;

@@ -184,7 +184,7 @@ pub(crate) fn acquire<'c>(
         }
         Err(error) => {
             let _ = guard.simple_query("ROLLBACK");
-            Err(crate::foreign::read_failed(
+            Err(history::foreign::read_failed(
                 &mut guard,
                 tables,
                 "taking the migration lock and creating the history tables",

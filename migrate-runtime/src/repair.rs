@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use postgres::{Client, SimpleQueryMessage};
 
-use crate::foreign::{Recognised, Shape};
+use crate::history::foreign::{Recognised, Shape};
 use crate::history::{AppliedMigration, RepairChange};
 use crate::plan;
 use crate::run::Run;

@@ -1267,3 +1267,94 @@ fn plan_status_and_lint_say_what_was_inferred() {
     let up = migrate(dir.path(), &[("DATABASE_URL", &url)], &["up"]);
     assert_eq!(up.code, 0, "{}", up.all());
 }
+
+#[test]
+fn a_migration_blocked_by_a_reader_names_it_and_the_helps_budget_waits_it_out() {
+    let dir = project(&[
+        ("001_orders.sql", "CREATE TABLE orders (id int);\n"),
+        (
+            "002_add_note.sql",
+            "ALTER TABLE orders ADD COLUMN note text;\n",
+        ),
+    ]);
+    let database = TestServer::shared().create_database().unwrap();
+    let url = url(&database);
+    let env = [("DATABASE_URL", url.as_str())];
+    let run = migrate(dir.path(), &env, &["up", "--to", "1"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let mut reader = database
+        .config()
+        .application_name("nightly-report")
+        .connect(postgres::NoTls)
+        .unwrap();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM orders;")
+        .unwrap();
+    let run = migrate(
+        dir.path(),
+        &env,
+        &["--lock-timeout", "100ms", "--lock-retry-budget", "1s", "up"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("error: gave up applying migration 2 (add_note) after "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("(application `nightly-report`, user postgres, idle in transaction, for "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("= help: or keep retrying for longer: `--lock-retry-budget 10min`"),
+        "{}",
+        run.stderr
+    );
+    let json = migrate(
+        dir.path(),
+        &env,
+        &[
+            "--lock-timeout",
+            "100ms",
+            "--lock-retry-budget",
+            "300ms",
+            "up",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json.json()["error"]["kind"],
+        "lock_not_available",
+        "{}",
+        json.all()
+    );
+
+    // What the help says: a budget longer than the reader's hold (it ends after 1.5 s).
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_500));
+        reader.batch_execute("COMMIT").unwrap();
+    });
+    let run = migrate(
+        dir.path(),
+        &env,
+        &[
+            "--lock-timeout",
+            "100ms",
+            "--lock-retry-budget",
+            "10min",
+            "up",
+        ],
+    );
+    release.join().unwrap();
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("applied       2 add_note"),
+        "{}",
+        run.stdout
+    );
+}

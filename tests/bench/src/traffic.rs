@@ -155,7 +155,11 @@ pub(crate) fn run(server: &TestServer, scenario: Scenario, runner: Runner) -> Ou
                 _ => ALTER.to_owned(),
             };
             write(dir.path(), "1_add_note.sql", &body);
-            peers::apply(tool, &database.url(), dir.path());
+            peers::apply(
+                tool,
+                &format!("{}?sslmode=disable", database.url()),
+                dir.path(),
+            );
         }
     }
     let migration = migration_started.elapsed();
@@ -221,7 +225,7 @@ fn write(dir: &Path, name: &str, body: &str) {
 
 /// The Markdown table of `outcomes`.
 pub(crate) fn render(scenario: Scenario, outcomes: &[Outcome]) -> String {
-    let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
     let mut out = format!(
         "\n#### A migration on a busy table ({} client threads, {} rows, a reader holding ACCESS SHARE for {} s)\n\n\
          | runner | client queries | p50 ms | p99 ms | max ms | queries over 1 s | migration wall ms | finished after the reader by ms | attempts |\n\

@@ -5,13 +5,14 @@
 //! Values are escaped by the driver's own function and identifiers are always quoted; no
 //! other module formats SQL for these tables.
 
+pub(crate) mod foreign;
+
 use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use crate::error::HistoryNameProblem;
-use crate::foreign;
 use crate::migration::Direction;
 use crate::terms::{ActionKind, ActionStatus, MigrationStatus};
 use crate::{Error, Migration};

@@ -8,7 +8,7 @@
 use postgres::error::SqlState;
 use postgres::{Client, SimpleQueryMessage};
 
-use crate::history::{literal, HistoryTables};
+use super::{literal, HistoryTables};
 use crate::terms::OtherTool;
 use crate::Error;
 
