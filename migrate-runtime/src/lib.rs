@@ -65,6 +65,8 @@ mod stale;
 mod terms;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 #[cfg(feature = "testing")]
 pub mod verify;
 
@@ -98,3 +100,13 @@ pub use safety::SafetyPolicy;
 pub use schema::{SchemaDiff, SchemaSnapshot};
 #[cfg(feature = "runtime")]
 pub use terms::{ActionKind, ActionStatus, MigrationStatus, OtherTool, Repair};
+
+/// The values an async service moves to a blocking thread, or shares with one.
+#[cfg(feature = "runtime")]
+const _: () = {
+    const fn send_sync_static<T: Send + Sync + 'static>() {}
+    send_sync_static::<Migrator<'static>>();
+    send_sync_static::<Report>();
+    send_sync_static::<Error>();
+    send_sync_static::<config::ConnectionSettings>();
+};

@@ -236,7 +236,7 @@ impl<'m> Migrator<'m> {
     /// };
     /// let migrator = Migrator::new(MIGRATIONS).on_progress(&print);
     /// ```
-    pub fn on_progress(mut self, observer: &'m dyn Fn(Progress<'_>)) -> Self {
+    pub fn on_progress(mut self, observer: &'m (dyn Fn(Progress<'_>) + Send + Sync)) -> Self {
         self.observer = Observer(Some(observer));
         self
     }
@@ -291,11 +291,17 @@ impl<'m> Migrator<'m> {
         // The common start-up: everything this binary would apply is applied, unchanged.
         // One round trip, one small row, no lock. Anything else (including a `failed` or
         // `running` row, which only the lock holder may judge) takes the full, locked path.
+        let started = std::time::Instant::now();
         let expected = plan::expected_fingerprint(self.migrations, &self.settings);
         if self.settings.tables.fingerprint(client)? == Some(expected) {
+            log::info!(
+                "migrations up to date: {} checked against {}, nothing to apply ({} ms)",
+                self.migrations.len(),
+                self.settings.tables.display(),
+                started.elapsed().as_millis()
+            );
             return Ok(Report::default());
         }
-        let started = std::time::Instant::now();
         let (mut run, pending) = loop {
             let (run, applied) = Run::start(client, &self.settings, self.observer)?;
             match plan::pending(self.migrations, &self.settings, &applied) {

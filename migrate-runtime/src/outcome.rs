@@ -51,6 +51,8 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::LockTimeout { .. } => ("lock_timeout", FAILED, 409),
         Error::LockNotAvailable(_) => ("lock_not_available", FAILED, 409),
         Error::BehindTransactionPooler => ("behind_transaction_pooler", USAGE, 500),
+        Error::Connect(_) => ("connection", USAGE, 503),
+        Error::TaskFailed { .. } => ("task_failed", FAILED, 500),
         Error::ConnectionLost { .. } => ("connection_lost", FAILED, 503),
         Error::Database { .. } => ("database", USAGE, 503),
         Error::HistoryTableName { .. }

@@ -43,8 +43,10 @@ pub enum Progress<'a> {
 }
 
 /// The caller's progress callback; `Debug` so `Migrator` can be printed (and keyed on).
+/// `Send + Sync`, so that a `Migrator` can be built once and moved to (or shared with) the
+/// thread that runs it.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct Observer<'o>(pub(crate) Option<&'o dyn Fn(Progress<'_>)>);
+pub(crate) struct Observer<'o>(pub(crate) Option<&'o (dyn Fn(Progress<'_>) + Send + Sync)>);
 
 impl std::fmt::Debug for Observer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

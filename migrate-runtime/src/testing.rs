@@ -122,7 +122,7 @@ impl TestServer {
     /// ```
     pub fn shared() -> &'static TestServer {
         static SHARED: OnceLock<TestServer> = OnceLock::new();
-        SHARED.get_or_init(|| match TestServer::start() {
+        SHARED.get_or_init(|| match off_async(TestServer::start) {
             Ok(server) => server,
             Err(error) => panic!("cannot start the throwaway PostgreSQL server: {error}"),
         })
@@ -395,6 +395,13 @@ impl TestServer {
         &self,
         migrator: &Migrator<'_>,
     ) -> Result<TestDatabase<'_>, TestServerError> {
+        off_async(|| self.migrate_template_and_clone(migrator))
+    }
+
+    fn migrate_template_and_clone(
+        &self,
+        migrator: &Migrator<'_>,
+    ) -> Result<TestDatabase<'_>, TestServerError> {
         let key = Sha256::digest(format!("{migrator:?}"));
         let template = format!("template_{}", hex(&key[..8]));
         {
@@ -421,7 +428,9 @@ impl TestServer {
         if let Some(template) = template {
             sql.push_str(&format!(" TEMPLATE {}", escape_identifier(template)));
         }
-        self.connect("postgres")?.batch_execute(&sql)?;
+        off_async(|| -> Result<(), TestServerError> {
+            Ok(self.connect("postgres")?.batch_execute(&sql)?)
+        })?;
         Ok(TestDatabase { server: self, name })
     }
 }
@@ -489,14 +498,26 @@ impl Drop for TestDatabase<'_> {
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             escape_identifier(&self.name)
         );
-        if let Err(error) = self
-            .server
-            .connect("postgres")
-            .map(|mut admin| admin.batch_execute(&sql))
-        {
+        let dropped = off_async(|| {
+            self.server
+                .connect("postgres")
+                .map(|mut admin| admin.batch_execute(&sql))
+        });
+        if let Err(error) = dropped {
             log::debug!("dropping test database {}: {error}", self.name);
         }
     }
+}
+
+/// Runs `work` (which opens blocking `postgres` clients) on a thread of its own. The blocking
+/// client starts a tokio runtime of its own, and creating or dropping one on a thread that is
+/// inside a runtime panics: here the caller may be a `#[tokio::test]` (any flavour), whose
+/// databases are created and dropped from async code.
+fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(done) => done,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// `initdb`, `pg_ctl` and `postgres` side by side: `$PG_BIN`, then `$PATH`, then the newest

@@ -2,9 +2,9 @@
 //! `NO_COLOR`) or, with `--json`, one JSON document on standard output per command.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // This module is the command line's voice.
 
-use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -17,7 +17,7 @@ pub(super) struct Output {
     json: bool,
     color: bool,
     /// Steps done so far, for a JSON error that must say what happened before it.
-    done: RefCell<Vec<Value>>,
+    done: Mutex<Vec<Value>>,
 }
 
 #[derive(Clone, Copy)]
@@ -35,7 +35,7 @@ impl Output {
         Output {
             json,
             color,
-            done: RefCell::new(Vec::new()),
+            done: Mutex::new(Vec::new()),
         }
     }
 
@@ -70,7 +70,10 @@ impl Output {
             Progress::Applied(done) => ("applied", done, Paint::Green),
             Progress::Reverted(done) => ("reverted", done, Paint::Yellow),
         };
-        self.done.borrow_mut().push(shapes::progress(progress));
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(shapes::progress(progress));
         if !self.json {
             println!(
                 "{} {:>6} {:<40} {:>6} ms",
@@ -355,7 +358,10 @@ impl Output {
                 json!({"signal": signal.name(), "cause_kind": kind(cause)}),
             );
         }
-        shapes::merge(&mut body, json!({"done_before": *self.done.borrow()}));
+        shapes::merge(
+            &mut body,
+            json!({"done_before": *self.done.lock().unwrap_or_else(|e| e.into_inner())}),
+        );
         self.emit(json!({"error": body}));
     }
 }

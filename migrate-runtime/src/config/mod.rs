@@ -177,6 +177,20 @@ impl ConnectionSettings {
         Self::resolve_os(explicit_url, |name| std::env::var_os(name))
     }
 
+    /// The settings of one URL (`postgresql://...`) or `key=value` connection string, as
+    /// libpq reads it: what it leaves out comes from the `PG*` variables.
+    ///
+    /// ```
+    /// use migrate_runtime::config::ConnectionSettings;
+    ///
+    /// let settings = ConnectionSettings::from_url("postgresql://app:s3cret@db.internal/invoices")?;
+    /// assert_eq!(settings.describe(), "postgresql://app@db.internal:5432/invoices");
+    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<ConnectionSettings, ConfigError> {
+        Ok(Self::from_env(Some(url))?.expect("an explicit connection string always resolves"))
+    }
+
     /// Wrap an existing config (e.g. a throwaway test server's); TLS off. Keepalive, user
     /// timeout and connect timeout settings it leaves at the driver's defaults get ours (see
     /// [`dead_peer_bound`](Self::dead_peer_bound)).

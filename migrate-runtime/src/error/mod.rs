@@ -284,6 +284,19 @@ pub enum Error {
     #[error("the throwaway PostgreSQL server failed")]
     Throwaway(#[source] Box<crate::testing::TestServerError>),
 
+    /// Connecting failed (the async entry points of [`crate::tokio`] connect for the caller):
+    /// nothing was attempted.
+    #[error("could not connect to the database")]
+    Connect(#[source] Box<crate::config::ConfigError>),
+
+    /// The blocking task that ran the operation for async code panicked or was cancelled
+    /// (its runtime shutting down); what it committed before that stays committed.
+    #[error("the migration task did not finish: {why}")]
+    TaskFailed {
+        /// What happened to it.
+        why: String,
+    },
+
     /// The database refused or lost the connection, outside of a migration's own SQL.
     #[error("database error while {context}")]
     Database {

@@ -106,6 +106,12 @@ impl fmt::Display for Rendered<'_> {
                 "error: {error}\n   = help: another process is migrating this database; wait for it, or stop it if it is stuck"
             ),
             Error::LockNotAvailable(contention) => lock_contention(f, contention),
+            // The connection error's own text is already compiler-style, help included.
+            Error::Connect(error) => write!(f, "{error}"),
+            Error::TaskFailed { .. } => write!(
+                f,
+                "error: {error}\n   = help: `status` shows what was applied; a panic's message was printed where it happened"
+            ),
             Error::BehindTransactionPooler => write!(
                 f,
                 "error: {error}\n   = note: nothing more was run once this was seen; what was reported applied before it is applied\n   = note: the lock may stay on one of the pooler's server connections until the pooler closes it (PgBouncer: `RECONNECT` in its admin console); a run with lock scope `transaction` that lands there releases it\n   = help: behind a transaction pooler, use lock scope `transaction`: `migrate --lock-scope transaction up` (from Rust: `.lock_scope(LockScope::Transaction)`), or connect to PostgreSQL directly"

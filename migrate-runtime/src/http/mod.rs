@@ -36,7 +36,7 @@
 mod serve;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -112,7 +112,7 @@ impl Response {
         }
     }
 
-    fn error(status: u16, kind: &str, message: &str) -> Response {
+    pub(crate) fn error(status: u16, kind: &str, message: &str) -> Response {
         Response::json(
             status,
             &json!({"error": shapes::error_body(kind, message, None)}),
@@ -429,8 +429,12 @@ impl<'m> Handler<'m> {
 
     /// Applies, saying in an error what was applied before it.
     fn apply(&self) -> Response {
-        let done = RefCell::new(Vec::new());
-        let observe = |progress: Progress<'_>| done.borrow_mut().push(shapes::progress(progress));
+        let done = Mutex::new(Vec::new());
+        let observe = |progress: Progress<'_>| {
+            done.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(shapes::progress(progress))
+        };
         let mut client = match self.connection.connect() {
             Ok(client) => client,
             Err(error) => return connection_failure(&error),
@@ -440,7 +444,10 @@ impl<'m> Handler<'m> {
             Ok(report) => Response::json(200, &shapes::report(&report)),
             Err(error) => {
                 let (status, mut body) = failure_body(&error);
-                shapes::merge(&mut body, json!({"done_before": *done.borrow()}));
+                shapes::merge(
+                    &mut body,
+                    json!({"done_before": *done.lock().unwrap_or_else(|e| e.into_inner())}),
+                );
                 Response::json(status, &json!({ "error": body }))
             }
         }
