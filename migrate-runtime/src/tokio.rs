@@ -49,7 +49,7 @@ pub async fn run(
 /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
 /// # async fn ready(database: migrate_runtime::config::ConnectionSettings) -> Result<bool, migrate_runtime::Error> {
 /// let status = migrate_runtime::tokio::status(migrate_runtime::Migrator::new(MIGRATIONS), database).await?;
-/// Ok(status.pending().next().is_none())
+/// Ok(status.entries.iter().all(|entry| entry.state != migrate_runtime::State::Pending))
 /// # }
 /// ```
 pub async fn status(
@@ -66,7 +66,7 @@ pub async fn status(
 /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
 /// # async fn show(database: migrate_runtime::config::ConnectionSettings) -> Result<(), migrate_runtime::Error> {
 /// let plan = migrate_runtime::tokio::plan(migrate_runtime::Migrator::new(MIGRATIONS), database).await?;
-/// println!("{} step(s) to run", plan.steps.len());
+/// println!("{} migration(s) to apply", plan.pending.len());
 /// # Ok(()) }
 /// ```
 pub async fn plan(
@@ -94,9 +94,7 @@ where
     F: FnOnce(&mut Client) -> Result<T, Error> + Send + 'static,
 {
     let task = ::tokio::task::spawn_blocking(move || {
-        let mut client = connection
-            .connect()
-            .map_err(|error| Error::Connect(Box::new(error)))?;
+        let mut client = connection.connect().map_err(Error::from)?;
         let result = job(&mut client);
         // Closed here, on the blocking thread: dropping the client in async code would panic.
         drop(client);

@@ -284,9 +284,9 @@ pub enum Error {
     #[error("the throwaway PostgreSQL server failed")]
     Throwaway(#[source] Box<crate::testing::TestServerError>),
 
-    /// Connecting failed (the async entry points of [`crate::tokio`] connect for the caller):
-    /// nothing was attempted.
-    #[error("could not connect to the database")]
+    /// The connection settings are unusable, or connecting failed (the async entry points of
+    /// `migrate_runtime::tokio` connect for the caller): nothing was attempted.
+    #[error("no usable database connection")]
     Connect(#[source] Box<crate::config::ConfigError>),
 
     /// The blocking task that ran the operation for async code panicked or was cancelled
@@ -322,6 +322,12 @@ pub enum HistoryNameProblem {
     SchemaTooLong,
     /// The table name leaves no room in 63 bytes for the action log's `_history` suffix.
     TableTooLong,
+}
+
+impl From<crate::config::ConfigError> for Error {
+    fn from(error: crate::config::ConfigError) -> Error {
+        Error::Connect(Box::new(error))
+    }
 }
 
 #[cfg(feature = "testing")]
