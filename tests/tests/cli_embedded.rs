@@ -38,12 +38,17 @@ fn the_embedded_set_is_applied_and_inspected_through_the_application() {
     assert_eq!(lancio["state"], "filtered_by_environment");
     assert_eq!(lancio["path"], "../migrations/011_create_lancio_org.sql");
 
+    // `new` and `--dir` are the standalone binary's: an embedded set has no directory.
     let (code, _, stderr) = myapp(&url, &["migrate", "new", "x"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("use the standalone `migrate` binary"),
+        stderr.starts_with("error: unrecognized subcommand 'new'"),
         "{stderr}"
     );
+    let (code, stdout, _) = myapp(&url, &["migrate", "--help"]);
+    assert_eq!(code, 0);
+    assert!(!stdout.contains("--dir"), "{stdout}");
+    assert!(!stdout.contains("\n  new "), "{stdout}");
 
     let (code, stdout, _) = myapp(&url, &["serve"]);
     assert_eq!(

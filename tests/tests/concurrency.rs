@@ -238,7 +238,7 @@ fn passwords_in_the_database_url_never_appear_in_errors() {
         errors.last()
     );
     for error in &errors {
-        let shown = format!("{error}\n{error:?}");
+        let shown = format!("{error}\n{error:?}\n{error:#?}");
         assert!(!shown.contains(SECRET), "{shown}");
     }
 }

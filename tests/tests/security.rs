@@ -597,7 +597,8 @@ fn with_password_authentication_the_password_stays_out_of_errors_logs_and_histor
         assert_eq!(user, ROLE);
         let error = Migrator::new(&set).run(&mut client).unwrap_err();
         assert!(matches!(error, Error::MigrationFailed(_)), "{error}");
-        shown.push(format!("{error}\n{error:?}"));
+        // `{:?}` is the rendered text; `{:#?}` the fields.
+        shown.push(format!("{error}\n{error:?}\n{error:#?}"));
     }
 
     for (source, explicit, env) in password_sources(server.port(), &database, WRONG) {

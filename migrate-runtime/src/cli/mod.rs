@@ -1,6 +1,7 @@
-//! The `migrate` command line: the subcommands an application binary gets with one call
-//! ([`main`]) over its embedded migrations, and the standalone `migrate` binary over a
-//! directory read at run time ([`directory_main`]).
+//! The `migrate` command line: the subcommands an application binary gets over its embedded
+//! migrations, with one call ([`main`]) or nested in its own clap command line
+//! ([`MigrateArgs`], [`run_parsed`]), and the standalone `migrate` binary over a directory
+//! read at run time ([`directory_main`]).
 //!
 //! ```no_run
 //! static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::builder::NonEmptyStringValueParser;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use postgres::Client;
 
 use crate::config::{ConfigError, ConnectionSettings};
@@ -37,13 +38,91 @@ pub use crate::outcome::exit;
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
 
-/// The command line (global options and a subcommand).
+/// The `migrate` subcommands and their options, to nest under an application's own clap
+/// command line (`myapp migrate up`); [`run_parsed`] runs the parsed value over the
+/// application's embedded migrations. It has no `new` and no `--dir`: those create and read
+/// files in a migrations directory, which only the standalone `migrate` binary has.
+///
+/// ```no_run
+/// use std::process::ExitCode;
+///
+/// use clap::{Parser, Subcommand};
+///
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(subcommand)]
+///     command: Command,
+/// }
+///
+/// #[derive(Subcommand)]
+/// enum Command {
+///     /// Start the service.
+///     Serve,
+///     /// Apply and inspect the database's migrations.
+///     Migrate(migrate_runtime::cli::MigrateArgs),
+/// }
+///
+/// fn main() -> ExitCode {
+///     match Cli::parse().command {
+///         Command::Serve => ExitCode::SUCCESS, // ... the application
+///         // `myapp migrate up`, `myapp migrate status --json`, ...
+///         Command::Migrate(args) => migrate_runtime::cli::run_parsed(MIGRATIONS, args),
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct MigrateArgs {
+    // Boxed: an application's enum of subcommands stays small (clippy's large_enum_variant).
+    #[command(subcommand)]
+    command: Box<Command>,
+    #[command(flatten)]
+    options: Box<Options>,
+}
+
+/// The command line of [`run_embedded`]: the nested arguments as a whole program.
+#[derive(Debug, Parser)]
+#[command(
+    name = "migrate",
+    version,
+    about = "Apply and inspect PostgreSQL migrations."
+)]
+struct Embedded {
+    #[command(flatten)]
+    args: MigrateArgs,
+}
+
+/// The standalone binary's command line: the embedded one, plus `new` and `--dir`.
 #[derive(Debug, Parser)]
 #[command(name = "migrate", version, about = "Apply and inspect PostgreSQL migrations.", after_help = EXIT_CODES)]
-pub(crate) struct Cli {
+struct Standalone {
     /// What to do.
     #[command(subcommand)]
-    pub(crate) command: Command,
+    command: StandaloneCommand,
+    #[command(flatten)]
+    options: Options,
+    /// Migrations directory (default ./migrations).
+    #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// The standalone binary's subcommands.
+#[derive(Debug, Subcommand)]
+enum StandaloneCommand {
+    #[command(flatten)]
+    Shared(Command),
+    /// Create a new migration file.
+    New {
+        /// Letters, digits and underscores, e.g. add_user_roles.
+        name: String,
+    },
+}
+
+/// The global options, which every subcommand takes.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct Options {
     /// PostgreSQL URL; otherwise DATABASE_URL, then DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, then PGHOST/PGPORT/...
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) database_url: Option<String>,
@@ -103,9 +182,6 @@ pub(crate) struct Cli {
     /// At most this many attempts per migration (default: as many as the budget allows).
     #[arg(long, global = true, env = "MIGRATE_LOCK_ATTEMPTS", value_name = "N")]
     pub(crate) lock_attempts: Option<u32>,
-    /// Migrations directory, for the standalone binary (default ./migrations).
-    #[arg(long, global = true, env = "MIGRATIONS_DIR", value_name = "DIR")]
-    pub(crate) dir: Option<PathBuf>,
 }
 
 /// A time limit, or `off`.
@@ -123,8 +199,8 @@ fn duration(text: &str) -> Result<Duration, String> {
     source::parse_duration(text)
 }
 
-/// The subcommands.
-#[derive(Debug, Subcommand)]
+/// The subcommands an embedded set has.
+#[derive(Clone, Debug, Subcommand)]
 pub(crate) enum Command {
     /// Apply pending migrations.
     Up {
@@ -237,11 +313,6 @@ pub(crate) enum Command {
     Drift,
     /// Report risky DDL in UP sections (rules allowed by `-- migrate:allow` are listed, not counted).
     Lint,
-    /// Create a new migration file (standalone binary only).
-    New {
-        /// Letters, digits and underscores, e.g. add_user_roles.
-        name: String,
-    },
     /// Serve the admin HTTP endpoint (GET/POST /migrations, GET /migrations/history); needs INTERNAL_ADMIN_TOKEN, refused in production.
     #[cfg(feature = "http")]
     Serve {
@@ -276,7 +347,27 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    run(Some(migrations), args)
+    match Embedded::try_parse_from(args) {
+        Ok(embedded) => run_parsed(migrations, embedded.args),
+        Err(error) => usage(&error),
+    }
+}
+
+/// Runs `migrate` arguments that the application's own clap command line parsed (see
+/// [`MigrateArgs`]) over its embedded migrations: what `myapp migrate ...` does, with the
+/// same output and [`exit`] codes as [`main`].
+///
+/// ```no_run
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// # fn demo(args: migrate_runtime::cli::MigrateArgs) -> std::process::ExitCode {
+/// migrate_runtime::cli::run_parsed(MIGRATIONS, args)
+/// # }
+/// ```
+pub fn run_parsed(migrations: &[Migration], args: MigrateArgs) -> ExitCode {
+    let MigrateArgs { command, options } = args;
+    finish(&options, |output| {
+        execute(&options, &command, migrations, output)
+    })
 }
 
 /// The standalone `migrate` binary: the same commands over a directory read at run time
@@ -288,27 +379,38 @@ where
 /// }
 /// ```
 pub fn directory_main() -> ExitCode {
-    run(None, std::env::args_os())
+    let cli = match Standalone::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(&error),
+    };
+    // An empty root keeps printed paths as the user wrote them (`migrations/...`).
+    let directory = cli
+        .dir
+        .as_deref()
+        .map_or_else(|| "migrations".to_owned(), |dir| dir.display().to_string());
+    finish(&cli.options, |output| match &cli.command {
+        StandaloneCommand::New { name } => new_migration(&directory, name, output),
+        StandaloneCommand::Shared(command) => {
+            let loaded = source::read_dir(Path::new(""), &directory).map_err(Failure::Files)?;
+            execute(&cli.options, command, &loaded.migrations, output)
+        }
+    })
 }
 
-fn run<I, T>(embedded: Option<&[Migration]>, args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            });
-        }
-    };
-    let output = Output::new(cli.json);
-    let result = execute(&cli, embedded, &output);
+/// Prints clap's refusal (or the help or version it was asked for) and its exit code.
+fn usage(error: &clap::Error) -> ExitCode {
+    let _ = error.print();
+    ExitCode::from(if error.use_stderr() {
+        exit::USAGE
+    } else {
+        exit::SUCCESS
+    })
+}
+
+/// Runs a parsed command and prints how it ended.
+fn finish(options: &Options, command: impl FnOnce(&Output) -> Result<u8, Failure>) -> ExitCode {
+    let output = Output::new(options.json);
+    let result = command(&output);
     interrupt::disarm();
     match result {
         Ok(code) => ExitCode::from(code),
@@ -370,20 +472,13 @@ impl From<Error> for Failure {
     }
 }
 
-fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result<u8, Failure> {
-    if let Command::New { name } = &cli.command {
-        return new_migration(cli, embedded, name, output);
-    }
-    let loaded;
-    let migrations = match embedded {
-        Some(migrations) => migrations,
-        None => {
-            // An empty root keeps printed paths as the user wrote them (`migrations/...`).
-            loaded = source::read_dir(Path::new(""), &directory(cli)).map_err(Failure::Files)?;
-            &loaded.migrations
-        }
-    };
-    match &cli.command {
+fn execute(
+    options: &Options,
+    command: &Command,
+    migrations: &[Migration],
+    output: &Output,
+) -> Result<u8, Failure> {
+    match command {
         Command::Lint => return Ok(output.lint(&lint_all(migrations), migrations)),
         Command::Verify {
             stop_at_first,
@@ -393,22 +488,22 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             output.note("verify: UP, DOWN, UP of each migration on a throwaway PostgreSQL server");
             let server = crate::testing::TestServer::start()
                 .map_err(|error| Failure::Usage(error.to_string()))?;
-            let mut report = migrator(cli, migrations).verify(&server, *stop_at_first)?;
+            let mut report = migrator(options, migrations).verify(&server, *stop_at_first)?;
             report.allow_column_order = *allow_column_order;
             return Ok(output.verified(&report, *deny_irreversible));
         }
         _ => {}
     }
     #[cfg(feature = "http")]
-    if let Command::Serve { listen, prefix } = &cli.command {
-        return serve(cli, migrations, listen, prefix, output);
+    if let Command::Serve { listen, prefix } = command {
+        return serve(options, migrations, listen, prefix, output);
     }
-    guard_production(cli)?;
+    guard_production(options, command)?;
     let observe = |progress: Progress<'_>| output.progress(progress);
-    let migrator = migrator(cli, migrations).on_progress(&observe);
-    let (mut client, _server) = connect(cli, output)?;
+    let migrator = migrator(options, migrations).on_progress(&observe);
+    let (mut client, _server) = connect(options, output)?;
     let client = &mut client;
-    match &cli.command {
+    match command {
         Command::Up {
             to,
             grouped,
@@ -435,7 +530,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             if let Some(to) = to {
                 migrator = migrator.target(*to);
             }
-            up(cli, &migrator, client, *dry_run, *execute, output)
+            up(options, &migrator, client, *dry_run, *execute, output)
         }
         Command::Down {
             count,
@@ -467,7 +562,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
         }
         Command::Plan => {
             let plan = migrator.plan(client)?;
-            output.plan(&plan.pending, cli.verbose);
+            output.plan(&plan.pending, options.verbose);
             match plan.refusal {
                 Some(refusal) => Err(refusal.into()),
                 None => Ok(exit::SUCCESS),
@@ -500,7 +595,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
             mark,
             reason,
         } => {
-            if matches!(mark, Repair::AcceptChecksum) && !confirmed(cli) {
+            if matches!(mark, Repair::AcceptChecksum) && !confirmed(options) {
                 return Err(Failure::Usage(
                     "accepting an edited file's checksum needs explicit confirmation: check the edit is harmless, then pass --yes".to_owned(),
                 ));
@@ -514,7 +609,7 @@ fn execute(cli: &Cli, embedded: Option<&[Migration]>, output: &Output) -> Result
                 .map_err(|error| Failure::Usage(error.to_string()))?;
             Ok(output.drift(&migrator.drift(client, &server)?))
         }
-        Command::New { .. } | Command::Lint | Command::Verify { .. } => {
+        Command::Lint | Command::Verify { .. } => {
             unreachable!("handled before connecting")
         }
         #[cfg(feature = "http")]
@@ -528,7 +623,7 @@ fn lint_all(migrations: &[Migration]) -> Vec<source::lint::Finding> {
 }
 
 fn up(
-    cli: &Cli,
+    options: &Options,
     migrator: &Migrator<'_>,
     client: &mut Client,
     dry_run: bool,
@@ -540,9 +635,9 @@ fn up(
         let failed = output.rehearsal(&outcomes);
         return Ok(if failed { exit::FAILED } else { exit::SUCCESS });
     }
-    if dry_run || is_production(cli) || cli.verbose {
+    if dry_run || is_production(options) || options.verbose {
         let plan = migrator.validate(client)?;
-        output.plan(&plan.pending, dry_run || cli.verbose);
+        output.plan(&plan.pending, dry_run || options.verbose);
         if dry_run {
             return Ok(exit::SUCCESS);
         }
@@ -551,19 +646,10 @@ fn up(
     Ok(exit::SUCCESS)
 }
 
-fn new_migration(
-    cli: &Cli,
-    embedded: Option<&[Migration]>,
-    name: &str,
-    output: &Output,
-) -> Result<u8, Failure> {
-    if embedded.is_some() {
-        return Err(Failure::Usage(
-            "`new` creates files in a migrations directory: use the standalone `migrate` binary (with --dir)".to_owned(),
-        ));
-    }
+/// `new`: the next file in the directory's own numbering and layout.
+fn new_migration(directory: &str, name: &str, output: &Output) -> Result<u8, Failure> {
     let now = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    let created = source::scaffold(Path::new(""), &directory(cli), name, &now)
+    let created = source::scaffold(Path::new(""), directory, name, &now)
         .map_err(|error| Failure::Usage(error.to_string()))?;
     output.created(&created);
     Ok(exit::SUCCESS)
@@ -573,7 +659,7 @@ fn new_migration(
 /// token or in production, and checks the database answers before listening.
 #[cfg(feature = "http")]
 fn serve(
-    cli: &Cli,
+    options: &Options,
     migrations: &[Migration],
     listen: &str,
     prefix: &str,
@@ -581,26 +667,26 @@ fn serve(
 ) -> Result<u8, Failure> {
     use crate::http::{AdminServer, Handler};
 
-    if cli.throwaway {
+    if options.throwaway {
         return Err(Failure::Usage(
             "`serve` manages a real database; --throwaway is not for it".to_owned(),
         ));
     }
-    let settings = ConnectionSettings::from_env(cli.database_url.as_deref())?
+    let settings = ConnectionSettings::from_env(options.database_url.as_deref())?
         .ok_or(ConfigError::NotConfigured)?;
     let token = std::env::var("INTERNAL_ADMIN_TOKEN").unwrap_or_default();
     let mut handler = Handler::new(migrations, settings.clone(), &token)
-        .environment(cli.environment.as_deref())
-        .history_table(&cli.history_schema, &cli.history_table)
-        .lock_wait(Duration::from_secs(cli.lock_wait))
-        .lock_scope(cli.lock_scope)
+        .environment(options.environment.as_deref())
+        .history_table(&options.history_schema, &options.history_table)
+        .lock_wait(Duration::from_secs(options.lock_wait))
+        .lock_scope(options.lock_scope)
         .mount(prefix);
-    if let Some(who) = &cli.applied_by {
+    if let Some(who) = &options.applied_by {
         handler = handler.applied_by(who);
     }
     let server = AdminServer::bind(listen, &handler).map_err(serve_failure)?;
     output.connecting(&settings);
-    drop(settings.connect_with_wait(Duration::from_secs(cli.wait))?);
+    drop(settings.connect_with_wait(Duration::from_secs(options.wait))?);
     output.note(&format!(
         "listening on http://{}{}/migrations",
         server.local_addr(),
@@ -622,47 +708,42 @@ fn serve_failure(error: crate::http::ServeError) -> Failure {
     )
 }
 
-fn directory(cli: &Cli) -> String {
-    cli.dir
-        .as_deref()
-        .map_or_else(|| "migrations".to_owned(), |dir| dir.display().to_string())
-}
-
-fn migrator<'m>(cli: &Cli, migrations: &'m [Migration]) -> Migrator<'m> {
+fn migrator<'m>(options: &Options, migrations: &'m [Migration]) -> Migrator<'m> {
     let mut migrator = Migrator::new(migrations)
-        .history_table(&cli.history_schema, &cli.history_table)
-        .lock_wait(Duration::from_secs(cli.lock_wait))
-        .lock_scope(cli.lock_scope)
-        .lock_timeout(cli.lock_timeout.0)
-        .statement_timeout(cli.statement_timeout.0)
-        .lock_retry_budget(cli.lock_retry_budget);
-    if let Some(attempts) = cli.lock_attempts {
+        .history_table(&options.history_schema, &options.history_table)
+        .lock_wait(Duration::from_secs(options.lock_wait))
+        .lock_scope(options.lock_scope)
+        .lock_timeout(options.lock_timeout.0)
+        .statement_timeout(options.statement_timeout.0)
+        .lock_retry_budget(options.lock_retry_budget);
+    if let Some(attempts) = options.lock_attempts {
         migrator = migrator.lock_attempts(attempts);
     }
-    if let Some(environment) = &cli.environment {
+    if let Some(environment) = &options.environment {
         migrator = migrator.environment(environment);
     }
-    if let Some(who) = &cli.applied_by {
+    if let Some(who) = &options.applied_by {
         migrator = migrator.applied_by(who);
     }
     migrator
 }
 
-fn is_production(cli: &Cli) -> bool {
-    cli.environment
+fn is_production(options: &Options) -> bool {
+    options
+        .environment
         .as_deref()
         .is_some_and(|environment| environment.eq_ignore_ascii_case("production"))
 }
 
-fn confirmed(cli: &Cli) -> bool {
-    cli.yes
+fn confirmed(options: &Options) -> bool {
+    options.yes
         || std::env::var("CONFIRM_PRODUCTION_MIGRATION")
             .is_ok_and(|value| value.eq_ignore_ascii_case("true"))
 }
 
 /// In production, commands that undo or rewrite history need explicit confirmation (seed 001).
-fn guard_production(cli: &Cli) -> Result<(), Failure> {
-    let destructive = match cli.command {
+fn guard_production(options: &Options, command: &Command) -> Result<(), Failure> {
+    let destructive = match command {
         Command::Down { .. } => Some("down"),
         Command::Redo { .. } => Some("redo"),
         Command::Repair { .. } => Some("repair"),
@@ -670,7 +751,7 @@ fn guard_production(cli: &Cli) -> Result<(), Failure> {
         _ => None,
     };
     match destructive {
-        Some(command) if is_production(cli) && !confirmed(cli) => Err(Failure::Usage(format!(
+        Some(command) if is_production(options) && !confirmed(options) => Err(Failure::Usage(format!(
             "refusing to run `{command}` in production without confirmation: pass --yes or set CONFIRM_PRODUCTION_MIGRATION=true"
         ))),
         _ => Ok(()),
@@ -680,23 +761,26 @@ fn guard_production(cli: &Cli) -> Result<(), Failure> {
 /// A throwaway server kept alive for the command, when one was started.
 type Throwaway = Option<crate::testing::TestServer>;
 
-fn connect(cli: &Cli, output: &Output) -> Result<(Client, Throwaway), Failure> {
-    let (settings, server) = if cli.throwaway {
-        throwaway(cli, output)?
+fn connect(options: &Options, output: &Output) -> Result<(Client, Throwaway), Failure> {
+    let (settings, server) = if options.throwaway {
+        throwaway(options, output)?
     } else {
-        let settings = ConnectionSettings::from_env(cli.database_url.as_deref())?
+        let settings = ConnectionSettings::from_env(options.database_url.as_deref())?
             .ok_or(ConfigError::NotConfigured)?;
         (settings, None)
     };
     output.connecting(&settings);
-    let client = settings.connect_with_wait(Duration::from_secs(cli.wait))?;
+    let client = settings.connect_with_wait(Duration::from_secs(options.wait))?;
     interrupt::arm(settings.cancel_handle(&client)?);
     Ok((client, server))
 }
 
 /// `--throwaway`: a server started for this command, never in production.
-fn throwaway(cli: &Cli, output: &Output) -> Result<(ConnectionSettings, Throwaway), Failure> {
-    if is_production(cli) {
+fn throwaway(
+    options: &Options,
+    output: &Output,
+) -> Result<(ConnectionSettings, Throwaway), Failure> {
+    if is_production(options) {
         return Err(Failure::Usage(
             "--throwaway applies the migrations to a server that is removed afterwards; refusing it in production: name the production database (--database-url or DATABASE_URL) instead".to_owned(),
         ));

@@ -1,8 +1,10 @@
 //! The runtime's one error type, as data: each variant names what happened with the fields
 //! that say where (file, line, version). `Display` is one lowercase line; the compiler-style
-//! text with `-->` locations and `help:` lines is [`Error::render`]'s. None of it ever holds a
-//! password.
+//! text with `-->` locations and `help:` lines is [`Error::render`]'s, and `Debug`'s too (what
+//! `main` returning the error prints); `{:#?}` shows the variant and its fields. None of it
+//! ever holds a password.
 
+mod debug;
 mod failure;
 mod render;
 
@@ -20,6 +22,11 @@ use crate::Checksum;
 
 /// Everything that can go wrong while checking or applying migrations.
 ///
+/// `{}` is one line; [`render`](Error::render) and `{:?}` are the full text (so
+/// `fn main() -> Result<(), Box<dyn std::error::Error>>` prints `Error: error: migration 3
+/// (...) failed`, its `-->` file and line, and the server's detail and hint); `{:#?}` is the
+/// variant and its fields.
+///
 /// ```no_run
 /// # fn demo(client: &mut postgres::Client, migrations: &[migrate_runtime::Migration]) {
 /// use migrate_runtime::{Error, Migrator};
@@ -31,7 +38,7 @@ use crate::Checksum;
 /// }
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A migration's SQL failed; nothing of it was kept (transactional migrations).

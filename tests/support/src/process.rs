@@ -1,5 +1,6 @@
 //! Commands run without the caller's settings, and what a finished run showed.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// Removes from `command`'s environment every variable the `migrate` command line (standalone
@@ -63,4 +64,39 @@ impl Run {
 /// Standard output, then standard error, of a finished run.
 pub fn text(output: &Output) -> String {
     Run::of(output).all()
+}
+
+/// Builds example `name` of `package` with `features`, in the target directory and profile of
+/// the running test, and returns its path: an example is a program a user runs, so its test
+/// runs the binary (`cargo test --test NAME` does not build examples itself). Pass the
+/// features the test was built with, or the library is built a second time with others.
+pub fn example(package: &str, name: &str, features: &[&str]) -> PathBuf {
+    // The test is `<target>/<profile>/deps/<test>-<hash>`.
+    let test = std::env::current_exe().unwrap();
+    let profile_dir = test.parent().and_then(Path::parent).unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--quiet", "--package", package, "--example", name])
+        .arg("--no-default-features")
+        .arg(format!("--features={}", features.join(",")))
+        .arg(format!("--profile={profile}"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building example {name}:\n{}",
+        text(&output)
+    );
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.is_file(), "{} was not built", binary.display());
+    binary
 }
