@@ -56,11 +56,7 @@ fn sixteen_processes_through_pgbouncer_in_transaction_mode_apply_each_migration_
     support::write_fault_set(dir.path());
     let database = server.create_database().unwrap();
     let bouncer = PgBouncer::start(server.port());
-    let url = format!(
-        "postgresql://postgres@127.0.0.1:{}/{}",
-        bouncer.port,
-        database.name()
-    );
+    let url = bouncer.url(database.name());
 
     let applied = sixteen_at_once(dir.path(), &url, &["--lock-scope", "transaction"]);
 
@@ -76,11 +72,7 @@ fn through_pgbouncer_the_session_lock_is_refused_and_nothing_is_claimed_twice() 
     support::write_fault_set(dir.path());
     let database = server.create_database().unwrap();
     let bouncer = PgBouncer::start(server.port());
-    let url = format!(
-        "postgresql://postgres@127.0.0.1:{}/{}",
-        bouncer.port,
-        database.name()
-    );
+    let url = bouncer.url(database.name());
 
     // The default lock scope, `session`, through a transaction pooler: a process either
     // applies migrations on the server session that holds its lock, or refuses, or (when the
@@ -146,11 +138,7 @@ fn through_pgbouncer_the_session_lock_is_refused_and_nothing_is_claimed_twice() 
     // on one), and the transaction lock scope goes through it.
     drop(bouncer);
     let bouncer = PgBouncer::start(server.port());
-    let url = format!(
-        "postgresql://postgres@127.0.0.1:{}/{}",
-        bouncer.port,
-        database.name()
-    );
+    let url = bouncer.url(database.name());
     let output = migrate(dir.path(), &url)
         .args(["--lock-scope", "transaction", "up"])
         .output()
@@ -169,6 +157,11 @@ struct PgBouncer {
 }
 
 impl PgBouncer {
+    /// The URL of `database` through this pooler.
+    fn url(&self, database: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
     fn start(server_port: u16) -> PgBouncer {
         let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
             .into_iter()
