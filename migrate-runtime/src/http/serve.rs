@@ -171,15 +171,27 @@ impl<'h, 'm> AdminServer<'h, 'm> {
                         ),
                     )
                     .with_header("Retry-After", "1");
-                    connection.finish(&busy, None);
+                    // On the accepting thread: linger briefly, so that a client trickling bytes
+                    // cannot hold up accepting.
+                    connection.finish_lingering(&busy, None, LINGER, Duration::from_millis(100));
                     continue;
                 }
                 scope.spawn(move || {
+                    // Counted down when the thread ends, even by a panic.
+                    let _slot = Slot(&self.open);
                     Connection::new(stream).serve(self);
-                    self.open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
+    }
+}
+
+/// One of the open connections, given back when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -334,7 +346,12 @@ impl Connection {
                 let response = server.handler.respond(&plain, true);
                 log(&response);
                 let linger = length.min(LINGER_TOO_LARGE as u64) as usize;
-                return self.finish_lingering(&response, Some(&plain.method), linger);
+                return self.finish_lingering(
+                    &response,
+                    Some(&plain.method),
+                    linger,
+                    BODY_DEADLINE,
+                );
             }
             if !header("expect")
                 .iter()
@@ -460,10 +477,16 @@ impl Connection {
     /// up to `linger` bytes or [`BODY_DEADLINE`], so that closing with unread bytes does
     /// not reset the connection before the client has read the answer.
     fn finish(self, response: &Response, method: Option<&str>) {
-        self.finish_lingering(response, method, LINGER);
+        self.finish_lingering(response, method, LINGER, BODY_DEADLINE);
     }
 
-    fn finish_lingering(mut self, response: &Response, method: Option<&str>, linger: usize) {
+    fn finish_lingering(
+        mut self,
+        response: &Response,
+        method: Option<&str>,
+        linger: usize,
+        at_most: Duration,
+    ) {
         if self
             .stream
             .write_all(&encode(response, method, false))
@@ -472,7 +495,7 @@ impl Connection {
             return;
         }
         let _ = self.stream.shutdown(Shutdown::Write);
-        let until = Instant::now() + BODY_DEADLINE;
+        let until = Instant::now() + at_most;
         let mut chunk = [0u8; 16 * 1024];
         let mut drained = 0;
         while drained < linger {
