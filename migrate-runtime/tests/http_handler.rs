@@ -186,7 +186,7 @@ fn an_empty_or_short_token_is_refused() {
         .unwrap();
     assert_eq!(
         error.to_string(),
-        "error: the admin token (INTERNAL_ADMIN_TOKEN) is 31 characters long; at least 32 are required\n   = help: make one with `openssl rand -hex 32`"
+        "error: the admin token (INTERNAL_ADMIN_TOKEN) must be at least 32 characters long; it has 31\n   = help: make one with `openssl rand -hex 32`"
     );
     assert!(Handler::new(MIGRATIONS, settings(), &"x".repeat(32)).is_ok());
 

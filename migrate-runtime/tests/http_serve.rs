@@ -821,7 +821,7 @@ fn a_short_token_is_refused_at_start_up() {
         assert_eq!(
             stderr,
             format!(
-                "error: the admin token (INTERNAL_ADMIN_TOKEN) is {} characters long; at least 32 are required\n   = help: make one with `openssl rand -hex 32`",
+                "error: the admin token (INTERNAL_ADMIN_TOKEN) must be at least 32 characters long; it has {}\n   = help: make one with `openssl rand -hex 32`",
                 token.len()
             )
         );

@@ -72,7 +72,7 @@ pub enum TokenError {
     #[error("error: no admin token: set INTERNAL_ADMIN_TOKEN to a long random secret (at least 32 characters)\n   = help: clients send it as `Authorization: Bearer <token>`; make one with `openssl rand -hex 32`")]
     Missing,
     /// A token shorter than [`MIN_TOKEN_LENGTH`] characters: guessable.
-    #[error("error: the admin token (INTERNAL_ADMIN_TOKEN) is {length} characters long; at least 32 are required\n   = help: make one with `openssl rand -hex 32`")]
+    #[error("error: the admin token (INTERNAL_ADMIN_TOKEN) must be at least 32 characters long; it has {length}\n   = help: make one with `openssl rand -hex 32`")]
     TooShort {
         /// Its length in characters.
         length: usize,
