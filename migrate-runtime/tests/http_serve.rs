@@ -893,3 +893,56 @@ fn wrong_tokens_get_429_for_a_growing_time() {
         "the record was cleared"
     );
 }
+
+/// Framing the server does not guess at: chunked bodies (411), conflicting lengths (400),
+/// heads over 16 KiB (431); and `Expect: 100-continue` is answered before the body.
+#[test]
+fn framing_is_strict_and_expect_continue_is_answered() {
+    use std::io::Write as _;
+
+    let dir = two();
+    let database = TestServer::shared().create_database().unwrap();
+    let serve = serve(dir.path(), &database, &[]);
+    let address = address(&serve);
+    let authorization = format!("Authorization: Bearer {TOKEN}\r\n");
+
+    for (request, status) in [
+        (
+            format!("POST /migrations HTTP/1.1\r\n{authorization}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            "411",
+        ),
+        (
+            format!("POST /migrations HTTP/1.1\r\n{authorization}Content-Length: 2\r\nContent-Length: 3\r\n\r\n{{}}"),
+            "400",
+        ),
+        (
+            format!("GET /migrations HTTP/1.1\r\n{authorization}X-Padding: {}\r\n\r\n", "a".repeat(20_000)),
+            "431",
+        ),
+    ] {
+        let mut socket = send(&address, request.as_bytes());
+        let (text, _) = answer(&mut socket, Duration::from_secs(5));
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+    }
+
+    let body = r#"{"dryRun": true}"#;
+    let mut socket = send(
+        &address,
+        format!(
+            "POST /migrations HTTP/1.1\r\n{authorization}Expect: 100-continue\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let mut interim = [0u8; 25];
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::io::Read::read_exact(&mut socket, &mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    socket.write_all(body.as_bytes()).unwrap();
+    let (text, _) = answer(&mut socket, Duration::from_secs(10));
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(tables(&database).is_empty(), "a dry run changes nothing");
+}

@@ -399,15 +399,16 @@ impl Connection {
     fn read_head(&mut self, deadline: Instant) -> HeadEnd {
         let mut chunk = [0u8; 4096];
         loop {
-            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                return HeadEnd::Complete(end + 4);
-            }
-            if self.buffer.len() > MAX_HEAD {
+            let end = self.buffer.windows(4).position(|w| w == b"\r\n\r\n");
+            if end.map_or(self.buffer.len(), |end| end + 4) > MAX_HEAD {
                 return HeadEnd::Answer(Response::error(
                     431,
                     "head_too_large",
                     &format!("the request line and headers are over {MAX_HEAD} bytes"),
                 ));
+            }
+            if let Some(end) = end {
+                return HeadEnd::Complete(end + 4);
             }
             match self.read_some(&mut chunk, deadline) {
                 Ok(0) => return HeadEnd::Quiet,
