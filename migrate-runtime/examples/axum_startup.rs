@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("migrations: {} applied at start-up", report.applied.len());
 
     let token = std::env::var("INTERNAL_ADMIN_TOKEN").unwrap_or_default();
-    let admin = Arc::new(Handler::new(MIGRATIONS, database, &token).mount("/admin"));
+    let admin = Arc::new(Handler::new(MIGRATIONS, database, &token)?.mount("/admin"));
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/admin/{*route}", any(admin_endpoint))

@@ -9,7 +9,7 @@ use serde_json::Value;
 static MIGRATIONS: &[migrate_runtime::Migration] =
     migrate_macros::embed_migrations!("../migrations");
 
-const TOKEN: &str = "handler-token-0f3b9a61c2";
+const TOKEN: &str = "handler-token-0f3b9a61c2-7d4e8a90b1c3";
 
 fn handler(database: &TestDatabase<'_>) -> Handler<'static> {
     Handler::new(
@@ -17,6 +17,7 @@ fn handler(database: &TestDatabase<'_>) -> Handler<'static> {
         ConnectionSettings::from_config(database.config()),
         TOKEN,
     )
+    .unwrap()
     .environment(None)
 }
 
@@ -85,7 +86,9 @@ fn production_is_403_before_anything_else() {
         })
         .unwrap()
         .unwrap();
-    let handler = Handler::new(MIGRATIONS, settings, TOKEN).environment(Some("production"));
+    let handler = Handler::new(MIGRATIONS, settings, TOKEN)
+        .unwrap()
+        .environment(Some("production"));
     assert!(handler.is_production());
     for token in [Some(TOKEN), None] {
         let response = handler.handle(&request("GET", "/migrations", token, ""));
@@ -101,6 +104,7 @@ fn tokens_bodies_routes_and_methods_are_checked_before_the_database() {
             .unwrap()
             .unwrap();
     let handler = Handler::new(MIGRATIONS, settings, TOKEN)
+        .unwrap()
         .environment(Some("staging"))
         .body_limit(40);
 
@@ -160,23 +164,37 @@ fn tokens_bodies_routes_and_methods_are_checked_before_the_database() {
 }
 
 #[test]
-fn an_empty_token_accepts_nothing() {
+fn an_empty_or_short_token_is_refused() {
+    use migrate_runtime::http::TokenError;
+
     let database = TestServer::shared().create_database().unwrap();
-    let handler = Handler::new(
-        MIGRATIONS,
-        ConnectionSettings::from_config(database.config()),
-        "",
-    )
-    .environment(None);
+    let settings = || ConnectionSettings::from_config(database.config());
+    assert_eq!(
+        Handler::new(MIGRATIONS, settings(), "").err(),
+        Some(TokenError::Missing)
+    );
+    assert_eq!(
+        Handler::new(MIGRATIONS, settings(), "   ").err(),
+        Some(TokenError::Missing)
+    );
+    assert_eq!(
+        Handler::new(MIGRATIONS, settings(), "a").err(),
+        Some(TokenError::TooShort { length: 1 })
+    );
+    let error = Handler::new(MIGRATIONS, settings(), &"x".repeat(31))
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "error: the admin token (INTERNAL_ADMIN_TOKEN) must be at least 32 characters long; it has 31\n   = help: make one with `openssl rand -hex 32`"
+    );
+    assert!(Handler::new(MIGRATIONS, settings(), &"x".repeat(32)).is_ok());
+
+    // A blank presented token never matches a real one.
+    let handler = handler(&database);
     let blank = Request {
         headers: vec![("Authorization".to_owned(), "Bearer ".to_owned())],
         ..request("GET", "/migrations", None, "")
     };
     assert_eq!(handler.handle(&blank).status, 401);
-    assert_eq!(
-        handler
-            .handle(&request("GET", "/migrations", None, ""))
-            .status,
-        401
-    );
 }

@@ -676,6 +676,7 @@ fn serve(
         .ok_or(ConfigError::NotConfigured)?;
     let token = std::env::var("INTERNAL_ADMIN_TOKEN").unwrap_or_default();
     let mut handler = Handler::new(migrations, settings.clone(), &token)
+        .map_err(|error| serve_failure(error.into()))?
         .environment(options.environment.as_deref())
         .history_table(&options.history_schema, &options.history_table)
         .lock_wait(Duration::from_secs(options.lock_wait))

@@ -1,5 +1,5 @@
 //! The admin HTTP endpoint: a [`Handler`] any web framework can call, and [`AdminServer`]
-//! (`migrate serve`) on `tiny_http`.
+//! (`migrate serve`), with deadlines, a connection cap and a per-peer failure delay.
 //!
 //! Routes (under an optional prefix, see [`Handler::mount`]):
 //!
@@ -21,7 +21,7 @@
 //!
 //! let settings = ConnectionSettings::from_env(None)?.expect("set DATABASE_URL");
 //! let token = std::env::var("INTERNAL_ADMIN_TOKEN")?;
-//! let handler = Handler::new(MIGRATIONS, settings, &token).mount("/api");
+//! let handler = Handler::new(MIGRATIONS, settings, &token)?.mount("/api");
 //! // In the web framework's route for /api/migrations and /api/migrations/history:
 //! let response = handler.handle(&Request {
 //!     method: "GET".to_owned(),
@@ -50,7 +50,34 @@ use crate::settings::Settings;
 use crate::shapes;
 use crate::{Error, LockScope, Migration, Migrator, Progress};
 
-pub use serve::{AdminServer, ServeError};
+pub use serve::{
+    AdminServer, ServeError, BODY_DEADLINE, FREE_FAILURES, HEAD_DEADLINE, MAX_CONNECTIONS,
+};
+
+/// The shortest admin token accepted, in characters.
+pub const MIN_TOKEN_LENGTH: usize = 32;
+
+/// Why [`Handler::new`] refused a token.
+///
+/// ```
+/// use migrate_runtime::http::TokenError;
+///
+/// let message = TokenError::TooShort { length: 1 }.to_string();
+/// assert!(message.contains("at least 32"), "{message}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// No token (INTERNAL_ADMIN_TOKEN unset or empty).
+    #[error("error: no admin token: set INTERNAL_ADMIN_TOKEN to a long random secret (at least 32 characters)\n   = help: clients send it as `Authorization: Bearer <token>`; make one with `openssl rand -hex 32`")]
+    Missing,
+    /// A token shorter than [`MIN_TOKEN_LENGTH`] characters: guessable.
+    #[error("error: the admin token (INTERNAL_ADMIN_TOKEN) must be at least 32 characters long; it has {length}\n   = help: make one with `openssl rand -hex 32`")]
+    TooShort {
+        /// Its length in characters.
+        length: usize,
+    },
+}
 
 /// The largest request body read, by default (64 KiB); a larger one is answered 413.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -136,7 +163,7 @@ impl Response {
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 ///
 /// let settings = ConnectionSettings::from_env(None)?.expect("set DATABASE_URL");
-/// let handler = Handler::new(MIGRATIONS, settings, &std::env::var("INTERNAL_ADMIN_TOKEN")?)
+/// let handler = Handler::new(MIGRATIONS, settings, &std::env::var("INTERNAL_ADMIN_TOKEN")?)?
 ///     .lock_wait(std::time::Duration::from_secs(10));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -148,7 +175,6 @@ pub struct Handler<'m> {
     run: Settings,
     /// The token's SHA-256: comparing digests takes the same time whatever the lengths.
     token_digest: [u8; 32],
-    has_token: bool,
     body_limit: usize,
     prefix: String,
 }
@@ -163,7 +189,9 @@ struct PostBody {
 }
 
 impl<'m> Handler<'m> {
-    /// A handler that accepts `Authorization: Bearer <token>`. An empty token accepts nothing.
+    /// A handler that accepts `Authorization: Bearer <token>`. A token shorter than
+    /// [`MIN_TOKEN_LENGTH`] characters (surrounding spaces not counted) is refused: make one
+    /// with `openssl rand -hex 32`.
     /// `migrations` is the embedded `&'static` set, or an owned `Vec` (read at run time).
     ///
     /// The environment starts as `MIGRATE_ENV`'s value, so an application that never calls
@@ -173,14 +201,24 @@ impl<'m> Handler<'m> {
     /// ```no_run
     /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
     /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
-    /// let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c...");
+    /// let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # Ok::<(), migrate_runtime::http::TokenError>(())
     /// ```
     pub fn new(
         migrations: impl Into<Cow<'m, [Migration]>>,
         settings: ConnectionSettings,
         token: &str,
-    ) -> Self {
-        Handler {
+    ) -> Result<Self, TokenError> {
+        let token = token.trim();
+        let length = token.chars().count();
+        if length == 0 {
+            return Err(TokenError::Missing);
+        }
+        if length < MIN_TOKEN_LENGTH {
+            return Err(TokenError::TooShort { length });
+        }
+        Ok(Handler {
             migrations: migrations.into(),
             connection: settings,
             run: Settings {
@@ -190,10 +228,9 @@ impl<'m> Handler<'m> {
                 ..Settings::default()
             },
             token_digest: Sha256::digest(token.as_bytes()).into(),
-            has_token: !token.is_empty(),
             body_limit: DEFAULT_BODY_LIMIT,
             prefix: String::new(),
-        }
+        })
     }
 
     /// The environment (`None`: none). In `production` every request is answered 403 and
@@ -312,20 +349,8 @@ impl<'m> Handler<'m> {
     /// [`handle`](Self::handle), for a server that stopped reading a body once it knew it was
     /// too large.
     fn respond(&self, request: &Request, body_too_large: bool) -> Response {
-        if self.is_production() {
-            return Response::error(
-                403,
-                "disabled_in_production",
-                "the migration endpoint is disabled in production: run migrations from the deployment pipeline",
-            );
-        }
-        if !self.authorized(request) {
-            return Response::error(
-                401,
-                "unauthorized",
-                "a valid `Authorization: Bearer <token>` header is required",
-            )
-            .with_header("WWW-Authenticate", "Bearer");
+        if let Err(refusal) = self.admit(request) {
+            return refusal;
         }
         if body_too_large {
             return Response::error(
@@ -360,6 +385,27 @@ impl<'m> Handler<'m> {
         }
     }
 
+    /// Production (403), then the token (401): what can be decided from the headers alone,
+    /// before a server reads the body.
+    fn admit(&self, request: &Request) -> Result<(), Response> {
+        if self.is_production() {
+            return Err(Response::error(
+                403,
+                "disabled_in_production",
+                "the migration endpoint is disabled in production: run migrations from the deployment pipeline",
+            ));
+        }
+        if !self.authorized(request) {
+            return Err(Response::error(
+                401,
+                "unauthorized",
+                "a valid `Authorization: Bearer <token>` header is required",
+            )
+            .with_header("WWW-Authenticate", "Bearer"));
+        }
+        Ok(())
+    }
+
     fn authorized(&self, request: &Request) -> bool {
         let presented = request
             .headers
@@ -373,7 +419,7 @@ impl<'m> Handler<'m> {
             return false;
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.has_token && bool::from(digest.ct_eq(&self.token_digest))
+        bool::from(digest.ct_eq(&self.token_digest))
     }
 
     fn post(&self, body: &[u8]) -> Response {
