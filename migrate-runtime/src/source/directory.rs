@@ -585,11 +585,25 @@ impl Loader<'_> {
 }
 
 /// A file's bytes as text without BOM and with LF line endings; `None` (reported) when they
-/// are not UTF-8.
+/// are not UTF-8, or hold a NUL byte (which no PostgreSQL text can).
 pub(super) fn decode(bytes: &[u8], report: &mut Reporter<'_>) -> Option<String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
-        Ok(text) => Some(text.replace("\r\n", "\n")),
+        Ok(text) => match text.find('\0') {
+            None => Some(text.replace("\r\n", "\n")),
+            Some(at) => {
+                let before = &text[..at];
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let line = 1 + before.matches('\n').count() as u32;
+                let column = before[line_start..].chars().count() + 1;
+                report.error(
+                    Some(line),
+                    format!("a NUL byte (column {column}): PostgreSQL text cannot contain NUL"),
+                    Some("remove it; a file full of them was saved as UTF-16 or is not text: save it as UTF-8"),
+                );
+                None
+            }
+        },
         Err(error) => {
             let valid = &bytes[..error.valid_up_to()];
             let line = 1 + valid.iter().filter(|b| **b == b'\n').count() as u32;
@@ -907,5 +921,34 @@ mod tests {
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         assert_eq!(section.sql(), "-- migrate:no-transaction\nDROP TABLE t;\n");
         assert!(!section.is_transactional());
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_naming_its_line_and_column() {
+        let mut diagnostics = Vec::new();
+        let text = decode(
+            b"CREATE TABLE t ();\r\nINSERT INTO t VALUES ('a\0b');\n",
+            &mut Reporter::new("001_a.sql", &mut diagnostics),
+        );
+        assert_eq!(text, None);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].line, Some(2));
+        assert_eq!(
+            diagnostics[0].message,
+            "a NUL byte (column 25): PostgreSQL text cannot contain NUL"
+        );
+        // Columns count characters, not bytes.
+        let mut diagnostics = Vec::new();
+        decode(
+            "é\0".as_bytes(),
+            &mut Reporter::new("001_a.sql", &mut diagnostics),
+        );
+        assert_eq!(
+            (diagnostics[0].line, diagnostics[0].message.as_str()),
+            (
+                Some(1),
+                "a NUL byte (column 2): PostgreSQL text cannot contain NUL"
+            )
+        );
     }
 }
