@@ -1,6 +1,8 @@
 //! Lint rules for risky DDL in UP sections: each with an id, a one-line why, and a way to
 //! allow it per migration (`-- migrate:allow <rule>`), except `drop-database`.
 
+use std::collections::BTreeSet;
+
 use super::columns::{self, Columns};
 use super::lexer::{Lexer, Token, TokenKind};
 use super::position::Cursor;
@@ -143,7 +145,7 @@ fn lint_with(migration: &Migration, columns: &mut Columns) -> Vec<Finding> {
     // migration of half a million INSERTs would otherwise hold many times its size in tokens.
     // Tables (and materialized views) this migration creates are new: nothing can be locked
     // out of them or lost.
-    let created: Vec<String> = statements::split(sql)
+    let created: BTreeSet<String> = statements::split(sql)
         .filter(|statement| starts_with_create(statement.text))
         .filter_map(|statement| created_table(&significant(statement.text)))
         .collect();
