@@ -257,12 +257,13 @@ fn unfinished(row: &AppliedMigration, migration: Option<&Migration>) -> Unfinish
     let statements: Vec<(usize, u32, String)> = migration
         .map(|m| {
             let up = m.up();
+            let mut position = crate::source::position::Cursor::new(up.sql(), up.line());
             crate::source::statements::split(up.sql())
                 .enumerate()
                 .map(|(index, statement)| {
-                    let offset = up.sql()[..statement.start].chars().count() + 1;
                     let first_line = statement.text.lines().next().unwrap_or_default();
-                    (index + 1, up.file_position(offset).0, first_line.to_owned())
+                    let line = position.line_at(statement.start);
+                    (index + 1, line, first_line.to_owned())
                 })
                 .collect()
         })

@@ -152,7 +152,6 @@ impl Loader<'_> {
         for entry in WalkDir::new(&dir_path)
             .min_depth(1)
             .max_depth(1)
-            .follow_links(true)
             .sort_by_file_name()
         {
             let entry = match entry {
@@ -179,7 +178,15 @@ impl Loader<'_> {
             if ignored.iter().any(|pattern| pattern.matches(&name)) {
                 continue;
             }
-            if !entry.file_type().is_dir() {
+            let is_dir = if entry.path_is_symlink() {
+                match self.link_target_is_dir(&dir_path, entry.path(), &name) {
+                    Some(is_dir) => is_dir,
+                    None => continue,
+                }
+            } else {
+                entry.file_type().is_dir()
+            };
+            if !is_dir {
                 file_names.push(name);
             } else if let Some((version, migration_name)) = file_name::parse_diesel_dir_name(&name)
             {
@@ -217,6 +224,45 @@ impl Loader<'_> {
             candidates.extend(self.diesel_candidate(&version, &name, &dir_name));
         }
         candidates
+    }
+
+    /// Whether the symbolic link `path` (the entry `name` of the migrations directory) leads to
+    /// a directory; links are followed like the files and directories they point to. `None`
+    /// (reported) for a link to nothing, and for one to the migrations directory itself or a
+    /// directory above it (a loop).
+    fn link_target_is_dir(&mut self, dir_path: &Path, path: &Path, name: &str) -> Option<bool> {
+        let shown = self.display(name);
+        let target = fs::read_link(path)
+            .map(|target| target.display().to_string())
+            .unwrap_or_default();
+        let ignore_help = format!(
+            "or list it in `{}` to leave it alone",
+            self.display(IGNORE_FILE)
+        );
+        let Ok(metadata) = fs::metadata(path) else {
+            self.error(
+                &shown,
+                format!("`{name}` is a symbolic link to `{target}`, which does not exist"),
+                format!("point it at an existing file, remove it, {ignore_help}"),
+            );
+            return None;
+        };
+        if !metadata.is_dir() {
+            return Some(false);
+        }
+        let resolved = fs::canonicalize(path).ok();
+        let dir = fs::canonicalize(dir_path).ok();
+        if let (Some(resolved), Some(dir)) = (resolved, dir) {
+            if dir.starts_with(&resolved) {
+                self.error(
+                    &shown,
+                    format!("`{name}` is a symbolic link to `{target}`, which contains the migrations directory: a loop"),
+                    format!("remove the link, {ignore_help}"),
+                );
+                return None;
+            }
+        }
+        Some(true)
     }
 
     /// The patterns of the directory's ignore file: one glob per line (`*`, `?`, `[...]`),
@@ -585,11 +631,25 @@ impl Loader<'_> {
 }
 
 /// A file's bytes as text without BOM and with LF line endings; `None` (reported) when they
-/// are not UTF-8.
+/// are not UTF-8, or hold a NUL byte (which no PostgreSQL text can).
 pub(super) fn decode(bytes: &[u8], report: &mut Reporter<'_>) -> Option<String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
-        Ok(text) => Some(text.replace("\r\n", "\n")),
+        Ok(text) => match text.find('\0') {
+            None => Some(text.replace("\r\n", "\n")),
+            Some(at) => {
+                let before = &text[..at];
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let line = 1 + before.matches('\n').count() as u32;
+                let column = before[line_start..].chars().count() + 1;
+                report.error(
+                    Some(line),
+                    format!("a NUL byte (column {column}): PostgreSQL text cannot contain NUL"),
+                    Some("remove it; a file full of them was saved as UTF-16 or is not text: save it as UTF-8"),
+                );
+                None
+            }
+        },
         Err(error) => {
             let valid = &bytes[..error.valid_up_to()];
             let line = 1 + valid.iter().filter(|b| **b == b'\n').count() as u32;
@@ -907,5 +967,83 @@ mod tests {
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         assert_eq!(section.sql(), "-- migrate:no-transaction\nDROP TABLE t;\n");
         assert!(!section.is_transactional());
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_naming_its_line_and_column() {
+        let mut diagnostics = Vec::new();
+        let text = decode(
+            b"CREATE TABLE t ();\r\nINSERT INTO t VALUES ('a\0b');\n",
+            &mut Reporter::new("001_a.sql", &mut diagnostics),
+        );
+        assert_eq!(text, None);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].line, Some(2));
+        assert_eq!(
+            diagnostics[0].message,
+            "a NUL byte (column 25): PostgreSQL text cannot contain NUL"
+        );
+        // Columns count characters, not bytes.
+        let mut diagnostics = Vec::new();
+        decode(
+            "é\0".as_bytes(),
+            &mut Reporter::new("001_a.sql", &mut diagnostics),
+        );
+        assert_eq!(
+            (diagnostics[0].line, diagnostics[0].message.as_str()),
+            (
+                Some(1),
+                "a NUL byte (column 2): PostgreSQL text cannot contain NUL"
+            )
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_links_are_followed_and_loops_and_dangling_links_named() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("migrations");
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(root.path().join("shared/scripts")).unwrap();
+        fs::write(dir.join("001_a.sql"), "CREATE TABLE a ();\n").unwrap();
+        fs::write(root.path().join("shared/b.sql"), "CREATE TABLE b ();\n").unwrap();
+        // A link to a file is read as that file; a link to a directory is a directory like
+        // any other (skipped, as it holds no `up.sql`).
+        symlink("../shared/b.sql", dir.join("002_b.sql")).unwrap();
+        symlink("../shared/scripts", dir.join("scripts")).unwrap();
+        let loaded = read_dir(root.path(), "migrations").unwrap();
+        let sql: Vec<&str> = loaded.migrations.iter().map(|m| m.up().sql()).collect();
+        assert_eq!(sql, ["CREATE TABLE a ();\n", "CREATE TABLE b ();\n"]);
+
+        symlink(".", dir.join("loop")).unwrap();
+        symlink("nowhere.sql", dir.join("003_dangling.sql")).unwrap();
+        let problems = read_dir(root.path(), "migrations").unwrap_err().0;
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|d| (d.path.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "migrations/003_dangling.sql",
+                    "`003_dangling.sql` is a symbolic link to `nowhere.sql`, which does not exist"
+                ),
+                (
+                    "migrations/loop",
+                    "`loop` is a symbolic link to `.`, which contains the migrations directory: a loop"
+                ),
+            ]
+        );
+        // Listed in the ignore file, they are left alone.
+        fs::write(dir.join(IGNORE_FILE), "loop\n003_dangling.sql\n").unwrap();
+        assert_eq!(
+            read_dir(root.path(), "migrations")
+                .unwrap()
+                .migrations
+                .len(),
+            2
+        );
     }
 }

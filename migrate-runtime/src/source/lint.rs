@@ -1,8 +1,11 @@
 //! Lint rules for risky DDL in UP sections: each with an id, a one-line why, and a way to
 //! allow it per migration (`-- migrate:allow <rule>`), except `drop-database`.
 
+use std::collections::BTreeSet;
+
 use super::columns::{self, Columns};
 use super::lexer::{Lexer, Token, TokenKind};
+use super::position::Cursor;
 use super::statements;
 use crate::Migration;
 
@@ -138,44 +141,53 @@ pub fn lint_set(migrations: &[Migration]) -> Vec<Finding> {
 fn lint_with(migration: &Migration, columns: &mut Columns) -> Vec<Finding> {
     let up = migration.up();
     let sql = up.sql();
-    let all: Vec<Vec<Token<'_>>> = statements::split(sql)
-        .map(|statement| {
-            Lexer::new(statement.text)
-                .filter(|t| !t.is_trivia() && t.kind != TokenKind::Semicolon)
-                .collect()
-        })
-        .collect();
+    // Each statement's tokens are made twice rather than kept for the whole file: a
+    // migration of half a million INSERTs would otherwise hold many times its size in tokens.
     // Tables (and materialized views) this migration creates are new: nothing can be locked
     // out of them or lost.
-    let created: Vec<String> = all
-        .iter()
-        .filter_map(|tokens| created_table(tokens))
+    let created: BTreeSet<String> = statements::split(sql)
+        .filter(|statement| starts_with_create(statement.text))
+        .filter_map(|statement| created_table(&significant(statement.text)))
         .collect();
     let is_new = |name: Option<String>| name.is_some_and(|name| created.contains(&name));
     let mut findings = Vec::new();
     let mut utc = false;
-    for (statement, tokens) in statements::split(sql).zip(&all) {
-        let offset = sql[..statement.start].chars().count() + 1;
-        let line = up.file_position(offset).0;
-        utc |= columns::sets_utc(tokens);
+    let mut position = Cursor::new(sql, up.line());
+    for statement in statements::split(sql) {
+        let tokens = significant(statement.text);
+        utc |= columns::sets_utc(&tokens);
         let known = Known {
             columns: &*columns,
             utc,
         };
-        let ids = fired(tokens, &is_new, &known);
-        columns.learn(tokens);
+        let ids = fired(&tokens, &is_new, &known);
+        columns.learn(&tokens);
         for id in ids {
             let rule = rule(id).expect("every rule fired is in RULES");
             findings.push(Finding {
                 rule,
                 path: up.path().to_owned(),
-                line,
+                line: position.line_at(statement.start),
                 statement: statement.text.lines().next().unwrap_or_default().to_owned(),
                 allowed: id != "drop-database" && migration.allowed_lints().any(|a| a == id),
             });
         }
     }
     findings
+}
+
+/// A statement's tokens, without whitespace, comments and its `;`.
+fn significant(statement: &str) -> Vec<Token<'_>> {
+    Lexer::new(statement)
+        .filter(|t| !t.is_trivia() && t.kind != TokenKind::Semicolon)
+        .collect()
+}
+
+/// Whether a statement (which starts with a significant token) starts with `CREATE`.
+fn starts_with_create(statement: &str) -> bool {
+    statement
+        .get(..6)
+        .is_some_and(|word| word.eq_ignore_ascii_case("create"))
 }
 
 /// What the migrations before a statement say: column types, and whether this migration set

@@ -11,6 +11,7 @@ mod file_name;
 pub mod fuzzing;
 pub mod lexer;
 pub mod lint;
+pub(crate) mod position;
 #[cfg(test)]
 mod random_sql;
 mod scaffold;

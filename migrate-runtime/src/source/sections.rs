@@ -2,6 +2,7 @@
 //! (or `-- UP` / `-- DOWN`) sections, and the checks on each section's statements.
 
 use super::lexer::{Lexer, TokenKind};
+use super::position::Cursor;
 use super::statements::{self, StatementKind};
 use super::Reporter;
 
@@ -87,8 +88,24 @@ pub(super) fn split_file<'a>(
     let mut first_sql: Option<(usize, u32)> = None;
     let mut line = 1u32;
     let mut line_is_blank = true;
+    let mut copy = CopyFromStdin::default();
+    // The line of the last psql meta-command: the rest of it is no SQL.
+    let mut meta_line = 0;
 
     for token in Lexer::new(text) {
+        if token.kind == TokenKind::Other && token.text == "\\" && line_is_blank {
+            meta_command(text, token.start, line, report);
+            meta_line = line;
+        }
+        if let Some(copy_line) = copy.observe(&token, line) {
+            report.error(
+                Some(copy_line),
+                "`COPY ... FROM stdin` with inline data is not supported: the rows after it are psql input, not SQL, and the runner sends only SQL",
+                Some("convert the rows to INSERT statements (`pg_dump --inserts` or `--column-inserts` writes them), or load the data outside migrations"),
+            );
+            // What follows is data, not SQL: nothing more can be read from the file.
+            break;
+        }
         if token.kind == TokenKind::LineComment && line_is_blank {
             let comment = token.text[2..].trim();
             let in_header = first_sql.is_none() && found.is_empty();
@@ -105,7 +122,7 @@ pub(super) fn split_file<'a>(
                 directives.push(Directive { line, kind });
             }
         }
-        if !token.is_trivia() {
+        if !token.is_trivia() && line != meta_line {
             first_sql.get_or_insert((token.start, line));
         }
         if let TokenKind::Unterminated(_) = token.kind {
@@ -135,6 +152,73 @@ pub(super) fn split_file<'a>(
         sections_from_markers(text, &found, first_sql, directives, report)?
     };
     (report.count() == errors_before).then_some(split)
+}
+
+/// Recognises `COPY ... FROM STDIN ...;` as its tokens go by.
+#[derive(Default)]
+struct CopyFromStdin {
+    /// Significant tokens of the current statement seen so far.
+    seen: usize,
+    /// The statement starts with `COPY`.
+    is_copy: bool,
+    /// The previous significant token was `FROM`.
+    after_from: bool,
+    /// `FROM STDIN` was seen.
+    from_stdin: bool,
+    /// The line of the statement's `COPY`.
+    line: u32,
+}
+
+impl CopyFromStdin {
+    /// The line of the `COPY` when `token` ends a `COPY ... FROM STDIN` statement.
+    fn observe(&mut self, token: &super::lexer::Token<'_>, line: u32) -> Option<u32> {
+        if token.is_trivia() {
+            return None;
+        }
+        if token.kind == TokenKind::Semicolon {
+            let ends_copy = (self.is_copy && self.from_stdin).then_some(self.line);
+            *self = CopyFromStdin::default();
+            return ends_copy;
+        }
+        if self.seen == 0 && token.is_keyword("copy") {
+            self.is_copy = true;
+            self.line = line;
+        }
+        self.seen += 1;
+        if self.is_copy {
+            self.from_stdin |= self.after_from && token.is_keyword("stdin");
+            self.after_from = token.is_keyword("from");
+        }
+        None
+    }
+}
+
+/// Reports the psql meta-command (`\i file`, `\set ...`) whose backslash is at `start`.
+fn meta_command(text: &str, start: usize, line: u32, report: &mut Reporter<'_>) {
+    let rest = &text[start..];
+    let command = rest[..rest.find('\n').unwrap_or(rest.len())].trim_end();
+    let name = command[1..]
+        .split(|c: char| c.is_whitespace() || c == '\\')
+        .next()
+        .unwrap_or_default();
+    let help = match name {
+        "i" | "ir" | "include" | "include_relative" => {
+            "inline the included file's SQL here, or make it a separate migration"
+        }
+        "set" if command.to_ascii_uppercase().contains("ON_ERROR_STOP") => {
+            "delete the line: `\\set ON_ERROR_STOP` is not needed, every error stops the migration"
+        }
+        "c" | "connect" => {
+            "delete the line: migrations run on the database the runner connects to; migrate another database with its own migrations directory and database URL"
+        }
+        "." => "delete the line: `\\.` ends the inline data of `COPY ... FROM stdin`, which migrations do not support",
+        _ => "delete the line, or write what it does in SQL",
+    };
+    report.error(
+        Some(line),
+        format!("psql meta-command `{command}`: migrations are plain SQL, run without psql"),
+        Some(help),
+    );
 }
 
 fn sections_from_markers<'a>(
@@ -333,10 +417,10 @@ pub(super) fn check_section<'a>(
     report: &mut Reporter<'_>,
 ) -> Option<CheckedSection<'a>> {
     let text = section.text;
-    let line_of = |offset: usize| section.line + text[..offset].matches('\n').count() as u32;
+    let mut position = Cursor::new(text, section.line);
     if let Some((what, offset)) = statements::find_unterminated(text) {
         report.error(
-            Some(line_of(offset)),
+            Some(position.line_at(offset)),
             format!("unterminated {} starts here", what.describe()),
             Some(
                 "close it; everything after it up to the end of the section was read as part of it",
@@ -371,7 +455,7 @@ pub(super) fn check_section<'a>(
         (
             &list[1..list.len() - 1],
             &text[body_start..body_end],
-            line_of(body_start),
+            position.line_at(body_start),
         )
     } else {
         (&list[..], text, section.line)
@@ -388,7 +472,7 @@ pub(super) fn check_section<'a>(
     let errors_before = report.count();
     let mut open_block: Option<u32> = None;
     for (statement, kind) in body {
-        let line = line_of(statement.start);
+        let line = position.line_at(statement.start);
         match (*kind, transactional) {
             (StatementKind::RefusedInTransaction(name), true) => report.error(
                 Some(line),
@@ -648,6 +732,75 @@ mod tests {
             errors("SELECT 1;\n-- migrate:env production\n"),
             vec![(Some(2), "a directive after the file's header".to_owned())]
         );
+    }
+
+    #[test]
+    fn psql_meta_commands_are_errors_naming_their_lines() {
+        let text = "\\set ON_ERROR_STOP on\n-- migrate:up\nSELECT 1;\n  \\i other.sql\n\\connect db\nSELECT 2; \\gset\n";
+        let (split, diagnostics) = split(text, Markers::Allowed);
+        assert!(split.is_none());
+        let found: Vec<_> = diagnostics
+            .iter()
+            .map(|d| (d.line, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Some(1),
+                    "psql meta-command `\\set ON_ERROR_STOP on`: migrations are plain SQL, run without psql"
+                ),
+                (
+                    Some(4),
+                    "psql meta-command `\\i other.sql`: migrations are plain SQL, run without psql"
+                ),
+                (
+                    Some(5),
+                    "psql meta-command `\\connect db`: migrations are plain SQL, run without psql"
+                ),
+            ]
+        );
+        assert!(diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("every error stops the migration"));
+        assert!(diagnostics[1].help.as_deref().unwrap().contains("inline"));
+    }
+
+    #[test]
+    fn backslashes_in_strings_comments_and_bodies_are_not_meta_commands() {
+        let text = "SELECT E'\\n\\\\i x', '\\i';\n/*\n\\i x\n*/\n-- \\set x\nCREATE FUNCTION f() RETURNS text AS $$\n\\i x\n$$ LANGUAGE sql;\nSELECT 'a\n\\i b';\n";
+        let (split, diagnostics) = split(text, Markers::Allowed);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert!(split.is_some());
+    }
+
+    #[test]
+    fn copy_from_stdin_with_inline_data_is_refused_on_its_line() {
+        let text = "-- migrate:up\nCREATE TABLE t (a int, b text);\nCOPY public.t (a, b) FROM stdin;\n1\tit's\n2\t\\N\n\\.\n\nSELECT 1;\n-- migrate:down\nDROP TABLE t;\n";
+        let (split, diagnostics) = split(text, Markers::Allowed);
+        assert!(split.is_none());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].line, Some(3));
+        assert!(diagnostics[0]
+            .message
+            .starts_with("`COPY ... FROM stdin` with inline data is not supported"));
+        assert!(diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("pg_dump --inserts"));
+        // Other COPY forms are SQL the server runs.
+        for ok in [
+            "COPY t TO stdout;\nSELECT 1;\n",
+            "COPY t FROM '/data/t.csv' WITH (FORMAT csv);\n",
+            "SELECT 'COPY t FROM stdin;';\n",
+        ] {
+            let (split, diagnostics) = self::split(ok, Markers::Allowed);
+            assert!(diagnostics.is_empty(), "{ok}: {diagnostics:?}");
+            assert!(split.is_some());
+        }
     }
 
     #[test]

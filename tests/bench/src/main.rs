@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
 
 mod compile;
+mod file_size;
 mod peers;
 mod report;
 mod server_cpu;
@@ -26,6 +27,8 @@ cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3
     [--latency-only]   (skip apply-all, counts and start-up; only the runs through the proxy)
     [--tools psql,ours,ours-grouped,refinery,refinery-grouped,dbmate,sqlx]   (default: all)
     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
+    [--file-sizes 1,10,50]   (only the file-size run, no database: one migration of N MB
+         of INSERT lines; time and peak memory of lex+split, read_dir and lint_set)
     [--traffic] [--traffic-clients 8] [--traffic-hold-s 6] [--traffic-rows 10000]
         (only the busy-table scenario: clients querying a table, a reader holding it, a
          migration adding a column; each runner --reps times)
@@ -43,10 +46,23 @@ struct Options {
     tools: Vec<String>,
     /// Run only the busy-table scenario, with these knobs.
     traffic: Option<traffic::Scenario>,
+    /// Run only the file-size benchmark, at these sizes in MB.
+    file_sizes: Vec<usize>,
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, phase, dir] = args.as_slice() {
+        if flag == file_size::CHILD_FLAG {
+            file_size::child(phase, std::path::Path::new(dir));
+            return;
+        }
+    }
     let options = parse_args();
+    if !options.file_sizes.is_empty() {
+        file_size::run(&options.file_sizes);
+        return;
+    }
     if options.install_peers {
         peers::install();
     }
@@ -208,6 +224,7 @@ fn parse_args() -> Options {
         latency_only: false,
         tools: Vec::new(),
         traffic: None,
+        file_sizes: Vec::new(),
     };
     let default_scenario = traffic::Scenario {
         clients: 8,
@@ -235,6 +252,7 @@ fn parse_args() -> Options {
                 options.refinery_compile_max = list(args.next()).first().copied().unwrap_or(0)
             }
             "--no-compile" => options.compile_sizes.clear(),
+            "--file-sizes" => options.file_sizes = list(args.next()),
             "--install-peers" => options.install_peers = true,
             "--latency-only" => options.latency_only = true,
             "--tools" => {
