@@ -129,11 +129,16 @@ pub(crate) fn set_local_sql(
     }
     if let Some(timeout) = statement_timeout {
         sql.push_str(&format!(
-            "SET LOCAL statement_timeout = '{}ms';\n",
-            timeout.as_millis().max(1)
+            "SET LOCAL statement_timeout = '{}';\n",
+            milliseconds(timeout)
         ));
     }
     sql
+}
+
+/// A positive time limit as a PostgreSQL setting value (`0` would mean no limit).
+pub(crate) fn milliseconds(limit: Duration) -> String {
+    format!("{}ms", limit.as_millis().max(1))
 }
 
 /// A session that held a lock on a table the blocked migration names.

@@ -62,7 +62,7 @@ impl LockTimeout {
     pub(crate) fn as_setting(self) -> String {
         match self {
             LockTimeout::Off => "0".to_owned(),
-            LockTimeout::After(limit) => format!("{}ms", limit.as_millis().max(1)),
+            LockTimeout::After(limit) => crate::contention::milliseconds(limit),
         }
     }
 }

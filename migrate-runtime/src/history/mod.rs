@@ -414,15 +414,7 @@ impl<'a> Recorder<'a> {
                 "DELETE FROM {table} WHERE version = {version} RETURNING version, {ELAPSED_MS};\n"
             ),
         };
-        record
-            + &self.action(
-                migration,
-                ActionKind::of(direction),
-                ActionStatus::Success,
-                None,
-                Took::SinceMarked,
-                note,
-            )
+        record + &self.succeeded(migration, direction, Took::SinceMarked, note)
     }
 
     /// Before a no-transaction migration's statements: its row becomes `running` (inserted
@@ -461,15 +453,7 @@ impl<'a> Recorder<'a> {
             ),
             Direction::Down => format!("DELETE FROM {table} WHERE version = {version};\n"),
         };
-        record
-            + &self.action(
-                migration,
-                ActionKind::of(direction),
-                ActionStatus::Success,
-                None,
-                Took::Measured(took),
-                note,
-            )
+        record + &self.succeeded(migration, direction, Took::Measured(took), note)
     }
 
     /// A failed action. `statements_took` is set for a no-transaction migration, whose row
@@ -566,6 +550,24 @@ impl<'a> Recorder<'a> {
         }
         sql.push_str("COMMIT;");
         sql
+    }
+
+    /// The action-log row of a migration's SQL that ran in `direction` and succeeded.
+    fn succeeded(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        took: Took,
+        note: Option<&str>,
+    ) -> String {
+        self.action(
+            migration,
+            ActionKind::of(direction),
+            ActionStatus::Success,
+            None,
+            took,
+            note,
+        )
     }
 
     /// An action-log row for a migration's SQL that ran (or failed).
