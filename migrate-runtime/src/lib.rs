@@ -93,7 +93,7 @@ pub use migrator::Migrator;
 #[cfg(feature = "runtime")]
 pub use ops::{Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
-pub use run::{AppliedReport, Progress, Report};
+pub use run::{AppliedReport, Progress, Report, Waiting};
 #[cfg(feature = "runtime")]
 pub use safety::SafetyPolicy;
 #[cfg(feature = "runtime")]

@@ -32,7 +32,8 @@ pub struct AppliedReport {
     pub duration: Duration,
 }
 
-/// A step finished, as it happens (see [`crate::Migrator::on_progress`]).
+/// A step finished, or a unit waits to try again, as it happens (see
+/// [`crate::Migrator::on_progress`]).
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum Progress<'a> {
@@ -40,6 +41,33 @@ pub enum Progress<'a> {
     Applied(&'a AppliedReport),
     /// A migration was reverted.
     Reverted(&'a AppliedReport),
+    /// A transaction could not get a lock in time (or lost a deadlock) and was rolled back;
+    /// it runs again after a pause.
+    Waiting(&'a Waiting),
+}
+
+/// A unit about to be tried again (see [`Progress::Waiting`]).
+///
+/// ```
+/// # use migrate_runtime::{Progress, Waiting};
+/// let print = |progress: Progress<'_>| {
+///     if let Progress::Waiting(waiting) = progress {
+///         eprintln!("{}: attempt {} in {:?}", waiting.during, waiting.attempt, waiting.pause);
+///     }
+/// };
+/// # let _ = print;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Waiting {
+    /// What is waiting, naming the migrations ("applying migration 2 (add_note)").
+    pub during: String,
+    /// The server's reason ("canceling statement due to lock timeout").
+    pub cause: String,
+    /// The attempt that comes next (2 for the first retry).
+    pub attempt: u32,
+    /// The pause before it.
+    pub pause: Duration,
 }
 
 /// The caller's progress callback; `Debug` so `Migrator` can be printed (and keyed on).
@@ -127,6 +155,21 @@ impl<'c, 'a> Run<'c, 'a> {
                 Direction::Up => Progress::Applied(done),
                 Direction::Down => Progress::Reverted(done),
             });
+        }
+    }
+
+    /// Tells the log and the observer that a unit waits to try again, so that no retry is
+    /// silent.
+    pub(crate) fn waiting(&self, waiting: Waiting) {
+        log::info!(
+            "{} could not get a lock in time ({}); attempt {} in {} ms",
+            waiting.during,
+            waiting.cause,
+            waiting.attempt,
+            waiting.pause.as_millis()
+        );
+        if let Some(observer) = self.observer.0 {
+            observer(Progress::Waiting(&waiting));
         }
     }
 

@@ -66,15 +66,17 @@ pub(crate) fn report(report: &Report) -> Value {
 }
 
 /// One step as it happened, for the `done_before` list of an error.
-pub(crate) fn progress(progress: Progress<'_>) -> Value {
+/// `None` for a unit that waits to try again: only steps done are listed.
+pub(crate) fn progress(progress: Progress<'_>) -> Option<Value> {
     let (verb, done) = match progress {
         Progress::Applied(done) => ("applied", done),
         Progress::Reverted(done) => ("reverted", done),
+        Progress::Waiting(_) => return None,
     };
-    json!({
+    Some(json!({
         "action": verb, "version": done.version, "name": done.name,
         "duration_ms": done.duration.as_millis() as u64,
-    })
+    }))
 }
 
 /// `history`: `{"actions": [...]}`.

@@ -1315,6 +1315,12 @@ fn a_migration_blocked_by_a_reader_names_it_and_the_helps_budget_waits_it_out() 
         "{}",
         run.stderr
     );
+    // No retry is silent: each wait is a line on stderr.
+    assert!(
+        run.stderr.contains("waiting: applying migration 2 (add_note) could not get a lock in time (canceling statement due to lock timeout); attempt 2 in "),
+        "{}",
+        run.stderr
+    );
     let json = migrate(
         dir.path(),
         &env,

@@ -84,8 +84,16 @@ fn a_blocked_alter_is_retried_and_applied_once_after_the_reader_ends() {
         reader.batch_execute("COMMIT").unwrap();
     });
     let started = Instant::now();
+    let waits = std::sync::atomic::AtomicU32::new(0);
+    let count_waits = |progress: migrate_runtime::Progress<'_>| {
+        if let migrate_runtime::Progress::Waiting(waiting) = progress {
+            assert_eq!(waiting.during, "applying migration 2 (add_note)");
+            waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     let report = Migrator::new(&set)
         .lock_timeout(Some(SHORT))
+        .on_progress(&count_waits)
         .run(&mut client)
         .unwrap();
     release.join().unwrap();
@@ -112,6 +120,11 @@ fn a_blocked_alter_is_retried_and_applied_once_after_the_reader_ends() {
         .parse()
         .unwrap();
     assert!(attempt > 1, "{actions:?}");
+    assert_eq!(
+        waits.load(std::sync::atomic::Ordering::Relaxed),
+        attempt - 1,
+        "every retry was told to the observer"
+    );
 }
 
 #[test]

@@ -65,15 +65,26 @@ impl Output {
     }
 
     /// One line per migration as it is applied or reverted, with its duration.
+    /// A retry is a note on stderr (so no wait is silent), not a step.
     pub(super) fn progress(&self, progress: Progress<'_>) {
         let (verb, done, paint) = match progress {
             Progress::Applied(done) => ("applied", done, Paint::Green),
             Progress::Reverted(done) => ("reverted", done, Paint::Yellow),
+            Progress::Waiting(waiting) => {
+                self.note(&format!(
+                    "waiting: {} could not get a lock in time ({}); attempt {} in {} ms",
+                    waiting.during,
+                    waiting.cause,
+                    waiting.attempt,
+                    waiting.pause.as_millis()
+                ));
+                return;
+            }
         };
         self.done
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(shapes::progress(progress));
+            .extend(shapes::progress(progress));
         if !self.json {
             println!(
                 "{} {:>6} {:<40} {:>6} ms",

@@ -30,7 +30,7 @@ use crate::error::{LockContention, MigrationFailure};
 use crate::lock;
 use crate::migration::{Direction, Migration};
 use crate::plan::{self, Step, Unit};
-use crate::run::{AppliedReport, Run};
+use crate::run::{AppliedReport, Run, Waiting};
 use crate::safety::{self, SafetyPolicy};
 use crate::Error;
 use message::{Message, Transactions};
@@ -96,15 +96,14 @@ pub(crate) fn unit(run: &mut Run<'_, '_>, unit: &Unit<'_>) -> Result<(), Error> 
         let waiting = waiting_steps(unit, from);
         match attempts.lost() {
             Some(pause) => {
-                log::info!(
-                    "{} could not get a lock in time ({}); attempt {} in {} ms",
-                    during(waiting, ""),
-                    error
+                run.waiting(Waiting {
+                    during: during(waiting, ""),
+                    cause: error
                         .as_db_error()
                         .map_or_else(|| error.to_string(), |db| db.message().to_owned()),
-                    attempts.lost_count() + 1,
-                    pause.as_millis()
-                );
+                    attempt: attempts.lost_count() + 1,
+                    pause,
+                });
                 std::thread::sleep(pause);
             }
             None => {

@@ -18,7 +18,7 @@ use crate::contention::{self, Attempts};
 use crate::error::StatementProgress;
 use crate::lock::{self, LockScope};
 use crate::plan::Step;
-use crate::run::{AppliedReport, Run};
+use crate::run::{AppliedReport, Run, Waiting};
 use crate::source::statements::{self, StatementKind};
 use crate::Error;
 
@@ -39,10 +39,7 @@ impl SessionTimeouts {
             values.push(("lock_timeout", limit.as_setting()));
         }
         if let Some(limit) = settings.statement_timeout {
-            values.push((
-                "statement_timeout",
-                format!("{}ms", limit.as_millis().max(1)),
-            ));
+            values.push(("statement_timeout", contention::milliseconds(limit)));
         }
         SessionTimeouts(values)
     }
@@ -139,12 +136,20 @@ pub(super) fn run_statements(
                 {
                     match attempts.lost() {
                         Some(pause) => {
-                            log::info!(
-                                "migration {version}, statement {}: could not get a lock in time; attempt {} in {} ms",
-                                index + 1,
-                                attempts.lost_count() + 1,
-                                pause.as_millis()
-                            );
+                            run.waiting(Waiting {
+                                during: format!(
+                                    "migration {version} ({}), statement {} of {}",
+                                    migration.name(),
+                                    index + 1,
+                                    all.len()
+                                ),
+                                cause: error.as_db_error().map_or_else(
+                                    || error.to_string(),
+                                    |db| db.message().to_owned(),
+                                ),
+                                attempt: attempts.lost_count() + 1,
+                                pause,
+                            });
                             std::thread::sleep(pause);
                         }
                         None => break Some(error),

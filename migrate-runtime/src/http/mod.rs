@@ -479,7 +479,7 @@ impl<'m> Handler<'m> {
         let observe = |progress: Progress<'_>| {
             done.lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(shapes::progress(progress))
+                .extend(shapes::progress(progress))
         };
         let mut client = match self.connection.connect() {
             Ok(client) => client,
