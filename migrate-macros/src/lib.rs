@@ -1,10 +1,30 @@
-//! `embed_migrations!`: reads a directory of PostgreSQL migration files at compile time,
-//! checks them, and embeds them in the executable as a `&'static [Migration]`.
+//! `embed_migrations!`: reads a directory of PostgreSQL migration files when the crate
+//! compiles, checks them, and embeds them in the executable as a
+//! `&'static [migrate_runtime::Migration]` for
+//! [`migrate_runtime::Migrator`](https://docs.rs/migrate-runtime) to apply. A bad file is a
+//! compile error naming the file and line.
 //!
-//! The macro is three steps, one module each: [`args`] reads the macro's input, [`load`]
-//! reads and checks the directory with the parser shared with the runtime
-//! (`migrate_runtime::source`), and [`expand`] writes the static array.
+//! ```toml
+//! [dependencies]
+//! migrate-macros = "0.1"
+//! migrate-runtime = "0.1"
+//! postgres = "0.19"
+//!
+//! [build-dependencies]
+//! migrate-runtime = { version = "0.1", default-features = false }
+//! ```
+//!
+//! The file format, the runtime and the guides are documented in
+//! [`migrate-runtime`](https://docs.rs/migrate-runtime).
+//!
+//! | Feature | What it adds |
+//! |---|---|
+//! | `sql-syntax` | Every statement parsed by PostgreSQL's own parser (libpg_query, built from C; needs libclang) at compile time: a syntax error is a compile error at its file, line and column |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The macro is three steps, one module each: `args` reads the macro's input, `load` reads and
+// checks the directory with the parser shared with the runtime (`migrate_runtime::source`),
+// `validate` applies the lint rules when asked, and `expand` writes the static array.
 mod args;
 mod expand;
 mod load;

@@ -113,7 +113,7 @@ impl Migration {
         }
     }
 
-    /// The version: the file name's number, read as an integer (see the README for how
+    /// The version: the file name's number, read as an integer (see the [file format guide](crate::guide::file_format) for how
     /// diesel's dashed timestamps map to integers).
     ///
     /// ```no_run

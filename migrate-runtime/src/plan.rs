@@ -416,7 +416,7 @@ pub(crate) fn reversible(migrations: &[Migration], version: i64) -> Result<&Migr
 /// Splits `steps` into messages of at most [`MESSAGE_MIGRATIONS`] steps and, unless one step
 /// alone is larger, [`MESSAGE_BYTES`] of SQL. One message of thousands of migrations makes the
 /// server parse and hold all of them at once, which measured slower than a hundred at a time
-/// (README, Performance).
+/// (tests/bench/BENCHMARKS.md).
 pub(crate) fn messages(steps: &[Step<'_>]) -> Vec<Range<usize>> {
     let mut messages = Vec::new();
     let (mut start, mut bytes) = (0, 0);

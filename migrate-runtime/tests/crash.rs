@@ -4,7 +4,7 @@
 //! no-transaction migration must make the next run refuse with the documented message, and
 //! after the documented recovery the run must finish with the schema a clean run produces.
 //!
-//! CI runs 20 trials. The long run (figures in the README):
+//! CI runs 20 trials. The long run (figures in tests/RELIABILITY.md):
 //! `CRASH_TRIALS=500 cargo test --release -p migrate-runtime --all-features --test crash -- --nocapture`;
 //! `CRASH_SEED=<n>` replays a run's kill times.
 #![allow(clippy::print_stderr)] // The harness reports its figures.

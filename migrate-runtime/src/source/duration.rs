@@ -53,8 +53,8 @@ pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
     match ms {
         0 => "0ms".to_owned(),
-        _ if ms % 60_000 == 0 => format!("{}min", ms / 60_000),
-        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}min", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
         _ => format!("{ms}ms"),
     }
 }

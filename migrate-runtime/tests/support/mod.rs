@@ -25,7 +25,7 @@ pub(crate) fn is_no_transaction(version: i64) -> bool {
 /// Writes the fault set into `dir`. A transactional migration creates `t{v}` with an index and
 /// rows; a no-transaction one builds two indexes concurrently on the table before it, with a
 /// pause between them so that a kill often lands inside it. Its statements are idempotent
-/// (`IF NOT EXISTS`), as the README advises for no-transaction migrations, so "undo by hand"
+/// (`IF NOT EXISTS`), as the operations guide advises for no-transaction migrations, so "undo by hand"
 /// is only dropping an index left invalid.
 pub(crate) fn write_fault_set(dir: &Path) {
     for version in 1..=COUNT {
