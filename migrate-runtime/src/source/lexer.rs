@@ -6,6 +6,13 @@
 //! is an escape only inside `E'...'` strings.
 
 /// What a token is. Only the distinctions the statement splitter needs are kept.
+///
+/// ```
+/// use migrate_runtime::source::lexer::{Lexer, TokenKind};
+///
+/// let kinds: Vec<TokenKind> = Lexer::new("SELECT 'a;b';").map(|token| token.kind).collect();
+/// assert_eq!(kinds, [TokenKind::Word, TokenKind::Whitespace, TokenKind::String, TokenKind::Semicolon]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {
     /// Spaces, tabs and newlines.
@@ -40,6 +47,13 @@ pub enum TokenKind {
 }
 
 /// Which construct was left open at the end of the input.
+///
+/// ```
+/// use migrate_runtime::source::lexer::{Lexer, TokenKind, Unterminated};
+///
+/// let last = Lexer::new("SELECT $body$ never closed").last().unwrap();
+/// assert_eq!(last.kind, TokenKind::Unterminated(Unterminated::DollarString));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unterminated {
     /// A quoted string literal.
@@ -54,6 +68,12 @@ pub enum Unterminated {
 
 impl Unterminated {
     /// How a user would name the construct in an error message.
+    ///
+    /// ```
+    /// use migrate_runtime::source::lexer::Unterminated;
+    ///
+    /// assert_eq!(Unterminated::BlockComment.describe(), "/* comment");
+    /// ```
     pub fn describe(self) -> &'static str {
         match self {
             Unterminated::String => "quoted string",
@@ -65,6 +85,13 @@ impl Unterminated {
 }
 
 /// One token: its kind, its text and where it starts (a byte offset into the input).
+///
+/// ```
+/// use migrate_runtime::source::lexer::{Lexer, TokenKind};
+///
+/// let token = Lexer::new("  \"Users\"").nth(1).unwrap();
+/// assert_eq!((token.kind, token.text, token.start), (TokenKind::QuotedIdentifier, "\"Users\"", 2));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token<'a> {
     /// What the token is.
@@ -77,6 +104,16 @@ pub struct Token<'a> {
 
 impl Token<'_> {
     /// Whitespace and comments: tokens that do not change what a statement means.
+    ///
+    /// ```
+    /// use migrate_runtime::source::lexer::Lexer;
+    ///
+    /// let meaningful: Vec<&str> = Lexer::new("DROP /* careful */ TABLE t -- old\n")
+    ///     .filter(|token| !token.is_trivia())
+    ///     .map(|token| token.text)
+    ///     .collect();
+    /// assert_eq!(meaningful, ["DROP", "TABLE", "t"]);
+    /// ```
     pub fn is_trivia(&self) -> bool {
         matches!(
             self.kind,
@@ -85,11 +122,27 @@ impl Token<'_> {
     }
 
     /// Byte offset just past the token.
+    ///
+    /// ```
+    /// use migrate_runtime::source::lexer::Lexer;
+    ///
+    /// let token = Lexer::new("ALTER TABLE").next().unwrap();
+    /// assert_eq!((token.start, token.end()), (0, 5));
+    /// ```
     pub fn end(&self) -> usize {
         self.start + self.text.len()
     }
 
     /// Whether this is the given keyword (ASCII case-insensitive).
+    ///
+    /// ```
+    /// use migrate_runtime::source::lexer::Lexer;
+    ///
+    /// let mut tokens = Lexer::new("vacuum 'vacuum'");
+    /// assert!(tokens.next().unwrap().is_keyword("VACUUM"));
+    /// tokens.next(); // the space
+    /// assert!(!tokens.next().unwrap().is_keyword("VACUUM")); // a string, not a keyword
+    /// ```
     pub fn is_keyword(&self, keyword: &str) -> bool {
         self.kind == TokenKind::Word && self.text.eq_ignore_ascii_case(keyword)
     }
@@ -97,6 +150,15 @@ impl Token<'_> {
 
 /// Splits SQL text into tokens. Never fails: malformed input ends in an
 /// [`TokenKind::Unterminated`] token.
+///
+/// ```
+/// use migrate_runtime::source::lexer::{Lexer, TokenKind};
+///
+/// // The semicolon inside the function body does not end the statement.
+/// let sql = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;";
+/// let semicolons = Lexer::new(sql).filter(|token| token.kind == TokenKind::Semicolon).count();
+/// assert_eq!(semicolons, 1);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Lexer<'a> {
     input: &'a str,
@@ -105,6 +167,12 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     /// Tokenize `input` from its start.
+    ///
+    /// ```
+    /// use migrate_runtime::source::lexer::Lexer;
+    ///
+    /// assert_eq!(Lexer::new("SELECT 1").count(), 3);
+    /// ```
     pub fn new(input: &'a str) -> Self {
         Lexer { input, pos: 0 }
     }

@@ -10,6 +10,16 @@ use super::statements;
 use crate::Migration;
 
 /// A lint rule.
+///
+/// ```
+/// use migrate_runtime::source::lint::{rule, RULES};
+///
+/// let index = rule("index-without-concurrently").unwrap();
+/// assert!(index.instead.contains("CREATE INDEX CONCURRENTLY"));
+/// for rule in RULES {
+///     println!("{}: {}", rule.id, rule.why);
+/// }
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rule {
     /// The id used in `-- migrate:allow <id>`.
@@ -69,6 +79,16 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 }
 
 /// One statement a rule fires on.
+///
+/// ```
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// for finding in migrate_runtime::source::lint::lint_set(MIGRATIONS) {
+///     // e.g. `error[destructive]: migrations/005_x.sql:4: DROP TABLE ...` with why and what to do
+///     println!("{finding}");
+///     assert!(finding.line >= 1 && finding.path.starts_with("../migrations/"));
+/// }
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Finding {
     /// The rule.
@@ -104,11 +124,12 @@ impl std::fmt::Display for Finding {
 
 /// The findings for one migration's UP section, in statement order.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 /// for migration in MIGRATIONS {
 ///     for finding in migrate_runtime::source::lint::lint(migration) {
 ///         eprintln!("{finding}");
+///         assert_eq!(finding.path, migration.path());
 ///     }
 /// }
 /// ```
@@ -122,7 +143,7 @@ pub fn lint(migration: &Migration) -> Vec<Finding> {
 /// `numeric(12, 2)`, `timestamp` to `timestamptz` in a migration that sets the time zone to
 /// UTC) does not fire `column-type-rewrite`.
 ///
-/// ```no_run
+/// ```
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 ///
 /// let errors = migrate_runtime::source::lint::lint_set(MIGRATIONS)

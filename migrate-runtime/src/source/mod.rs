@@ -27,6 +27,19 @@ pub use scaffold::{scaffold, ScaffoldError};
 
 /// One problem found while reading migrations: the file, the line where it applies, what is
 /// wrong and how to fix it.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::create_dir(dir.path().join("migrations"))?;
+/// std::fs::write(dir.path().join("migrations/001_a.sql"), "-- migrate:up\nCREATE TABLE a ();\n")?;
+/// std::fs::write(dir.path().join("migrations/1_b.sql"), "-- migrate:up\nCREATE TABLE b ();\n")?;
+///
+/// let problems = migrate_runtime::source::read_dir(dir.path(), "migrations").unwrap_err();
+/// let problem = &problems.0[0];
+/// assert!(problem.message.contains("version 1"), "{problem}");
+/// println!("{problem}"); // path:line: message, then `help:` with what to do
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The file (or directory), relative to the crate root, with `/` separators.

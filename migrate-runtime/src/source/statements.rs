@@ -5,6 +5,15 @@
 use super::lexer::{Lexer, Token, TokenKind, Unterminated};
 
 /// One top-level statement.
+///
+/// ```
+/// use migrate_runtime::source::statements::split;
+///
+/// let sql = "-- two tables\nCREATE TABLE a (x int);\nCREATE TABLE b (y int)";
+/// let statement = split(sql).next().unwrap();
+/// assert_eq!(statement.text, "CREATE TABLE a (x int);");
+/// assert_eq!(&sql[statement.start..statement.end()], statement.text);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Statement<'a> {
     /// From the statement's first significant token through its terminating `;` (when it has
@@ -16,6 +25,13 @@ pub struct Statement<'a> {
 
 impl Statement<'_> {
     /// Byte offset just past the statement.
+    ///
+    /// ```
+    /// use migrate_runtime::source::statements::split;
+    ///
+    /// let last = split("SELECT 1; SELECT 2;").last().unwrap();
+    /// assert_eq!((last.start, last.end()), (10, 19));
+    /// ```
     pub fn end(&self) -> usize {
         self.start + self.text.len()
     }
@@ -24,6 +40,14 @@ impl Statement<'_> {
 /// Splits SQL into statements the way `psql` does: at `;` outside parentheses and outside
 /// the `BEGIN ... END` body of a `CREATE FUNCTION`/`CREATE PROCEDURE` written in SQL-standard
 /// syntax. Empty statements (`;;`) are skipped. Allocates nothing.
+///
+/// ```
+/// use migrate_runtime::source::statements::split;
+///
+/// let sql = "CREATE INDEX CONCURRENTLY i ON t (a);; SELECT ';'";
+/// let texts: Vec<&str> = split(sql).map(|statement| statement.text).collect();
+/// assert_eq!(texts, ["CREATE INDEX CONCURRENTLY i ON t (a);", "SELECT ';'"]);
+/// ```
 pub fn split(sql: &str) -> Statements<'_> {
     Statements {
         sql,
@@ -32,6 +56,13 @@ pub fn split(sql: &str) -> Statements<'_> {
 }
 
 /// Iterator returned by [`split`].
+///
+/// ```
+/// use migrate_runtime::source::statements::{split, Statements};
+///
+/// let statements: Statements<'_> = split("SELECT 1; SELECT 2;");
+/// assert_eq!(statements.count(), 2);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Statements<'a> {
     sql: &'a str,
@@ -140,6 +171,14 @@ impl Nesting {
 
 /// The first unterminated string, identifier, dollar quote or comment in `sql`, with its
 /// byte offset.
+///
+/// ```
+/// use migrate_runtime::source::lexer::Unterminated;
+/// use migrate_runtime::source::statements::find_unterminated;
+///
+/// assert_eq!(find_unterminated("SELECT 'ok'; SELECT 'oops"), Some((Unterminated::String, 20)));
+/// assert_eq!(find_unterminated("SELECT 1"), None);
+/// ```
 pub fn find_unterminated(sql: &str) -> Option<(Unterminated, usize)> {
     Lexer::new(sql).find_map(|token| match token.kind {
         TokenKind::Unterminated(what) => Some((what, token.start)),
@@ -148,6 +187,13 @@ pub fn find_unterminated(sql: &str) -> Option<(Unterminated, usize)> {
 }
 
 /// What a statement means to the runner.
+///
+/// ```
+/// use migrate_runtime::source::statements::{classify, StatementKind};
+///
+/// assert_eq!(classify("BEGIN ISOLATION LEVEL SERIALIZABLE;"), StatementKind::Begin { plain: false });
+/// assert_eq!(classify("ROLLBACK TO SAVEPOINT s"), StatementKind::Other);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatementKind {
     /// `BEGIN` or `START TRANSACTION`; `plain` when it sets no transaction modes.
@@ -172,6 +218,13 @@ pub enum StatementKind {
 
 impl StatementKind {
     /// Whether the statement starts, ends or otherwise controls a transaction.
+    ///
+    /// ```
+    /// use migrate_runtime::source::statements::classify;
+    ///
+    /// assert!(classify("COMMIT AND CHAIN").is_transaction_control());
+    /// assert!(!classify("VACUUM").is_transaction_control());
+    /// ```
     pub fn is_transaction_control(self) -> bool {
         matches!(
             self,
@@ -184,6 +237,15 @@ impl StatementKind {
 }
 
 /// Classifies one statement (as produced by [`split`]).
+///
+/// ```
+/// use migrate_runtime::source::statements::{classify, StatementKind};
+///
+/// match classify("create index concurrently i on t (a)") {
+///     StatementKind::RefusedInTransaction(what) => assert_eq!(what, "CREATE INDEX CONCURRENTLY"),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 pub fn classify(statement: &str) -> StatementKind {
     let tokens: Vec<Token<'_>> = Lexer::new(statement)
         .filter(|t| !t.is_trivia() && t.kind != TokenKind::Semicolon)
