@@ -1,5 +1,7 @@
 //! Writing the embedded migrations as a static array of `::migrate_runtime::Migration`.
 
+use std::path::PathBuf;
+
 use migrate_runtime::source::Loaded;
 use migrate_runtime::{Migration, Section};
 use proc_macro2::TokenStream;
@@ -7,20 +9,101 @@ use quote::quote;
 
 /// `warning`: statements that make rustc warn at the call (or nothing).
 pub(crate) fn expand(loaded: &Loaded, warning: TokenStream) -> TokenStream {
+    let files = Files::read(&loaded.files);
     // `include_str!` makes the compiler track each file, so editing one rebuilds the crate.
-    // The constant is never used, so the text is not stored twice.
-    let tracked = loaded.files.iter().map(|file| {
-        let file = file.to_string_lossy();
-        quote!(::core::include_str!(#file))
+    // A constant that nothing uses is not stored in the binary.
+    let file_constants = files.entries.iter().map(|file| {
+        let (ident, path) = (&file.ident, file.path.to_string_lossy());
+        quote!(const #ident: &str = ::core::include_str!(#path);)
     });
+    let tracked = files.entries.iter().map(|file| &file.ident);
     let count = loaded.migrations.len();
-    let migrations = loaded.migrations.iter().map(migration);
+    let migrations = loaded
+        .migrations
+        .iter()
+        .map(|migration| self::migration(migration, &files));
     quote! {{
         #warning
+        #(#file_constants)*
         const _: &[&str] = &[#(#tracked),*];
         static MIGRATIONS: [::migrate_runtime::Migration; #count] = [#(#migrations),*];
         &MIGRATIONS
     }}
+}
+
+/// A section at least this long is embedded as a slice of its file's `include_str!` rather
+/// than as a string literal of its own: the compiler reads the file itself, and a large data
+/// migration never passes through the token stream (where each byte costs memory several
+/// times over).
+const SLICE_FROM_FILE: usize = 64 * 1024;
+
+/// The files the migrations were read from, each named by a constant in the expansion.
+struct Files {
+    entries: Vec<File>,
+}
+
+struct File {
+    path: PathBuf,
+    ident: syn::Ident,
+    /// The text, for the files that hold a section embedded as a slice.
+    text: Option<String>,
+}
+
+impl Files {
+    fn read(paths: &[PathBuf]) -> Files {
+        let entries = paths
+            .iter()
+            .enumerate()
+            .map(|(index, path)| File {
+                path: path.clone(),
+                ident: quote::format_ident!("__MIGRATE_FILE_{}", index),
+                text: std::fs::metadata(path)
+                    .is_ok_and(|meta| meta.len() >= SLICE_FROM_FILE as u64)
+                    .then(|| std::fs::read_to_string(path).ok())
+                    .flatten(),
+            })
+            .collect();
+        Files { entries }
+    }
+
+    /// `FILE.split_at(start).1.split_at(len).0` when `sql` is large and appears verbatim in
+    /// the file it came from (`path`, relative to the crate root); otherwise the literal.
+    fn sql(&self, path: &str, sql: &str) -> TokenStream {
+        if sql.len() >= SLICE_FROM_FILE {
+            let found = self
+                .entries
+                .iter()
+                .filter(|file| file.path.ends_with(path))
+                .find_map(|file| Some((file, offset_of(file.text.as_deref()?, sql)?)));
+            if let Some((file, start)) = found {
+                let (ident, len) = (&file.ident, sql.len());
+                return quote!(#ident.split_at(#start).1.split_at(#len).0);
+            }
+        }
+        quote!(#sql)
+    }
+}
+
+/// Where `sql` starts in `text`: a short prefix is searched for, and each place it occurs is
+/// compared whole (a byte comparison, fast even in an unoptimised build).
+fn offset_of(text: &str, sql: &str) -> Option<usize> {
+    let mut prefix_len = sql.len().min(256);
+    while !sql.is_char_boundary(prefix_len) {
+        prefix_len -= 1;
+    }
+    let prefix = &sql[..prefix_len];
+    let mut from = 0;
+    while let Some(found) = text[from..].find(prefix) {
+        let start = from + found;
+        if text.as_bytes()[start..].starts_with(sql.as_bytes()) {
+            return Some(start);
+        }
+        from = start + 1;
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    None
 }
 
 /// Every problem as its own `compile_error!`, inside an expression of the right type so the
@@ -34,13 +117,13 @@ pub(crate) fn errors(problems: syn::Error) -> TokenStream {
     }}
 }
 
-fn migration(migration: &Migration) -> TokenStream {
+fn migration(migration: &Migration, files: &Files) -> TokenStream {
     let version = migration.version();
     let name = migration.name();
-    let up = section(migration.up());
+    let up = section(migration.up(), files);
     let down = match migration.down() {
         Some(down) => {
-            let down = section(down);
+            let down = section(down, files);
             quote!(::core::option::Option::Some(#down))
         }
         None => quote!(::core::option::Option::None),
@@ -79,11 +162,11 @@ fn migration(migration: &Migration) -> TokenStream {
     }
 }
 
-fn section(section: &Section) -> TokenStream {
+fn section(section: &Section, files: &Files) -> TokenStream {
     let path = section.path();
     let line = section.line();
     let transactional = section.is_transactional();
-    let sql = section.sql();
+    let sql = files.sql(path, section.sql());
     let inferred = match section.inferred_no_transaction() {
         Some(why) => quote!(::core::option::Option::Some(#why)),
         None => quote!(::core::option::Option::None),

@@ -12,6 +12,8 @@ static DIESEL: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/
 static ROLLBACK: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/rollback");
 static LF: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/lf");
 static CRLF_WITH_BOM: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/crlf");
+/// Sections over 64 KiB, which the macro embeds as slices of the files it includes.
+static LARGE: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/large");
 
 fn read_at_run_time(dir: &str) -> Vec<Migration> {
     match read_dir(Path::new(env!("CARGO_MANIFEST_DIR")), dir) {
@@ -33,9 +35,38 @@ fn embedded_sets_equal_what_the_runtime_reads() {
         ("fixtures/valid/rollback", ROLLBACK),
         ("fixtures/valid/lf", LF),
         ("fixtures/valid/crlf", CRLF_WITH_BOM),
+        ("fixtures/valid/large", LARGE),
     ] {
         assert_eq!(embedded, read_at_run_time(dir).as_slice(), "{dir}");
     }
+}
+
+#[test]
+fn large_sections_are_embedded_whole_and_exactly() {
+    let rows = LARGE[0].up();
+    assert!(
+        rows.sql().len() > 64 * 1024,
+        "the fixture must exercise the slice path"
+    );
+    // The BEGIN/COMMIT wrapper is dropped and nothing else: the body starts at the CREATE and
+    // ends after the last row, multi-byte characters intact.
+    assert!(
+        rows.sql().trim_start().starts_with("CREATE TABLE big_rows"),
+        "{}",
+        &rows.sql()[..40]
+    );
+    assert!(rows
+        .sql()
+        .trim_end()
+        .ends_with("(1399, 'ligne n°1399; déjà vue');"));
+    assert_eq!(statements::split(rows.sql()).count(), 1401);
+    let crlf = LARGE[1].up();
+    assert!(crlf.sql().len() > 64 * 1024);
+    assert_eq!(statements::split(crlf.sql()).count(), 2601);
+    assert_eq!(
+        LARGE[1].down().map(|down| down.sql().trim()),
+        Some("DROP TABLE big_crlf;")
+    );
 }
 
 #[test]

@@ -418,9 +418,15 @@ pub(super) fn check_section<'a>(
 ) -> Option<CheckedSection<'a>> {
     let text = section.text;
     let mut position = Cursor::new(text, section.line);
-    if let Some((what, offset)) = statements::find_unterminated(text) {
+    let list: Vec<_> = statements::split(text)
+        .map(|s| (s, statements::classify(s.text)))
+        .collect();
+    // An unterminated string or comment runs to the end of the text, so it can only be in the
+    // last statement or in what follows it: look there, not through the whole section again.
+    let tail = list.last().map_or(0, |(statement, _)| statement.start);
+    if let Some((what, offset)) = statements::find_unterminated(&text[tail..]) {
         report.error(
-            Some(position.line_at(offset)),
+            Some(position.line_at(tail + offset)),
             format!("unterminated {} starts here", what.describe()),
             Some(
                 "close it; everything after it up to the end of the section was read as part of it",
@@ -428,9 +434,6 @@ pub(super) fn check_section<'a>(
         );
         return None;
     }
-    let list: Vec<_> = statements::split(text)
-        .map(|s| (s, statements::classify(s.text)))
-        .collect();
     if list.is_empty() {
         if direction_name == "UP" {
             report.error(
@@ -472,24 +475,25 @@ pub(super) fn check_section<'a>(
     let errors_before = report.count();
     let mut open_block: Option<u32> = None;
     for (statement, kind) in body {
-        let line = position.line_at(statement.start);
+        // Only a statement that is reported or opens a block needs its line (counted forward).
+        let mut line = || position.line_at(statement.start);
         match (*kind, transactional) {
             (StatementKind::RefusedInTransaction(name), true) => report.error(
-                Some(line),
+                Some(line()),
                 format!("`{name}` cannot run inside a transaction block, and this {direction_name} section runs in one"),
                 Some("add `-- migrate:no-transaction` to the file's header so its statements run one by one, outside any transaction (and keep the file to statements that are safe to run that way)"),
             ),
             (kind, true) if kind.is_transaction_control() => report.error(
-                Some(line),
+                Some(line()),
                 format!("`{}` inside a migration: the runner already wraps each migration in a transaction", first_words(statement.text)),
                 Some("remove it; a single `BEGIN;` ... `COMMIT;` around the whole section is accepted and dropped, and `-- migrate:no-transaction` hands transaction control to the file"),
             ),
-            (StatementKind::Begin { .. }, false) => open_block = Some(line),
+            (StatementKind::Begin { .. }, false) => open_block = Some(line()),
             (StatementKind::Commit { .. } | StatementKind::Rollback, false) => open_block = None,
             (StatementKind::RefusedInTransaction(name), false) => {
                 if let Some(begin) = open_block {
                     report.error(
-                        Some(line),
+                        Some(line()),
                         format!("`{name}` cannot run inside a transaction block, and the `BEGIN` on line {begin} opened one"),
                         Some("end the transaction with `COMMIT;` before this statement"),
                     );

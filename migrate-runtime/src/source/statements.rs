@@ -247,9 +247,17 @@ impl StatementKind {
 /// }
 /// ```
 pub fn classify(statement: &str) -> StatementKind {
-    let tokens: Vec<Token<'_>> = Lexer::new(statement)
-        .filter(|t| !t.is_trivia() && t.kind != TokenKind::Semicolon)
-        .collect();
+    let mut significant =
+        Lexer::new(statement).filter(|t| !t.is_trivia() && t.kind != TokenKind::Semicolon);
+    // Most statements (INSERT, CREATE TABLE, ...) are told apart by their first word alone;
+    // only the rest are read whole, so a data migration's rows are not lexed a second time.
+    let Some(first) = significant.next() else {
+        return StatementKind::Other;
+    };
+    if !FIRST_WORDS.iter().any(|word| first.is_keyword(word)) {
+        return StatementKind::Other;
+    }
+    let tokens: Vec<Token<'_>> = std::iter::once(first).chain(significant).collect();
     let words = Words(&tokens);
     match () {
         _ if words.starts_with(&["begin"]) => StatementKind::Begin {
@@ -280,6 +288,12 @@ pub fn classify(statement: &str) -> StatementKind {
             .map_or(StatementKind::Other, StatementKind::RefusedInTransaction),
     }
 }
+
+/// The first words of every statement [`classify`] tells apart from [`StatementKind::Other`].
+const FIRST_WORDS: [&str; 14] = [
+    "begin", "start", "commit", "end", "rollback", "abort", "prepare", "create", "drop", "reindex",
+    "vacuum", "alter", "cluster", "discard",
+];
 
 /// The commands for which PostgreSQL 15 calls `PreventInTransactionBlock`.
 fn refused_in_transaction(words: &Words<'_>) -> Option<&'static str> {
@@ -540,6 +554,8 @@ mod tests {
             ),
             ("REINDEX SCHEMA s;", "REINDEX SCHEMA/DATABASE/SYSTEM"),
             ("VACUUM (ANALYZE) t;", "VACUUM"),
+            ("discard all;", "DISCARD ALL"),
+            ("CLUSTER;", "CLUSTER without a table name"),
             ("CREATE DATABASE d;", "CREATE DATABASE"),
             ("DROP DATABASE IF EXISTS d;", "DROP DATABASE"),
             (

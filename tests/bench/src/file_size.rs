@@ -2,7 +2,10 @@
 //! without a database: the lexer and statement splitter, `source::read_dir` (what
 //! `embed_migrations!` and `status` do), and `lint_set`. Each is measured in a child process
 //! of its own (this binary again, with [`CHILD_FLAG`]), for its wall time and its peak
-//! resident memory (`VmHWM`, reset after the setup the measurement does not cover).
+//! resident memory (`VmHWM`, reset after the setup the measurement does not cover). Then
+//! `cargo build` (dev profile, as an application's debug build) of a crate embedding the file,
+//! its dependencies built beforehand, timed by GNU time (`/usr/bin/time`), whose peak is the
+//! largest process of the build: rustc, with the macro running inside it.
 
 use std::io::Write;
 use std::path::Path;
@@ -63,12 +66,76 @@ pub(crate) fn run(sizes: &[usize]) {
                 peak / bytes as f64
             ));
         }
+        let (seconds, peak) = cargo_build_embedding(dir.path());
+        rows.push(format!(
+            "| {megabytes} MB ({statements} statements) | cargo build (dev) | {seconds:.2} s | {:.0} MB | {:.1}x |",
+            peak / 1e6,
+            peak / bytes as f64
+        ));
     }
     println!("| file | step | wall time | peak memory | peak / file size |");
     println!("|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
     }
+}
+
+/// Builds a crate that embeds the migration in `dir` (dependencies first, untimed), then
+/// rebuilds only the crate: its wall time in seconds and the build's peak memory in bytes.
+fn cargo_build_embedding(dir: &Path) -> (f64, f64) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap();
+    let app = dir.join("app");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::create_dir_all(app.join("migrations")).unwrap();
+    std::fs::rename(dir.join("001_big.sql"), app.join("migrations/001_big.sql")).unwrap();
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"embed-large\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[dependencies]\n\
+             migrate-runtime = {{ path = {:?}, default-features = false }}\nmigrate-macros = {{ path = {:?} }}\n\n[workspace]\n",
+            workspace.join("migrate-runtime"),
+            workspace.join("migrate-macros")
+        ),
+    )
+    .unwrap();
+    let main = "#[allow(deprecated)] // No build script: nothing is added to this directory.\n\
+                static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!();\n\
+                fn main() { println!(\"{}\", std::hint::black_box(MIGRATIONS)[0].up().sql().len()); }\n";
+    let build = |timed: bool| {
+        std::fs::write(app.join("src/main.rs"), main).unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = if timed {
+            let mut time = Command::new("/usr/bin/time");
+            time.args(["-f", "%e %M"]).arg(cargo);
+            time
+        } else {
+            Command::new(cargo)
+        };
+        let output = command
+            .current_dir(&app)
+            .env("CARGO_TARGET_DIR", workspace.join("target/bench-file-size"))
+            .args(["build", "--quiet"])
+            .output()
+            .expect("running cargo (and GNU time: apt-get install time)");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "cargo build failed: {stderr}");
+        stderr
+    };
+    build(false);
+    let measured = build(true);
+    let mut fields = measured.split_whitespace().rev();
+    let peak_kb: f64 = fields
+        .next()
+        .and_then(|kb| kb.parse().ok())
+        .expect("GNU time's %M");
+    let seconds: f64 = fields
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("GNU time's %e");
+    (seconds, peak_kb * 1024.0)
 }
 
 /// In the child: one phase on the migration in `dir`; prints `seconds peak_kb`.
