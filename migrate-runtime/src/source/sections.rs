@@ -93,8 +93,10 @@ pub(super) fn split_file<'a>(
     let mut meta_line = 0;
 
     for token in Lexer::new(text) {
-        if token.kind == TokenKind::Other && token.text == "\\" && line_is_blank {
-            meta_command(text, token.start, line, report);
+        // No SQL token is a backslash (PostgreSQL has no such operator; inside strings and
+        // comments it is part of their token), so one here is psql's, wherever it stands.
+        if token.kind == TokenKind::Other && token.text == "\\" {
+            meta_command(text, token.start, line, line_is_blank, report);
             meta_line = line;
         }
         if let Some(copy_line) = copy.observe(&token, line) {
@@ -194,7 +196,7 @@ impl CopyFromStdin {
 }
 
 /// Reports the psql meta-command (`\i file`, `\set ...`) whose backslash is at `start`.
-fn meta_command(text: &str, start: usize, line: u32, report: &mut Reporter<'_>) {
+fn meta_command(text: &str, start: usize, line: u32, starts_line: bool, report: &mut Reporter<'_>) {
     let rest = &text[start..];
     let command = rest[..rest.find('\n').unwrap_or(rest.len())].trim_end();
     let name = command[1..]
@@ -213,6 +215,11 @@ fn meta_command(text: &str, start: usize, line: u32, report: &mut Reporter<'_>) 
         }
         "." => "delete the line: `\\.` ends the inline data of `COPY ... FROM stdin`, which migrations do not support",
         _ => "delete the line, or write what it does in SQL",
+    };
+    let help = if starts_line {
+        help
+    } else {
+        "psql runs the SQL before it on the line, then the command: keep the SQL (ending it with `;`) and delete the command"
     };
     report.error(
         Some(line),
@@ -762,7 +769,26 @@ mod tests {
                     Some(5),
                     "psql meta-command `\\connect db`: migrations are plain SQL, run without psql"
                 ),
+                (
+                    Some(6),
+                    "psql meta-command `\\gset`: migrations are plain SQL, run without psql"
+                ),
             ]
+        );
+        // After SQL on its line, the help says to keep the SQL, end it and drop the command;
+        // done as it says, the line is accepted.
+        assert!(diagnostics[3]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("keep the SQL"));
+        let fixed = text.replace("SELECT 2; \\gset", "SELECT 2;");
+        let fixed = fixed.replace("\\set ON_ERROR_STOP on\n", "");
+        let fixed = fixed.replace("  \\i other.sql\n\\connect db\n", "");
+        let (split_fixed, fixed_diagnostics) = self::split(&fixed, Markers::Allowed);
+        assert!(
+            fixed_diagnostics.is_empty() && split_fixed.is_some(),
+            "{fixed_diagnostics:?}"
         );
         assert!(diagnostics[0]
             .help
