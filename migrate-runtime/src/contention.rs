@@ -124,7 +124,7 @@ pub(crate) fn set_local_sql(
     if let Some(timeout) = lock_timeout {
         sql.push_str(&format!(
             "SET LOCAL lock_timeout = '{}';\n",
-            timeout.as_setting()
+            lock_timeout_setting(timeout)
         ));
     }
     if let Some(timeout) = statement_timeout {
@@ -134,6 +134,15 @@ pub(crate) fn set_local_sql(
         ));
     }
     sql
+}
+
+/// The value for PostgreSQL's `lock_timeout` setting (here, not on `LockTimeout`, so that
+/// the file format's types know nothing of the runtime).
+pub(crate) fn lock_timeout_setting(timeout: LockTimeout) -> String {
+    match timeout {
+        LockTimeout::Off => "0".to_owned(),
+        LockTimeout::After(limit) => milliseconds(limit),
+    }
 }
 
 /// A positive time limit as a PostgreSQL setting value (`0` would mean no limit).

@@ -36,7 +36,7 @@ impl SessionTimeouts {
             return SessionTimeouts(values);
         }
         if let Some(limit) = settings.lock_timeout_of(step.migration) {
-            values.push(("lock_timeout", limit.as_setting()));
+            values.push(("lock_timeout", contention::lock_timeout_setting(limit)));
         }
         if let Some(limit) = settings.statement_timeout {
             values.push(("statement_timeout", contention::milliseconds(limit)));
