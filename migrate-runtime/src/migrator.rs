@@ -16,16 +16,21 @@ use crate::{Error, Migration, SafetyPolicy};
 
 /// Applies a set of migrations to a database.
 ///
-/// ```no_run
+/// ```
 /// use migrate_runtime::Migrator;
 ///
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 ///
-/// let mut client = postgres::Client::connect("host=localhost user=postgres", postgres::NoTls)?;
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let url = database.url();
+/// // e.g. url = "postgresql://app@db.internal/app"
+/// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
 /// let report = Migrator::new(MIGRATIONS).run(&mut client)?;
 /// for applied in &report.applied {
 ///     println!("applied {} {} in {:?}", applied.version, applied.name, applied.duration);
 /// }
+/// // The 11th migration is `-- migrate:env production`: skipped without an environment.
+/// assert_eq!(report.applied.len(), 10);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -246,12 +251,17 @@ impl<'m> Migrator<'m> {
     /// SQL, with a note in the action log, and what its UP did stays in the database. Off by
     /// default: such a migration refuses the revert before anything is reverted.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// // An up/down pair set in which `2_index-accounts.up.sql` has no `.down.sql`.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/updown");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
     /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).through_irreversible(true);
-    /// migrator.down_to(&mut client, 0)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// let report = migrator.down_to(&mut client, 0)?;
+    /// assert_eq!(report.reverted.len(), 3);
+    /// assert!(migrator.applied(&mut client)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn through_irreversible(mut self, through: bool) -> Self {
         self.settings.through_irreversible = through;
@@ -278,11 +288,16 @@ impl<'m> Migrator<'m> {
     /// in its own transaction; consecutive transactional migrations travel together, up to 100
     /// in one round trip.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// let report = migrator.run(&mut client)?;
+    /// assert_eq!(report.applied.first().map(|m| m.name.as_str()), Some("create_users"));
+    /// // Nothing is pending any more: a second run applies nothing.
+    /// assert!(migrator.run(&mut client)?.applied.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self, client: &mut Client) -> Result<Report, Error> {
         plan::check_settings(self.migrations, &self.settings)?;
@@ -328,13 +343,18 @@ impl<'m> Migrator<'m> {
     /// The history table's rows, in version order (empty before the first run). One round
     /// trip; takes no lock.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// for row in migrate_runtime::Migrator::new(MIGRATIONS).applied(&mut client)? {
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// assert!(migrator.applied(&mut client)?.is_empty()); // before the first run
+    /// migrator.run(&mut client)?;
+    /// for row in migrator.applied(&mut client)? {
     ///     println!("{} {} {}", row.version, row.name, row.status);
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// assert_eq!(migrator.applied(&mut client)?.len(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn applied(&self, client: &mut Client) -> Result<Vec<AppliedMigration>, Error> {
         Ok(self.settings.tables.read(client)?.unwrap_or_default())
@@ -343,12 +363,15 @@ impl<'m> Migrator<'m> {
     /// The [`SchemaSnapshot`] of the database `client` is connected to, leaving out this
     /// migrator's history tables. One round trip.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
     /// let snapshot = migrate_runtime::Migrator::new(MIGRATIONS).schema_snapshot(&mut client)?;
     /// println!("{} objects", snapshot.objects().count());
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// assert!(snapshot.objects().any(|(object, _)| object == "table public.users"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn schema_snapshot(&self, client: &mut Client) -> Result<SchemaSnapshot, Error> {
         let (schema, table) = self.settings.tables.names();
