@@ -256,9 +256,14 @@ impl ConnectionSettings {
 
     /// The driver config (password included; for connecting only).
     ///
-    /// ```no_run
-    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// ```
+    /// let url = "postgresql://app:secret@db.internal:6432/orders";
+    /// let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(url), |_| None)?
+    ///     .expect("a URL was given");
     /// let dbname = settings.config().get_dbname();
+    /// assert_eq!(dbname, Some("orders"));
+    /// assert_eq!(settings.config().get_ports(), [6432]);
+    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
     /// ```
     pub fn config(&self) -> &Config {
         &self.config
