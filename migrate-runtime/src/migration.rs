@@ -12,12 +12,13 @@ use crate::Checksum;
 /// executable's static data, so holding and applying them allocates nothing; migrations read
 /// from a directory at run time ([`crate::source::read_dir`]) own their text.
 ///
-/// ```no_run
+/// ```
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 ///
 /// for migration in MIGRATIONS {
 ///     println!("{} {} ({})", migration.version(), migration.name(), migration.path());
 /// }
+/// assert_eq!(MIGRATIONS.len(), 11);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Migration {

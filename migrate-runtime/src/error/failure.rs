@@ -273,14 +273,32 @@ impl fmt::Display for Unfinished {
 
 /// What stood in a migration's way when its retries ran out ([`crate::Error::LockNotAvailable`]).
 ///
-/// ```no_run
-/// # fn demo(error: migrate_runtime::Error) {
-/// if let migrate_runtime::Error::LockNotAvailable(contention) = &error {
+/// ```
+/// use migrate_runtime::{Error, Migrator};
+/// use std::time::Duration;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(&MIGRATIONS[..1]).run(&mut client)?;
+/// // A session keeps `users` locked; migration 2 references it.
+/// let mut other = database.client()?;
+/// other.batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")?;
+/// let other_pid: i32 = other.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+///
+/// let migrator = Migrator::new(&MIGRATIONS[..2])
+///     .lock_timeout(Some(Duration::from_millis(100)))
+///     .lock_attempts(2);
+/// let error = migrator.run(&mut client).unwrap_err();
+/// if let Error::LockNotAvailable(contention) = &error {
 ///     for blocker in &contention.blockers {
 ///         eprintln!("blocked by pid {} ({})", blocker.pid, blocker.application_name);
 ///     }
+///     assert!(contention.blockers.iter().any(|blocker| blocker.pid == other_pid));
+/// } else {
+///     panic!("expected lock contention, got {error:?}");
 /// }
-/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -372,14 +372,19 @@ impl Error {
     /// The SQLSTATE of the underlying server error, when there is one, as the driver's
     /// typed code.
     ///
-    /// ```no_run
-    /// # fn demo(error: migrate_runtime::Error) {
+    /// ```
     /// use postgres::error::SqlState;
     ///
+    /// // 003_fill_c.sql inserts into a table that does not exist.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let error = migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client).unwrap_err();
     /// if error.sqlstate() == Some(SqlState::UNDEFINED_TABLE) {
     ///     eprintln!("a migration refers to a table that does not exist");
     /// }
-    /// # }
+    /// assert_eq!(error.sqlstate(), Some(SqlState::UNDEFINED_TABLE));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sqlstate(&self) -> Option<SqlState> {
         match self {
