@@ -195,13 +195,15 @@ impl ConnectionSettings {
     /// timeout and connect timeout settings it leaves at the driver's defaults get ours (see
     /// [`dead_peer_bound`](Self::dead_peer_bound)).
     ///
-    /// ```no_run
+    /// ```
     /// use migrate_runtime::config::ConnectionSettings;
     ///
-    /// let mut config = postgres::Config::new();
-    /// config.host("localhost").user("postgres").dbname("app");
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// let config: postgres::Config = database.config();
     /// let settings = ConnectionSettings::from_config(config);
     /// assert_eq!(settings.source(), "configuration");
+    /// settings.connect()?.batch_execute("SELECT 1")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_config(mut config: Config) -> ConnectionSettings {
         config.ssl_mode(DriverSslMode::Disable);

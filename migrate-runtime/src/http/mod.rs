@@ -84,7 +84,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// An HTTP request, in plain types, as the web framework received it.
 ///
-/// ```no_run
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+/// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
 /// let request = migrate_runtime::http::Request {
 ///     method: "POST".to_owned(),
 ///     path: "/migrations".to_owned(),
@@ -94,6 +97,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 ///     ],
 ///     body: br#"{"dryRun": true}"#.to_vec(),
 /// };
+/// // Not the handler's token: refused before any database is reached.
+/// assert_eq!(handler.handle(&request).status, 401);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
