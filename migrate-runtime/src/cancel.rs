@@ -79,9 +79,12 @@ impl CancelHandle {
     /// (or with `sslmode=prefer` to a server that accepts a plain cancel request, as
     /// PostgreSQL does).
     ///
-    /// ```no_run
-    /// # let client: postgres::Client = unimplemented!();
+    /// ```
+    /// # let client = migrate_runtime::testing::TestServer::shared().connect("postgres")?;
     /// let cancel = migrate_runtime::CancelHandle::new(&client);
+    /// // Nothing is running: the request is sent, and does nothing.
+    /// assert!(cancel.cancel().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(client: &Client) -> CancelHandle {
         CancelHandle {
@@ -103,11 +106,18 @@ impl CancelHandle {
     /// is sent; the statement fails shortly after. Safe to call from any thread, any number
     /// of times.
     ///
-    /// ```no_run
-    /// # let cancel: migrate_runtime::CancelHandle = unimplemented!();
-    /// if let Err(error) = cancel.cancel() {
-    ///     log::warn!("could not cancel the running statement: {error}");
-    /// }
+    /// ```
+    /// # let mut client = migrate_runtime::testing::TestServer::shared().connect("postgres")?;
+    /// let cancel = migrate_runtime::CancelHandle::new(&client);
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(300));
+    ///     if let Err(error) = cancel.cancel() {
+    ///         log::warn!("could not cancel the running statement: {error}");
+    ///     }
+    /// });
+    /// let error = client.batch_execute("SELECT pg_sleep(60)").unwrap_err();
+    /// assert_eq!(error.code(), Some(&postgres::error::SqlState::QUERY_CANCELED));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel(&self) -> Result<(), postgres::Error> {
         self.tls.cancel(&self.token)

@@ -20,9 +20,32 @@ use crate::source::lexer::{Lexer, TokenKind};
 /// The default `lock_timeout` of a migration's transaction: long enough for the locks of a
 /// busy OLTP table (held for milliseconds) to come free, short enough that the queries queued
 /// behind a waiting `ALTER` stall for at most half a second.
+///
+/// ```
+/// // 001_settings_seen.sql records the `lock_timeout` its transaction sees.
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/lock_timeouts");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// assert_eq!(migrate_runtime::DEFAULT_LOCK_TIMEOUT, std::time::Duration::from_millis(500));
+/// migrate_runtime::Migrator::new(&MIGRATIONS[..1]).run(&mut client)?;
+/// let seen: String = client.query_one("SELECT lock_timeout FROM settings_seen", &[])?.get(0);
+/// assert_eq!(seen, "500ms");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The default time one unit may spend retrying before the run gives up.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(migrate_runtime::DEFAULT_RETRY_BUDGET, Duration::from_secs(60));
+/// // A deployment that may wait longer for a busy table:
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS)
+///     .lock_retry_budget(migrate_runtime::DEFAULT_RETRY_BUDGET * 5);
+/// # let _ = migrator;
+/// ```
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// How a run retries a unit that could not get its locks in time.
@@ -151,6 +174,32 @@ pub(crate) fn milliseconds(limit: Duration) -> String {
 }
 
 /// A session that held a lock on a table the blocked migration names.
+///
+/// ```
+/// use migrate_runtime::{Error, Migrator};
+/// use std::time::Duration;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(&MIGRATIONS[..1]).run(&mut client)?;
+/// // A session keeps `users` locked; migration 2 references it.
+/// let mut other = database.client()?;
+/// other.batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")?;
+///
+/// let migrator = Migrator::new(&MIGRATIONS[..2])
+///     .lock_timeout(Some(Duration::from_millis(100)))
+///     .lock_attempts(1);
+/// let Err(Error::LockNotAvailable(contention)) = migrator.run(&mut client) else {
+///     panic!("migration 2 waits for `users`");
+/// };
+/// let blocker = &contention.blockers[0];
+/// eprintln!("{blocker}"); // pid ... holds AccessExclusiveLock on public.users: LOCK TABLE ...
+/// assert_eq!(blocker.mode, "AccessExclusiveLock");
+/// assert_eq!(blocker.state, "idle in transaction");
+/// assert!(blocker.table.contains("users"), "{blocker}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Blocker {

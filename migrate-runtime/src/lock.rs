@@ -12,12 +12,17 @@ use crate::Error;
 
 /// How the migration lock is held.
 ///
-/// ```no_run
-/// # let migrations: &[migrate_runtime::Migration] = &[];
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
 /// use migrate_runtime::{LockScope, Migrator};
 ///
+/// assert_eq!(LockScope::default(), LockScope::Session);
 /// // Behind PgBouncer in transaction pooling mode:
-/// let migrator = Migrator::new(migrations).lock_scope(LockScope::Transaction);
+/// let migrator = Migrator::new(MIGRATIONS).lock_scope(LockScope::Transaction);
+/// assert_eq!(migrator.run(&mut client)?.applied.len(), 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]

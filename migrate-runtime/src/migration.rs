@@ -12,12 +12,13 @@ use crate::Checksum;
 /// executable's static data, so holding and applying them allocates nothing; migrations read
 /// from a directory at run time ([`crate::source::read_dir`]) own their text.
 ///
-/// ```no_run
+/// ```
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 ///
 /// for migration in MIGRATIONS {
 ///     println!("{} {} ({})", migration.version(), migration.name(), migration.path());
 /// }
+/// assert_eq!(MIGRATIONS.len(), 11);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Migration {
@@ -105,9 +106,12 @@ impl Migration {
     /// The version: the file name's number, read as an integer (see the [file format guide](crate::guide::file_format) for how
     /// diesel's dashed timestamps map to integers).
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// ```
+    /// static MIGRATIONS: &[migrate_runtime::Migration] =
+    ///     migrate_macros::embed_migrations!("../migrations");
+    ///
     /// let newest = MIGRATIONS.last().map(|m| m.version());
+    /// assert_eq!(newest, Some(11)); // 011_create_lancio_org.sql
     /// ```
     pub fn version(&self) -> i64 {
         self.version
@@ -115,9 +119,10 @@ impl Migration {
 
     /// The name part of the file name, e.g. `create_users` for `001_create_users.sql`.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
-    /// assert!(!migration.name().is_empty());
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[0]; // 001_create_users.sql
+    /// assert_eq!(migration.name(), "create_users");
     /// ```
     pub fn name(&self) -> &str {
         &self.name
@@ -126,9 +131,11 @@ impl Migration {
     /// The file holding the UP section, relative to the crate root (or to the directory given
     /// at run time), with `/` separators.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[0];
     /// println!("applying {}", migration.path());
+    /// assert_eq!(migration.path(), "../migrations/001_create_users.sql");
     /// ```
     pub fn path(&self) -> &str {
         self.up.path()
@@ -136,9 +143,11 @@ impl Migration {
 
     /// The SQL that applies the migration.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[0];
     /// println!("{}", migration.up().sql());
+    /// assert!(migration.up().sql().starts_with("CREATE TABLE users"));
     /// ```
     pub fn up(&self) -> &Section {
         &self.up
@@ -147,11 +156,15 @@ impl Migration {
     /// The SQL that reverts the migration; `None` when it is irreversible (no DOWN section, or
     /// an empty one).
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
-    /// if migration.down().is_none() {
-    ///     eprintln!("{} cannot be reverted", migration.path());
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// for migration in MIGRATIONS {
+    ///     if migration.down().is_none() {
+    ///         eprintln!("{} cannot be reverted", migration.path());
+    ///     }
     /// }
+    /// let down = MIGRATIONS[0].down().expect("001_create_users.sql has a DOWN section");
+    /// assert!(down.sql().contains("DROP TABLE"));
     /// ```
     pub fn down(&self) -> Option<&Section> {
         self.down.as_ref()
@@ -159,9 +172,12 @@ impl Migration {
 
     /// The checksum recorded when the migration is applied (see [`Checksum`]).
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[0];
     /// println!("{} {}", migration.version(), migration.checksum());
+    /// // Different UP sections, different checksums.
+    /// assert_ne!(migration.checksum(), MIGRATIONS[1].checksum());
     /// ```
     pub fn checksum(&self) -> Checksum {
         self.checksum
@@ -169,11 +185,13 @@ impl Migration {
 
     /// Versions named by `-- migrate:requires`: each exists and is lower than this one.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[3]; // 004_create_invoices.sql: `-- migrate:requires 001, 003`
     /// for version in migration.requires() {
     ///     println!("{} needs {version}", migration.version());
     /// }
+    /// assert_eq!(migration.requires(), [1, 3]);
     /// ```
     pub fn requires(&self) -> &[i64] {
         &self.requires
@@ -182,9 +200,12 @@ impl Migration {
     /// Environments named by `-- migrate:env`, lowercased; empty when the migration applies in
     /// every environment.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[10]; // 011_create_lancio_org.sql: `-- migrate:env production`
     /// let production_only = migration.environments().eq(["production"]);
+    /// assert!(production_only);
+    /// assert_eq!(MIGRATIONS[0].environments().count(), 0); // applies everywhere
     /// ```
     pub fn environments(&self) -> impl Iterator<Item = &str> {
         self.environments.split(',').filter(|name| !name.is_empty())
@@ -192,9 +213,10 @@ impl Migration {
 
     /// The lint rules this migration allows (`-- migrate:allow`; see [`crate::source::lint`]).
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
     /// let drops_on_purpose = MIGRATIONS[0].allowed_lints().any(|rule| rule == "destructive");
+    /// assert!(!drops_on_purpose); // 001_create_users.sql has no `-- migrate:allow destructive`
     /// ```
     pub fn allowed_lints(&self) -> impl Iterator<Item = &str> {
         self.allowed_lints
@@ -204,11 +226,20 @@ impl Migration {
 
     /// Its own lock wait (`-- migrate:lock-timeout`), when it has one.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
-    /// if migration.lock_timeout() == Some(migrate_runtime::LockTimeout::Off) {
+    /// ```
+    /// use migrate_runtime::LockTimeout;
+    /// use std::time::Duration;
+    ///
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/lock_timeouts");
+    /// // 003_backfill.sql says `-- migrate:lock-timeout off`.
+    /// let migration = &MIGRATIONS[2];
+    /// if migration.lock_timeout() == Some(LockTimeout::Off) {
     ///     println!("{} waits for its locks as long as it takes", migration.path());
     /// }
+    /// assert_eq!(migration.lock_timeout(), Some(LockTimeout::Off));
+    /// // 002_may_wait_longer.sql says `-- migrate:lock-timeout 30s`; the first says nothing.
+    /// assert_eq!(MIGRATIONS[1].lock_timeout(), Some(LockTimeout::After(Duration::from_secs(30))));
+    /// assert_eq!(MIGRATIONS[0].lock_timeout(), None);
     /// ```
     pub fn lock_timeout(&self) -> Option<LockTimeout> {
         self.lock_timeout
@@ -216,11 +247,14 @@ impl Migration {
 
     /// Whether the migration applies in `environment` (compared case-insensitively).
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let migration = &MIGRATIONS[10]; // 011_create_lancio_org.sql: `-- migrate:env production`
     /// if !migration.applies_in("staging") {
     ///     println!("skipping {} in staging", migration.path());
     /// }
+    /// assert!(!migration.applies_in("staging"));
+    /// assert!(migration.applies_in("Production"));
     /// ```
     pub fn applies_in(&self, environment: &str) -> bool {
         self.environments.is_empty()
@@ -284,11 +318,13 @@ pub struct EmbeddedSection {
 
 /// The UP or DOWN part of a migration: the SQL to run, where it came from and how to run it.
 ///
-/// ```no_run
-/// # let migration: migrate_runtime::Migration = unimplemented!();
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// let migration = &MIGRATIONS[9]; // 010_add_concurrent_indexes.sql: `-- migrate:no-transaction`
 /// let up = migration.up();
 /// println!("{}:{} ({} transaction)", up.path(), up.line(),
 ///     if up.is_transactional() { "in a" } else { "outside any" });
+/// assert!(!up.is_transactional());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Section {
@@ -334,9 +370,11 @@ impl Section {
     /// The SQL sent to the server. A `BEGIN; ... COMMIT;` wrapper around the whole section has
     /// been removed, since the runner provides the transaction.
     ///
-    /// ```no_run
-    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let section = MIGRATIONS[0].up();
     /// assert!(!section.sql().trim().is_empty());
+    /// assert!(section.sql().contains("CREATE TABLE users"));
     /// ```
     pub fn sql(&self) -> &str {
         &self.sql
@@ -344,9 +382,10 @@ impl Section {
 
     /// The file the section comes from, relative to the crate root.
     ///
-    /// ```no_run
-    /// # let section: migrate_runtime::Section = unimplemented!();
-    /// assert!(section.path().ends_with(".sql"));
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let section = MIGRATIONS[0].up();
+    /// assert!(section.path().ends_with("001_create_users.sql"));
     /// ```
     pub fn path(&self) -> &str {
         &self.path
@@ -354,9 +393,11 @@ impl Section {
 
     /// The 1-based line of the file on which the first character of [`Section::sql`] stands.
     ///
-    /// ```no_run
-    /// # let section: migrate_runtime::Section = unimplemented!();
-    /// assert!(section.line() >= 1);
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// // 001_create_users.sql: `-- migrate:up` on line 4, the SQL starts on line 5.
+    /// let section = MIGRATIONS[0].up();
+    /// assert_eq!(section.line(), 5);
     /// ```
     pub fn line(&self) -> u32 {
         self.line
@@ -365,9 +406,12 @@ impl Section {
     /// `false` for `-- migrate:no-transaction` (and the other tools' equivalents): the
     /// statements run one by one, each outside any transaction.
     ///
-    /// ```no_run
-    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let section = MIGRATIONS[9].up(); // 010_add_concurrent_indexes.sql: `-- migrate:no-transaction`
     /// let mode = if section.is_transactional() { "transaction" } else { "statement by statement" };
+    /// assert_eq!(mode, "statement by statement");
+    /// assert!(MIGRATIONS[0].up().is_transactional());
     /// ```
     pub fn is_transactional(&self) -> bool {
         self.transactional
@@ -378,11 +422,16 @@ impl Section {
     /// PostgreSQL refuses in a transaction block, or managing its own transactions, runs as
     /// its tool ran it. `None` when it was said (or it runs in a transaction).
     ///
-    /// ```no_run
-    /// # let section: migrate_runtime::Section = unimplemented!();
+    /// ```
+    /// // A golang-migrate style up/down pair: `2_index-accounts.up.sql` runs
+    /// // `CREATE INDEX CONCURRENTLY`, which PostgreSQL refuses in a transaction block.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/updown");
+    /// let section = MIGRATIONS[1].up();
     /// if let Some(why) = section.inferred_no_transaction() {
     ///     println!("{}: inferred: no transaction ({why})", section.path());
     /// }
+    /// assert!(!section.is_transactional());
+    /// # assert!(section.path().ends_with("2_index-accounts.up.sql"));
     /// ```
     pub fn inferred_no_transaction(&self) -> Option<&str> {
         self.inferred.as_deref()

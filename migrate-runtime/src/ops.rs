@@ -16,6 +16,22 @@ use crate::terms::MigrationStatus;
 use crate::{Error, Migration, MigrationFailure, Migrator};
 
 /// What [`Migrator::plan`] found: what a run would apply, or why it would refuse.
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # migrate_runtime::Migrator::new(&MIGRATIONS[6..7]).run(&mut client)?;
+/// // Migration 7 was applied first: applying 1 to 6 now would be out of order.
+/// let plan = migrate_runtime::Migrator::new(MIGRATIONS).plan(&mut client)?;
+/// match &plan.refusal {
+///     Some(refusal) => eprintln!("a run would refuse: {refusal}"),
+///     None => println!("{} to apply", plan.pending.len()),
+/// }
+/// assert!(plan.refusal.is_some());
+/// assert!(plan.pending.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Plan<'m> {
@@ -26,6 +42,23 @@ pub struct Plan<'m> {
 }
 
 /// Where one migration stands in [`Migrator::status`].
+///
+/// ```
+/// use migrate_runtime::State;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
+/// // An older binary, which has only the first five migrations.
+/// let status = migrate_runtime::Migrator::new(&MIGRATIONS[..5]).status(&mut client)?;
+/// let newer: Vec<i64> = status.entries.iter()
+///     .filter(|entry| entry.state == State::MissingFromBinary)
+///     .map(|entry| entry.version)
+///     .collect();
+/// assert_eq!(newer, [6, 7, 8, 9, 10]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum State {
@@ -71,6 +104,18 @@ impl State {
 }
 
 /// One line of [`Migrator::status`].
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).applied_by("deploy-bot");
+/// migrator.run(&mut client)?;
+/// let entry = &migrator.status(&mut client)?.entries[0];
+/// assert_eq!((entry.version, entry.name.as_str()), (1, "create_users"));
+/// assert_eq!(entry.applied.as_ref().map(|row| row.applied_by.as_str()), Some("deploy-bot"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatusEntry {
@@ -90,6 +135,18 @@ pub struct StatusEntry {
 }
 
 /// Every migration the binary or the database knows, and the indexes PostgreSQL marks invalid.
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+/// migrator.run(&mut client)?;
+/// let status = migrator.status(&mut client)?;
+/// assert_eq!(status.entries.len(), 11);
+/// assert!(status.invalid_indexes.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Status {
@@ -102,9 +159,19 @@ pub struct Status {
 impl Status {
     /// How many migrations a run would apply.
     ///
-    /// ```no_run
-    /// # let status: migrate_runtime::Status = unimplemented!();
-    /// if status.pending() > 0 { std::process::exit(3); }
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// let status = migrator.status(&mut client)?;
+    /// if status.pending() > 0 {
+    ///     eprintln!("{} migrations to apply", status.pending());
+    /// }
+    /// assert_eq!(status.pending(), 10); // the 11th is for production only
+    /// migrator.run(&mut client)?;
+    /// assert_eq!(migrator.status(&mut client)?.pending(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pending(&self) -> usize {
         self.entries
@@ -115,6 +182,29 @@ impl Status {
 }
 
 /// What [`Migrator::rehearse`] found for one pending migration.
+///
+/// ```
+/// use migrate_runtime::Rehearsed;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let outcomes = migrate_runtime::Migrator::new(MIGRATIONS).rehearse(&mut client)?;
+/// for (migration, outcome) in &outcomes {
+///     let verdict = match outcome {
+///         Rehearsed::WouldApply(took) => format!("would apply ({took:?})"),
+///         Rehearsed::WouldFail(failure) => format!("would fail: {failure}"),
+///         Rehearsed::NotTestable => "runs outside a transaction: not tried".to_owned(),
+///         Rehearsed::NotReached => "not reached".to_owned(),
+///         _ => "?".to_owned(),
+///     };
+///     println!("{} {verdict}", migration.version());
+/// }
+/// // 010_add_concurrent_indexes.sql is `-- migrate:no-transaction`.
+/// assert!(matches!(outcomes[9].1, Rehearsed::NotTestable));
+/// assert!(matches!(outcomes[0].1, Rehearsed::WouldApply(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Rehearsed {
@@ -133,11 +223,16 @@ impl<'m> Migrator<'m> {
     /// transaction with its history update. Refuses before touching anything if any of them
     /// has no DOWN section.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// let report = migrate_runtime::Migrator::new(MIGRATIONS).down(&mut client, 1)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// migrator.run(&mut client)?;
+    /// let report = migrator.down(&mut client, 1)?;
+    /// assert_eq!(report.reverted[0].name, "add_concurrent_indexes"); // the newest applied
+    /// assert_eq!(migrator.applied(&mut client)?.len(), 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn down(&self, client: &mut Client, count: usize) -> Result<Report, Error> {
         self.revert(client, |applied| applied.iter().rev().take(count).collect())
@@ -145,11 +240,16 @@ impl<'m> Migrator<'m> {
 
     /// Reverts every applied migration with a version above `version`, newest first.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// migrate_runtime::Migrator::new(MIGRATIONS).down_to(&mut client, 3)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// migrator.run(&mut client)?;
+    /// let report = migrator.down_to(&mut client, 3)?;
+    /// assert_eq!(report.reverted.len(), 7); // 10 down to 4, newest first
+    /// assert_eq!(report.reverted.last().map(|m| m.version), Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn down_to(&self, client: &mut Client, version: i64) -> Result<Report, Error> {
         self.revert(client, |applied| {
@@ -164,11 +264,15 @@ impl<'m> Migrator<'m> {
     /// Reverts the applied migration `version` and applies it again (to check its DOWN, or
     /// to pick up an edit during development).
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// migrate_runtime::Migrator::new(MIGRATIONS).redo(&mut client, 7)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # migrate_runtime::Migrator::new(&MIGRATIONS[..7]).run(&mut client)?;
+    /// // Migration 7 is the newest applied.
+    /// let report = migrate_runtime::Migrator::new(MIGRATIONS).redo(&mut client, 7)?;
+    /// assert_eq!((report.reverted[0].version, report.applied[0].version), (7, 7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn redo(&self, client: &mut Client, version: i64) -> Result<Report, Error> {
         let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;
@@ -217,14 +321,19 @@ impl<'m> Migrator<'m> {
     /// What [`Migrator::run`] would do, without doing it or taking the lock: the pending
     /// migrations in order, or why the run would refuse. One round trip.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
     /// let plan = migrate_runtime::Migrator::new(MIGRATIONS).plan(&mut client)?;
     /// for migration in &plan.pending {
     ///     println!("would apply {} {}", migration.version(), migration.name());
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// assert!(plan.refusal.is_none());
+    /// assert_eq!(plan.pending.len(), 10);
+    /// // Nothing was applied.
+    /// assert!(migrate_runtime::Migrator::new(MIGRATIONS).applied(&mut client)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn plan(&self, client: &mut Client) -> Result<Plan<'m>, Error> {
         let applied = self.applied(client)?;
@@ -243,11 +352,14 @@ impl<'m> Migrator<'m> {
     /// Every check [`Migrator::run`] makes, without running anything: `Ok` with the plan when
     /// a run would proceed, the refusal otherwise.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// migrate_runtime::Migrator::new(MIGRATIONS).validate(&mut client)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # migrate_runtime::Migrator::new(&MIGRATIONS[..3]).run(&mut client)?;
+    /// let plan = migrate_runtime::Migrator::new(MIGRATIONS).validate(&mut client)?;
+    /// assert_eq!(plan.pending[0].version(), 4); // 1 to 3 were applied earlier
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn validate(&self, client: &mut Client) -> Result<Plan<'m>, Error> {
         let plan = self.plan(client)?;
@@ -260,13 +372,21 @@ impl<'m> Migrator<'m> {
     /// Every version the binary or the database knows, with its state, and any invalid
     /// indexes. Takes no lock.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// for entry in migrate_runtime::Migrator::new(MIGRATIONS).status(&mut client)?.entries {
+    /// ```
+    /// use migrate_runtime::State;
+    ///
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # migrate_runtime::Migrator::new(&MIGRATIONS[..3]).run(&mut client)?;
+    /// let status = migrate_runtime::Migrator::new(MIGRATIONS).status(&mut client)?;
+    /// for entry in &status.entries {
     ///     println!("{:>5} {:<30} {}", entry.version, entry.name, entry.state.as_str());
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// assert_eq!(status.entries[0].state, State::Applied);
+    /// assert_eq!(status.entries[3].state, State::Pending);
+    /// assert_eq!(status.entries[10].state, State::FilteredByEnvironment);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
         let applied = self.applied(client)?;
@@ -326,13 +446,21 @@ impl<'m> Migrator<'m> {
 
     /// The action log, oldest first. Empty before the first run.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// for action in migrate_runtime::Migrator::new(MIGRATIONS).history(&mut client)? {
+    /// ```
+    /// use migrate_runtime::ActionKind;
+    ///
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// migrator.run(&mut client)?;
+    /// migrator.down(&mut client, 1)?;
+    /// for action in migrator.history(&mut client)? {
     ///     println!("{} {} {} by {}", action.action, action.version, action.status, action.executed_by);
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// let last = migrator.history(&mut client)?.pop().expect("the revert is logged");
+    /// assert_eq!((last.action, last.version), (ActionKind::Rollback, 10));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn history(&self, client: &mut Client) -> Result<Vec<Action>, Error> {
         self.settings.tables.read_actions(client)
@@ -343,17 +471,25 @@ impl<'m> Migrator<'m> {
     /// history tables are not even created). Migrations that run outside a transaction cannot
     /// be tried this way and are reported as such.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
     /// use migrate_runtime::Rehearsed;
     ///
+    /// // 003_fill_c.sql inserts into a table that does not exist.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let mut failing = None;
     /// for (migration, outcome) in migrate_runtime::Migrator::new(MIGRATIONS).rehearse(&mut client)? {
     ///     if let Rehearsed::WouldFail(failure) = outcome {
     ///         eprintln!("{failure}");
+    ///         failing = Some(migration.version());
     ///     }
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// assert_eq!(failing, Some(3));
+    /// // Everything was rolled back: not even the history table exists.
+    /// let history = client.query_one("SELECT to_regclass('schema_migrations') IS NULL", &[])?;
+    /// assert!(history.get::<_, bool>(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rehearse(&self, client: &mut Client) -> Result<Vec<(&'m Migration, Rehearsed)>, Error> {
         let tables = &self.settings.tables;

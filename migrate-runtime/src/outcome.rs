@@ -13,6 +13,19 @@ pub mod exit {
     /// Usage, configuration or connection error (nothing was attempted).
     pub const USAGE: u8 = 2;
     /// `status --exit-code`: something is pending.
+    ///
+    /// ```
+    /// use migrate_runtime::cli::{exit, run_embedded};
+    /// use std::process::ExitCode;
+    ///
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let url = database.url();
+    /// let code = run_embedded(MIGRATIONS, ["migrate", "status", "--exit-code", "--database-url", &url]);
+    /// // `ExitCode` has no `==`: compare what it prints.
+    /// assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(exit::PENDING)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const PENDING: u8 = 3;
     /// Stopped by SIGINT (Ctrl-C): the running statement was cancelled (128 + 2).
     pub const INTERRUPTED: u8 = 130;

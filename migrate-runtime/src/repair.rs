@@ -50,18 +50,30 @@ impl Migrator<'_> {
     /// checksum. Takes the migration lock; writes one `repair` row to the action log with who
     /// (`applied_by`, default the database user) and `reason`.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// use migrate_runtime::{Migrator, Repair};
+    /// ```
+    /// use migrate_runtime::{MigrationStatus, Migrator, Repair};
     ///
-    /// Migrator::new(MIGRATIONS).repair(
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # Migrator::new(&MIGRATIONS[..9]).run(&mut client)?;
+    /// # client.batch_execute("ALTER TABLE contracts RENAME COLUMN status TO state")?;
+    /// let migrator = Migrator::new(MIGRATIONS);
+    /// // Migration 10 (no transaction) fails on its second index: a column was renamed.
+    /// assert!(migrator.run(&mut client).is_err());
+    /// assert_eq!(migrator.applied(&mut client)?[9].status, MigrationStatus::Failed);
+    /// // Fixed by hand; what the migration did so far is dropped too.
+    /// client.batch_execute("ALTER TABLE contracts RENAME COLUMN state TO status;
+    ///                       DROP INDEX invoices_status_due_on_idx")?;
+    /// migrator.repair(
     ///     &mut client,
     ///     10,
     ///     Repair::RolledBack,
     ///     "dropped the invalid index by hand",
     /// )?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// // It runs again.
+    /// assert_eq!(migrator.run(&mut client)?.applied[0].version, 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn repair(
         &self,
@@ -112,12 +124,16 @@ impl Migrator<'_> {
     /// recorded are left alone, and environment-specific ones follow
     /// [`Migrator::environment`]. Returns the versions recorded.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
-    /// let recorded = migrate_runtime::Migrator::new(MIGRATIONS)
-    ///     .baseline(&mut client, 4, "schema restored from the old system's dump")?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// let recorded = migrator.baseline(&mut client, 4, "schema restored from the old system's dump")?;
+    /// assert_eq!(recorded, [1, 2, 3, 4]);
+    /// // The next run starts at 5.
+    /// assert_eq!(migrator.plan(&mut client)?.pending[0].version(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn baseline(
         &self,
@@ -153,13 +169,23 @@ impl Migrator<'_> {
     /// is this runtime's default history table name: give ours another
     /// ([`Migrator::history_table`]) to import one.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
     /// use migrate_runtime::{Migrator, OtherTool};
     ///
-    /// let imported = Migrator::new(MIGRATIONS).baseline_from(&mut client, OtherTool::Diesel)?;
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// // The database was migrated by sqlx so far, up to version 2.
+    /// client.batch_execute(
+    ///     "CREATE TABLE _sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL,
+    ///          installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL,
+    ///          checksum bytea NOT NULL, execution_time bigint NOT NULL);
+    ///      INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+    ///      VALUES (1, 'create users', true, '', 5), (2, 'create roles', true, '', 3)",
+    /// )?;
+    /// let imported = Migrator::new(MIGRATIONS).baseline_from(&mut client, OtherTool::Sqlx)?;
+    /// assert_eq!(imported, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn baseline_from(&self, client: &mut Client, tool: OtherTool) -> Result<Vec<i64>, Error> {
         let (mut run, applied) = Run::start(client, &self.settings, self.observer)?;

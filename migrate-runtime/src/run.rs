@@ -12,6 +12,20 @@ use crate::settings::Settings;
 use crate::Error;
 
 /// What a run did.
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+/// let report = migrator.run(&mut client)?;
+/// assert_eq!(report.applied.len(), 10);
+/// assert!(report.reverted.is_empty());
+/// let report = migrator.down(&mut client, 2)?;
+/// assert!(report.applied.is_empty());
+/// assert_eq!(report.reverted.iter().map(|m| m.version).collect::<Vec<_>>(), [10, 9]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
@@ -22,6 +36,17 @@ pub struct Report {
 }
 
 /// One migration applied or reverted.
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let report = migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?;
+/// let slowest = report.applied.iter().max_by_key(|m| m.duration).expect("ten were applied");
+/// println!("slowest: {} {} ({:?})", slowest.version, slowest.name, slowest.duration);
+/// assert_eq!(report.applied[0].name, "create_users");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedReport {
     /// Its version.
@@ -34,6 +59,27 @@ pub struct AppliedReport {
 
 /// A step finished, or a unit waits to try again, as it happens (see
 /// [`crate::Migrator::on_progress`]).
+///
+/// ```
+/// use migrate_runtime::Progress;
+/// use std::sync::Mutex;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let seen = Mutex::new(Vec::new());
+/// let observe = |progress: Progress<'_>| match progress {
+///     Progress::Applied(done) => seen.lock().unwrap().push(format!("applied {}", done.version)),
+///     Progress::Reverted(done) => seen.lock().unwrap().push(format!("reverted {}", done.version)),
+///     Progress::Waiting(waiting) => eprintln!("waiting: {}", waiting.cause),
+///     _ => {}
+/// };
+/// let migrator = migrate_runtime::Migrator::new(&MIGRATIONS[..2]).on_progress(&observe);
+/// migrator.run(&mut client)?;
+/// migrator.down(&mut client, 1)?;
+/// assert_eq!(*seen.lock().unwrap(), ["applied 1", "applied 2", "reverted 2"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum Progress<'a> {

@@ -18,11 +18,19 @@ use crate::{Error, Migration};
 /// that was valid must stay valid, foreign keys must stay enforced, and no index may be left
 /// invalid.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// use migrate_runtime::{Migrator, SafetyPolicy};
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # migrate_runtime::Migrator::new(&MIGRATIONS[..1]).run(&mut client)?;
+/// use migrate_runtime::{Error, Migrator, SafetyPolicy};
 /// let strict = SafetyPolicy { allow_table_creation: false, ..SafetyPolicy::default() };
 /// let migrator = Migrator::new(MIGRATIONS).safety(strict);
+/// // Migration 2 creates the `roles` table: rolled back.
+/// let result = migrator.run(&mut client);
+/// assert!(matches!(&result, Err(Error::PolicyViolation(violation)) if violation.version == 2), "{result:?}");
+/// assert_eq!(migrator.applied(&mut client)?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SafetyPolicy {

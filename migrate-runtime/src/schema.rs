@@ -19,13 +19,21 @@ use crate::Error;
 /// Two snapshots are equal when the schemas are; [`SchemaSnapshot::diff`] says how they differ.
 /// Nothing in it depends on object ids, so snapshots of two databases compare.
 ///
-/// ```no_run
-/// # let migrations: &[migrate_runtime::Migration] = &[];
-/// let mut client = postgres::Client::connect("postgresql://localhost/app", postgres::NoTls)?;
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let migrations = MIGRATIONS;
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let url = database.url();
+/// # migrate_runtime::Migrator::new(migrations).run(&mut database.client()?)?;
+/// // e.g. url = "postgresql://localhost/app"
+/// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
 /// let before = migrate_runtime::Migrator::new(migrations).schema_snapshot(&mut client)?;
 /// client.batch_execute("ALTER TABLE users ADD COLUMN nickname text")?;
 /// let after = migrate_runtime::Migrator::new(migrations).schema_snapshot(&mut client)?;
 /// print!("{}", before.diff(&after)); // + column public.users.nickname: text
+/// let diff = before.diff(&after);
+/// assert_eq!(diff.added.len(), 1);
+/// assert!(diff.added[0].0.contains("users.nickname"), "{diff}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,12 +74,20 @@ impl SchemaSnapshot {
 
     /// Every object as (`"{kind} {qualified name}"`, definition), sorted.
     ///
-    /// ```no_run
-    /// # fn f(snapshot: &migrate_runtime::SchemaSnapshot) {
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// # migrator.run(&mut client)?;
+    /// let snapshot = migrator.schema_snapshot(&mut client)?;
     /// for (object, definition) in snapshot.objects() {
     ///     println!("{object}: {definition}");
     /// }
-    /// # }
+    /// assert!(snapshot.objects().any(|(object, _)| object == "table public.users"));
+    /// // The history tables are left out.
+    /// assert!(!snapshot.objects().any(|(object, _)| object.contains("schema_migrations")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn objects(&self) -> impl Iterator<Item = (&str, &str)> {
         self.objects.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -86,13 +102,21 @@ impl SchemaSnapshot {
 
     /// How `after` differs from `self`.
     ///
-    /// ```no_run
-    /// # fn f(before: &migrate_runtime::SchemaSnapshot, after: &migrate_runtime::SchemaSnapshot) {
-    /// let diff = before.diff(after);
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// let before = migrator.schema_snapshot(&mut client)?;
+    /// migrator.run(&mut client)?;
+    /// let after = migrator.schema_snapshot(&mut client)?;
+    /// let diff = before.diff(&after);
     /// if !diff.is_empty() {
     ///     eprint!("{diff}");
     /// }
-    /// # }
+    /// assert!(diff.removed.is_empty());
+    /// assert!(diff.added.iter().any(|(object, _)| object == "table public.users"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn diff(&self, after: &SchemaSnapshot) -> SchemaDiff {
         let mut diff = SchemaDiff::default();
@@ -158,12 +182,19 @@ pub(crate) fn invalid_indexes(client: &mut Client) -> Vec<String> {
 /// The difference between two [`SchemaSnapshot`]s; `Display` prints it line by line (`-`
 /// only before, `+` only after, `~` changed, with both definitions).
 ///
-/// ```no_run
-/// # fn f(diff: migrate_runtime::SchemaDiff) {
+/// ```
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = migrate_runtime::Migrator::new(&[]);
+/// let before = migrator.schema_snapshot(&mut client)?;
+/// client.batch_execute("CREATE TABLE notes (id int, body text)")?;
+/// let diff = before.diff(&migrator.schema_snapshot(&mut client)?);
 /// for (object, _definition) in &diff.added {
 ///     println!("new: {object}");
 /// }
-/// # }
+/// assert!(diff.added.iter().any(|(object, _)| object == "table public.notes"));
+/// assert!(diff.removed.is_empty() && diff.changed.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SchemaDiff {
@@ -181,10 +212,15 @@ pub struct SchemaDiff {
 impl SchemaDiff {
     /// Whether the two snapshots were equal.
     ///
-    /// ```no_run
-    /// # fn f(diff: migrate_runtime::SchemaDiff) {
+    /// ```
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let migrator = migrate_runtime::Migrator::new(&[]);
+    /// let before = migrator.schema_snapshot(&mut client)?;
+    /// client.batch_execute("CREATE TEMPORARY TABLE scratch (id int)")?; // not part of the schema
+    /// let diff = before.diff(&migrator.schema_snapshot(&mut client)?);
     /// assert!(diff.is_empty(), "the schema changed:\n{diff}");
-    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_empty(&self) -> bool {
         self.removed.is_empty()
@@ -195,12 +231,20 @@ impl SchemaDiff {
 
     /// Whether the only difference is the order of some tables' columns.
     ///
-    /// ```no_run
-    /// # fn f(diff: migrate_runtime::SchemaDiff) {
+    /// ```
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # client.batch_execute("CREATE TABLE t (a int, b int)")?;
+    /// let migrator = migrate_runtime::Migrator::new(&[]);
+    /// let before = migrator.schema_snapshot(&mut client)?;
+    /// // A column dropped and added again lands at the end.
+    /// client.batch_execute("ALTER TABLE t DROP COLUMN a; ALTER TABLE t ADD COLUMN a int")?;
+    /// let diff = before.diff(&migrator.schema_snapshot(&mut client)?);
     /// if diff.only_column_order() {
     ///     eprintln!("same columns, another order:\n{diff}");
     /// }
-    /// # }
+    /// assert!(diff.only_column_order(), "{diff}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn only_column_order(&self) -> bool {
         self.removed.is_empty()

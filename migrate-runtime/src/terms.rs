@@ -141,6 +141,28 @@ macro_rules! display_as_str {
 display_as_str!(MigrationStatus, ActionKind, ActionStatus);
 
 /// What [`crate::Migrator::repair`] records about one migration.
+///
+/// ```
+/// use migrate_runtime::{ActionKind, MigrationStatus, Migrator, Repair};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(&MIGRATIONS[..9]).run(&mut client)?;
+/// # client.batch_execute("ALTER TABLE contracts RENAME COLUMN status TO state")?;
+/// let migrator = Migrator::new(MIGRATIONS);
+/// // Migration 10 (no transaction) stops at its second index: a column was renamed.
+/// assert!(migrator.run(&mut client).is_err());
+/// // The column is renamed back and the three remaining indexes are built by hand.
+/// client.batch_execute("ALTER TABLE contracts RENAME COLUMN state TO status")?;
+/// client.batch_execute("CREATE INDEX contracts_status_idx ON contracts (status) WHERE status <> 'terminated'")?;
+/// client.batch_execute("CREATE INDEX audit_logs_resource_idx ON audit_logs (resource_type, resource_id, created_at DESC)")?;
+/// client.batch_execute("CREATE INDEX notifications_unread_idx ON notifications (user_id, created_at DESC) WHERE read_at IS NULL")?;
+/// migrator.repair(&mut client, 10, Repair::Applied, "indexes 2 to 4 built by hand")?;
+/// assert_eq!(migrator.applied(&mut client)?[9].status, MigrationStatus::Applied);
+/// assert_eq!(migrator.history(&mut client)?.pop().map(|action| action.action), Some(ActionKind::Repair));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Repair {
@@ -170,6 +192,24 @@ pub enum Repair {
 /// dbmate, Rails and golang-migrate keep theirs in `schema_migrations`, this runtime's default
 /// name: to import one, give this runtime's history another name
 /// ([`crate::Migrator::history_table`], `--history-table`).
+///
+/// ```
+/// use migrate_runtime::{Migrator, OtherTool};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// // dbmate applied the first two migrations and recorded them in `schema_migrations`.
+/// client.batch_execute(
+///     "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY);
+///      INSERT INTO schema_migrations VALUES ('001'), ('002')",
+/// )?;
+/// // So this runtime keeps its own history under another name.
+/// let migrator = Migrator::new(MIGRATIONS).history_table("public", "migrate_history");
+/// assert_eq!(migrator.baseline_from(&mut client, OtherTool::Dbmate)?, [1, 2]);
+/// assert_eq!(migrator.plan(&mut client)?.pending[0].version(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]
@@ -219,6 +259,13 @@ impl OtherTool {
     }
 
     /// The tool's name as people write it.
+    ///
+    /// ```
+    /// use migrate_runtime::OtherTool;
+    ///
+    /// assert_eq!(OtherTool::GolangMigrate.name(), "golang-migrate");
+    /// assert_eq!(OtherTool::Rails.name(), "Rails");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             OtherTool::Diesel => "diesel",

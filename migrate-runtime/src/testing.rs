@@ -2,7 +2,7 @@
 //! directory, on a private socket and port, removed when dropped (or, if the process is
 //! killed, by a watchdog when the process is gone).
 //!
-//! ```no_run
+//! ```
 //! use migrate_runtime::testing::TestServer;
 //! use migrate_runtime::Migrator;
 //!
@@ -12,7 +12,9 @@
 //! // A database already migrated: the set is applied once, to a template, then cloned.
 //! let database = server.migrated_database(&Migrator::new(MIGRATIONS))?;
 //! let mut client = database.client()?;
-//! # Ok::<(), migrate_runtime::testing::TestServerError>(())
+//! let users: i64 = client.query_one("SELECT count(*) FROM users", &[])?.get(0);
+//! assert_eq!(users, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::BTreeSet;
@@ -31,6 +33,22 @@ use sha2::{Digest, Sha256};
 use crate::Migrator;
 
 /// Why a throwaway server could not be started or used.
+///
+/// ```
+/// use migrate_runtime::testing::{TestServer, TestServerError};
+///
+/// // 003_fill_c.sql inserts into a table that does not exist.
+/// static FAILING: &[migrate_runtime::Migration] =
+///     migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+///
+/// let server = TestServer::shared();
+/// match server.migrated_database(&migrate_runtime::Migrator::new(FAILING)) {
+///     Err(TestServerError::Migrate(error)) => eprintln!("{}", error.render()),
+///     other => panic!("expected the template's migration to fail, got {other:?}"),
+/// }
+/// // Without PostgreSQL, the error says how to install it.
+/// assert!(TestServerError::NotInstalled.to_string().contains("apt-get install postgresql"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TestServerError {
@@ -70,6 +88,22 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestServerEr
 }
 
 /// A running throwaway PostgreSQL server.
+///
+/// ```
+/// use migrate_runtime::testing::TestServer;
+///
+/// // Shared by every test of the process; each test takes its own database.
+/// let server = TestServer::shared();
+/// let first = server.create_database()?;
+/// let second = server.create_database()?;
+/// assert_ne!(first.name(), second.name());
+/// first.client()?.batch_execute("CREATE TABLE only_here (id int)")?;
+/// let tables: i64 = second.client()?
+///     .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 'only_here'", &[])?
+///     .get(0);
+/// assert_eq!(tables, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct TestServer {
     dir: PathBuf,
     bin: PathBuf,
@@ -93,10 +127,12 @@ impl TestServer {
     /// Starts a new server tuned for tests (no fsync: fast, not crash-safe). It is stopped
     /// and its directory removed when the value is dropped.
     ///
-    /// ```no_run
+    /// ```
     /// let server = migrate_runtime::testing::TestServer::start()?;
     /// let mut client = server.connect("postgres")?;
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// let fsync: String = client.query_one("SHOW fsync", &[])?.get(0);
+    /// assert_eq!(fsync, "off");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start() -> Result<TestServer, TestServerError> {
         Self::start_with(false)
@@ -105,9 +141,11 @@ impl TestServer {
     /// Starts a new server with PostgreSQL's durable defaults (fsync on), for measurements
     /// that must reflect production commit costs.
     ///
-    /// ```no_run
+    /// ```
     /// let server = migrate_runtime::testing::TestServer::start_durable()?;
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// let fsync: String = server.connect("postgres")?.query_one("SHOW fsync", &[])?.get(0);
+    /// assert_eq!(fsync, "on");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start_durable() -> Result<TestServer, TestServerError> {
         Self::start_with(true)
@@ -116,8 +154,13 @@ impl TestServer {
     /// One server per process, started on first use and shared by every test in it. Panics
     /// with the reason (e.g. how to install PostgreSQL) when it cannot start.
     ///
-    /// ```no_run
-    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// ```
+    /// use migrate_runtime::testing::TestServer;
+    ///
+    /// let database = TestServer::shared().create_database()?;
+    /// assert!(database.client().is_ok());
+    /// // The same server every time.
+    /// assert!(std::ptr::eq(TestServer::shared(), TestServer::shared()));
     /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
     /// ```
     pub fn shared() -> &'static TestServer {
@@ -272,11 +315,12 @@ impl TestServer {
     /// data directory and port, so that [`restart`](Self::restart) brings it back as it was.
     /// Useful to test clients that must survive a database that goes away.
     ///
-    /// ```no_run
+    /// ```
     /// let server = migrate_runtime::testing::TestServer::start()?;
     /// server.stop()?;
     /// assert!(server.connect("postgres").is_err());
     /// server.restart()?;
+    /// assert!(server.connect("postgres").is_ok());
     /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
     /// ```
     pub fn stop(&self) -> Result<(), TestServerError> {
@@ -287,10 +331,13 @@ impl TestServer {
     /// sessions cut off); [`restart`](Self::restart) then runs PostgreSQL's crash recovery.
     /// With [`start_durable`](Self::start_durable), what was committed and flushed survives.
     ///
-    /// ```no_run
+    /// ```
     /// let server = migrate_runtime::testing::TestServer::start_durable()?;
+    /// server.connect("postgres")?.batch_execute("CREATE TABLE committed (id int)")?;
     /// server.crash()?;
     /// server.restart()?;
+    /// // Committed before the crash: still there after recovery.
+    /// server.connect("postgres")?.batch_execute("SELECT * FROM committed")?;
     /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
     /// ```
     pub fn crash(&self) -> Result<(), TestServerError> {
@@ -315,12 +362,14 @@ impl TestServer {
     /// Starts a server stopped by [`stop`](Self::stop) again, with the same settings and on
     /// the same port; returns once it accepts connections.
     ///
-    /// ```no_run
+    /// ```
     /// let server = migrate_runtime::testing::TestServer::start()?;
     /// server.connect("postgres")?.batch_execute("ALTER SYSTEM SET log_min_messages = 'info'")?;
     /// server.stop()?;
     /// server.restart()?; // picks up the ALTER SYSTEM setting
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// let level: String = server.connect("postgres")?.query_one("SHOW log_min_messages", &[])?.get(0);
+    /// assert_eq!(level, "info");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn restart(&self) -> Result<(), TestServerError> {
         self.pg_ctl_start(self.durable)
@@ -328,8 +377,12 @@ impl TestServer {
 
     /// The TCP port the server listens on (on 127.0.0.1).
     ///
-    /// ```no_run
-    /// println!("{}", migrate_runtime::testing::TestServer::shared().port());
+    /// ```
+    /// let server = migrate_runtime::testing::TestServer::shared();
+    /// println!("{}", server.port());
+    /// let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port()))?;
+    /// # let _ = &mut tcp;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn port(&self) -> u16 {
         self.port
@@ -337,8 +390,13 @@ impl TestServer {
 
     /// Connection settings for `database` over the server's private Unix socket.
     ///
-    /// ```no_run
-    /// let config = migrate_runtime::testing::TestServer::shared().config("postgres");
+    /// ```
+    /// let mut config = migrate_runtime::testing::TestServer::shared().config("postgres");
+    /// assert_eq!(config.get_dbname(), Some("postgres"));
+    /// let mut client = config.application_name("my-test").connect(postgres::NoTls)?;
+    /// let name: String = client.query_one("SHOW application_name", &[])?.get(0);
+    /// assert_eq!(name, "my-test");
+    /// # Ok::<(), postgres::Error>(())
     /// ```
     pub fn config(&self, database: &str) -> postgres::Config {
         let mut config = postgres::Config::new();
@@ -354,8 +412,13 @@ impl TestServer {
     /// A `postgresql://` URL for `database` over TCP on 127.0.0.1 (no password: the server
     /// trusts local connections).
     ///
-    /// ```no_run
-    /// std::env::set_var("DATABASE_URL", migrate_runtime::testing::TestServer::shared().url("postgres"));
+    /// ```
+    /// let url = migrate_runtime::testing::TestServer::shared().url("postgres");
+    /// assert!(url.starts_with("postgresql://postgres@127.0.0.1:"));
+    /// // What an application under test reads from DATABASE_URL:
+    /// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    /// client.batch_execute("SELECT 1")?;
+    /// # Ok::<(), postgres::Error>(())
     /// ```
     pub fn url(&self, database: &str) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
@@ -363,9 +426,11 @@ impl TestServer {
 
     /// Connects to `database`.
     ///
-    /// ```no_run
+    /// ```
     /// let mut client = migrate_runtime::testing::TestServer::shared().connect("postgres")?;
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// let database: String = client.query_one("SELECT current_database()", &[])?.get(0);
+    /// assert_eq!(database, "postgres");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(&self, database: &str) -> Result<Client, TestServerError> {
         Ok(self.config(database).connect(NoTls)?)
@@ -373,9 +438,13 @@ impl TestServer {
 
     /// A new, empty database.
     ///
-    /// ```no_run
+    /// ```
     /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// let tables: i64 = database.client()?
+    ///     .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[])?
+    ///     .get(0);
+    /// assert_eq!(tables, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_database(&self) -> Result<TestDatabase<'_>, TestServerError> {
         self.new_database(None)
@@ -385,11 +454,13 @@ impl TestServer {
     /// and settings migrates a template database; later calls clone it with
     /// `CREATE DATABASE ... TEMPLATE`, so a suite of many tests migrates once.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
     /// let server = migrate_runtime::testing::TestServer::shared();
-    /// let database = server.migrated_database(&migrate_runtime::Migrator::new(MIGRATIONS))?;
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+    /// let database = server.migrated_database(&migrator)?;
+    /// assert_eq!(migrator.status(&mut database.client()?)?.pending(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrated_database(
         &self,
@@ -443,6 +514,18 @@ impl Drop for TestServer {
 }
 
 /// A database on a [`TestServer`], dropped (with its connections) when the value is.
+///
+/// ```
+/// let server = migrate_runtime::testing::TestServer::shared();
+/// let database = server.create_database()?;
+/// let name = database.name().to_owned();
+/// drop(database);
+/// let left: i64 = server.connect("postgres")?
+///     .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&name])?
+///     .get(0);
+/// assert_eq!(left, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TestDatabase<'s> {
     server: &'s TestServer,
@@ -452,9 +535,12 @@ pub struct TestDatabase<'s> {
 impl TestDatabase<'_> {
     /// The database's name.
     ///
-    /// ```no_run
-    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// ```
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// println!("{}", database.name());
+    /// let current: String = database.client()?.query_one("SELECT current_database()", &[])?.get(0);
+    /// assert_eq!(current, database.name());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(&self) -> &str {
         &self.name
@@ -462,10 +548,13 @@ impl TestDatabase<'_> {
 
     /// A new connection to it.
     ///
-    /// ```no_run
-    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// ```
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// let mut client = database.client()?;
-    /// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+    /// client.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")?;
+    /// let rows: i64 = client.query_one("SELECT count(*) FROM t", &[])?.get(0);
+    /// assert_eq!(rows, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn client(&self) -> Result<Client, TestServerError> {
         self.server.connect(&self.name)
@@ -473,9 +562,13 @@ impl TestDatabase<'_> {
 
     /// Its connection settings (Unix socket).
     ///
-    /// ```no_run
-    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// ```
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// let config = database.config();
+    /// assert_eq!(config.get_dbname(), Some(database.name()));
+    /// let mut client = config.connect(postgres::NoTls)?;
+    /// # let _ = &mut client;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn config(&self) -> postgres::Config {
         self.server.config(&self.name)
@@ -483,9 +576,15 @@ impl TestDatabase<'_> {
 
     /// Its URL (TCP on 127.0.0.1).
     ///
-    /// ```no_run
-    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// ```
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// let url = database.url();
+    /// assert!(url.ends_with(&format!("/{}", database.name())));
+    /// // e.g. for `migrate --database-url` or a `ConnectionSettings`:
+    /// let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&url), |_| None)?
+    ///     .expect("a URL was given");
+    /// settings.connect()?.batch_execute("SELECT 1")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn url(&self) -> String {
         self.server.url(&self.name)

@@ -29,12 +29,17 @@ use crate::{Error, Migrator, Report};
 /// Connects with `connection` and applies what is pending ([`Migrator::run`]), all on tokio's
 /// blocking pool; the connection is closed before this returns.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// # async fn start(database: migrate_runtime::config::ConnectionSettings) -> Result<(), migrate_runtime::Error> {
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let test_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let database = migrate_runtime::config::ConnectionSettings::from_url(&test_database.url())?;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let report = migrate_runtime::tokio::run(migrate_runtime::Migrator::new(MIGRATIONS), database).await?;
 /// println!("applied {}", report.applied.len());
-/// # Ok(()) }
+/// assert_eq!(report.applied.len(), 10);
+/// # Ok::<(), migrate_runtime::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub async fn run(
     migrator: Migrator<'static>,
@@ -45,12 +50,19 @@ pub async fn run(
 
 /// Every migration's state ([`Migrator::status`]), for a readiness check or an admin page.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// # async fn ready(database: migrate_runtime::config::ConnectionSettings) -> Result<bool, migrate_runtime::Error> {
-/// let status = migrate_runtime::tokio::status(migrate_runtime::Migrator::new(MIGRATIONS), database).await?;
-/// Ok(status.entries.iter().all(|entry| entry.state != migrate_runtime::State::Pending))
-/// # }
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let test_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let database = migrate_runtime::config::ConnectionSettings::from_url(&test_database.url())?;
+/// async fn ready(database: migrate_runtime::config::ConnectionSettings) -> Result<bool, migrate_runtime::Error> {
+///     let status = migrate_runtime::tokio::status(migrate_runtime::Migrator::new(MIGRATIONS), database).await?;
+///     Ok(status.entries.iter().all(|entry| entry.state != migrate_runtime::State::Pending))
+/// }
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// assert!(!runtime.block_on(ready(database.clone()))?); // nothing applied yet
+/// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut test_database.client()?)?;
+/// assert!(runtime.block_on(ready(database))?); // after a run
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub async fn status(
     migrator: Migrator<'static>,
@@ -62,12 +74,17 @@ pub async fn status(
 /// What [`run`] would do, or why it would refuse ([`Migrator::plan`]), without changing
 /// anything.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// # async fn show(database: migrate_runtime::config::ConnectionSettings) -> Result<(), migrate_runtime::Error> {
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let test_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let database = migrate_runtime::config::ConnectionSettings::from_url(&test_database.url())?;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let plan = migrate_runtime::tokio::plan(migrate_runtime::Migrator::new(MIGRATIONS), database).await?;
 /// println!("{} migration(s) to apply", plan.pending.len());
-/// # Ok(()) }
+/// assert_eq!(plan.pending.len(), 10);
+/// # Ok::<(), migrate_runtime::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub async fn plan(
     migrator: Migrator<'static>,
@@ -80,13 +97,19 @@ pub async fn plan(
 /// runner (`down`, `validate`, `history`, `repair`, ...) from async code. The connection is
 /// closed before this returns.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// # async fn history(database: migrate_runtime::config::ConnectionSettings) -> Result<(), migrate_runtime::Error> {
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let test_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let database = migrate_runtime::config::ConnectionSettings::from_url(&test_database.url())?;
+/// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut test_database.client()?)?;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
 /// let actions = migrate_runtime::tokio::with_client(database, move |client| migrator.history(client)).await?;
 /// println!("{} action(s) recorded", actions.len());
-/// # Ok(()) }
+/// assert_eq!(actions.len(), 10); // one `apply` each
+/// # Ok::<(), migrate_runtime::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub async fn with_client<T, F>(connection: ConnectionSettings, job: F) -> Result<T, Error>
 where
@@ -117,11 +140,22 @@ where
 /// pool, for an async web framework (axum, actix, ...): the handler's blocking connection never
 /// runs on (or is dropped by) a worker thread. `examples/axum_startup.rs` mounts it in axum.
 ///
-/// ```no_run
-/// # async fn route(handler: std::sync::Arc<migrate_runtime::http::Handler<'static>>, request: migrate_runtime::http::Request) {
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let test_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let settings = migrate_runtime::config::ConnectionSettings::from_url(&test_database.url())?;
+/// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+/// # let handler = std::sync::Arc::new(migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?);
+/// # let request = migrate_runtime::http::Request {
+/// #     method: "GET".to_owned(), path: "/migrations".to_owned(),
+/// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))], body: Vec::new(),
+/// # };
+/// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let response = migrate_runtime::tokio::handle(handler, request).await;
 /// println!("{} {}", response.status, response.body);
-/// # }
+/// assert_eq!(response.status, 200);
+/// # });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(feature = "http")]
 pub async fn handle(

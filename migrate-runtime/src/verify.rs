@@ -10,6 +10,25 @@ use crate::testing::{TestDatabase, TestServer};
 use crate::{Error, Migration, Migrator, SchemaDiff};
 
 /// What [`Migrator::verify`] found for one migration.
+///
+/// ```
+/// use migrate_runtime::verify::Verdict;
+///
+/// // An up/down pair set: `2_index-accounts.up.sql` and `10_seed_accounts.up.sql` have no DOWN.
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/updown");
+/// let server = migrate_runtime::testing::TestServer::shared();
+/// let report = migrate_runtime::Migrator::new(MIGRATIONS).verify(server, false)?;
+/// for checked in &report.migrations {
+///     match &checked.verdict {
+///         Verdict::Reversible => println!("{}: reversible", checked.path),
+///         Verdict::Irreversible => println!("{}: no DOWN section", checked.path),
+///         problem => eprintln!("{}: {problem:?}", checked.path),
+///     }
+/// }
+/// assert!(matches!(report.migrations[0].verdict, Verdict::Reversible));
+/// assert!(matches!(report.migrations[1].verdict, Verdict::Irreversible));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -32,6 +51,16 @@ pub enum Verdict {
 }
 
 /// One migration's [`Verdict`].
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/updown");
+/// let server = migrate_runtime::testing::TestServer::shared();
+/// let report = migrate_runtime::Migrator::new(MIGRATIONS).verify(server, false)?;
+/// let first = &report.migrations[0];
+/// assert_eq!((first.version, first.name.as_str()), (1, "create_accounts"));
+/// assert!(first.path.ends_with("1_create_accounts.up.sql"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Verified {
     /// The migration's version.
@@ -46,12 +75,15 @@ pub struct Verified {
 
 /// The result of [`Migrator::verify`], in version order; `Display` is the human report.
 ///
-/// ```no_run
-/// # fn f(report: migrate_runtime::verify::VerifyReport) {
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// let server = migrate_runtime::testing::TestServer::shared();
+/// let report = migrate_runtime::Migrator::new(MIGRATIONS).verify(server, false)?;
 /// if !report.passed(false) {
 ///     panic!("{report}");
 /// }
-/// # }
+/// assert_eq!(report.migrations.len(), 10); // the production-only 11th is not selected
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -65,10 +97,14 @@ impl VerifyReport {
     /// Whether every checked migration is reversible (irreversible ones count as failures
     /// only with `deny_irreversible`).
     ///
-    /// ```no_run
-    /// # fn f(report: migrate_runtime::verify::VerifyReport) {
-    /// assert!(report.passed(true), "{report}");
-    /// # }
+    /// ```
+    /// // `2_index-accounts.up.sql` and `10_seed_accounts.up.sql` have no DOWN section.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/updown");
+    /// let server = migrate_runtime::testing::TestServer::shared();
+    /// let report = migrate_runtime::Migrator::new(MIGRATIONS).verify(server, false)?;
+    /// assert!(report.passed(false), "{report}");
+    /// assert!(!report.passed(true)); // irreversible migrations denied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn passed(&self, deny_irreversible: bool) -> bool {
         self.migrations
@@ -138,12 +174,21 @@ impl fmt::Display for VerifyReport {
 
 /// A live database compared with the schema its applied migrations produce.
 ///
-/// ```no_run
-/// # fn f(drift: migrate_runtime::verify::Drift) {
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let server = migrate_runtime::testing::TestServer::shared();
+/// # let database = server.create_database()?;
+/// # let mut live = database.client()?;
+/// # let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+/// # migrator.run(&mut live)?;
+/// // Someone added an index by hand.
+/// live.batch_execute("CREATE INDEX users_full_name ON users (full_name)")?;
+/// let drift = migrator.drift(&mut live, server)?;
 /// if !drift.diff.is_empty() {
 ///     eprintln!("{drift}");
 /// }
-/// # }
+/// assert!(drift.diff.added.iter().any(|(object, _)| object.contains("users_full_name")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Drift {
@@ -180,8 +225,8 @@ impl Migrator<'_> {
     /// database migrated up to and including that migration, so each is checked against the
     /// schema it was written for. A failing UP ends the check.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
     /// let server = migrate_runtime::testing::TestServer::shared();
     /// let report = migrate_runtime::Migrator::new(MIGRATIONS).verify(server, false)?;
     /// assert!(report.passed(false), "{report}");
@@ -243,12 +288,18 @@ impl Migrator<'_> {
     /// The live history is checked first, as [`Migrator::run`] checks it (an edited file or a
     /// version this binary lacks is refused).
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// let mut live = postgres::Client::connect("postgresql://localhost/app", postgres::NoTls)?;
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let live_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let url = live_database.url();
+    /// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut live_database.client()?)?;
+    /// // e.g. url = "postgresql://localhost/app"
+    /// let mut live = postgres::Client::connect(&url, postgres::NoTls)?;
     /// let server = migrate_runtime::testing::TestServer::start()?;
     /// let drift = migrate_runtime::Migrator::new(MIGRATIONS).drift(&mut live, &server)?;
     /// println!("{drift}");
+    /// assert!(drift.diff.is_empty());
+    /// assert_eq!(drift.applied, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn drift(&self, live: &mut Client, server: &TestServer) -> Result<Drift, Error> {
@@ -277,13 +328,15 @@ impl Migrator<'_> {
 /// shared throwaway server and panics with the report unless every migration with a DOWN
 /// section gives the schema back (`deny_irreversible`: and every migration has one).
 ///
-/// ```no_run
+/// ```
 /// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
 ///
 /// #[test]
 /// fn migrations_are_reversible() {
 ///     migrate_runtime::verify::assert_reversible(MIGRATIONS, false);
 /// }
+/// # // `#[test]` functions exist only under `cargo test`: the same call, run here.
+/// # migrate_runtime::verify::assert_reversible(MIGRATIONS, false);
 /// ```
 #[track_caller]
 pub fn assert_reversible(migrations: &[Migration], deny_irreversible: bool) {

@@ -72,6 +72,35 @@ const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 
 ///     }
 /// }
 /// ```
+///
+/// The same command line, given its arguments, run here against a throwaway database:
+///
+/// ```
+/// use clap::{Parser, Subcommand};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// #[derive(Parser)]
+/// struct Cli {
+///     #[command(subcommand)]
+///     command: Command,
+/// }
+///
+/// #[derive(Subcommand)]
+/// enum Command {
+///     Serve,
+///     Migrate(migrate_runtime::cli::MigrateArgs),
+/// }
+///
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// let url = database.url();
+/// let cli = Cli::parse_from(["myapp", "migrate", "up", "--database-url", &url]);
+/// if let Command::Migrate(args) = cli.command {
+///     migrate_runtime::cli::run_parsed(MIGRATIONS, args);
+/// }
+/// let applied = migrate_runtime::Migrator::new(MIGRATIONS).applied(&mut database.client()?)?;
+/// assert_eq!(applied.len(), 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct MigrateArgs {
@@ -338,9 +367,15 @@ pub fn main(migrations: &[Migration]) -> ExitCode {
 
 /// [`main`] with explicit arguments; the first is the name shown in help.
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// let code = migrate_runtime::cli::run_embedded(MIGRATIONS, ["migrate", "status", "--json"]);
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let url = database.url();
+/// let code = migrate_runtime::cli::run_embedded(MIGRATIONS, ["migrate", "up", "--database-url", &url]);
+/// # let _ = code;
+/// let applied = migrate_runtime::Migrator::new(MIGRATIONS).applied(&mut database.client()?)?;
+/// assert_eq!(applied.len(), 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run_embedded<I, T>(migrations: &[Migration], args: I) -> ExitCode
 where
@@ -357,11 +392,23 @@ where
 /// [`MigrateArgs`]) over its embedded migrations: what `myapp migrate ...` does, with the
 /// same output and [`exit`] codes as [`main`].
 ///
-/// ```no_run
-/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-/// # fn demo(args: migrate_runtime::cli::MigrateArgs) -> std::process::ExitCode {
-/// migrate_runtime::cli::run_parsed(MIGRATIONS, args)
-/// # }
+/// ```
+/// use clap::Parser;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// #[derive(Parser)]
+/// struct App {
+///     #[command(flatten)]
+///     migrate: migrate_runtime::cli::MigrateArgs,
+/// }
+///
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let url = database.url();
+/// let args = App::parse_from(["myapp", "up", "--to", "3", "--database-url", &url]).migrate;
+/// migrate_runtime::cli::run_parsed(MIGRATIONS, args);
+/// let applied = migrate_runtime::Migrator::new(MIGRATIONS).applied(&mut database.client()?)?;
+/// assert_eq!(applied.len(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run_parsed(migrations: &[Migration], args: MigrateArgs) -> ExitCode {
     let MigrateArgs { command, options } = args;

@@ -19,10 +19,16 @@ const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 impl ConnectionSettings {
     /// Connect once, honouring sslmode.
     ///
-    /// ```no_run
-    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// ```
+    /// use migrate_runtime::config::ConnectionSettings;
+    ///
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let url = database.url();
+    /// // e.g. url = "postgresql://app@db.internal/app?sslmode=require"
+    /// let settings = ConnectionSettings::resolve(Some(&url), |_| None)?.expect("a URL was given");
     /// let mut client = settings.connect()?;
-    /// client.batch_execute("SELECT 1")?;
+    /// let one: i32 = client.query_one("SELECT 1", &[])?.get(0);
+    /// assert_eq!(one, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(&self) -> Result<Client, ConfigError> {
@@ -34,12 +40,18 @@ impl ConnectionSettings {
     /// A handle that cancels the statement `client` (connected with these settings) is
     /// running, from another thread, with the same TLS as the connection.
     ///
-    /// ```no_run
-    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
-    /// let client = settings.connect()?;
+    /// ```
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// let mut client = settings.connect()?;
     /// let cancel = settings.cancel_handle(&client)?;
-    /// std::thread::spawn(move || cancel.cancel());
-    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(300));
+    ///     cancel.cancel()
+    /// });
+    /// let error = client.batch_execute("SELECT pg_sleep(60)").unwrap_err();
+    /// assert_eq!(error.code(), Some(&postgres::error::SqlState::QUERY_CANCELED));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_handle(&self, client: &Client) -> Result<crate::CancelHandle, ConfigError> {
         Ok(crate::CancelHandle::with_tls(client, self.tls()?))
@@ -58,11 +70,17 @@ impl ConnectionSettings {
     /// short backoff (e.g. 100 ms doubling to 1 s). Authentication or other server errors are not retried.
     /// The final error says how long it waited and the last reason.
     ///
-    /// ```no_run
-    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
     /// // A container started next to the database: give it half a minute to come up.
-    /// let mut client = settings.connect_with_wait(std::time::Duration::from_secs(30))?;
-    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
+    /// let started = Instant::now();
+    /// let mut client = settings.connect_with_wait(Duration::from_secs(30))?;
+    /// client.batch_execute("SELECT 1")?;
+    /// assert!(started.elapsed() < Duration::from_secs(30)); // the server was up: no wait
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect_with_wait(&self, wait: Duration) -> Result<Client, ConfigError> {
         let tls = self.tls()?;

@@ -11,15 +11,24 @@ use super::ConnectionSettings;
 /// Why connection settings could not be read, or the connection could not be made. Neither the
 /// message nor the `Debug` output ever contains a password.
 ///
-/// ```no_run
+/// ```
 /// use migrate_runtime::config::{ConfigError, ConnectionSettings};
 ///
-/// match ConnectionSettings::from_env(None) {
+/// // What `from_env` reads, given here as a test would.
+/// let env = |name: &str| match name {
+///     "DB_HOST" => Some("db.internal".to_owned()),
+///     "DB_NAME" => Some("app".to_owned()),
+///     "DB_PORT" => Some("54x32".to_owned()),
+///     _ => None,
+/// };
+/// let result = ConnectionSettings::resolve(None, env);
+/// match &result {
 ///     Ok(Some(settings)) => log::info!("using {}", settings.describe()),
 ///     Ok(None) => log::warn!("no database configured"),
 ///     Err(error @ ConfigError::InvalidVariable { .. }) => log::error!("{error}"),
 ///     Err(error) => log::error!("{error}"),
 /// }
+/// assert!(matches!(result, Err(ConfigError::InvalidVariable { name: "DB_PORT", .. })));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

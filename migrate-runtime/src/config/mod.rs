@@ -195,13 +195,15 @@ impl ConnectionSettings {
     /// timeout and connect timeout settings it leaves at the driver's defaults get ours (see
     /// [`dead_peer_bound`](Self::dead_peer_bound)).
     ///
-    /// ```no_run
+    /// ```
     /// use migrate_runtime::config::ConnectionSettings;
     ///
-    /// let mut config = postgres::Config::new();
-    /// config.host("localhost").user("postgres").dbname("app");
+    /// let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// let config: postgres::Config = database.config();
     /// let settings = ConnectionSettings::from_config(config);
     /// assert_eq!(settings.source(), "configuration");
+    /// settings.connect()?.batch_execute("SELECT 1")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_config(mut config: Config) -> ConnectionSettings {
         config.ssl_mode(DriverSslMode::Disable);
@@ -256,9 +258,14 @@ impl ConnectionSettings {
 
     /// The driver config (password included; for connecting only).
     ///
-    /// ```no_run
-    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// ```
+    /// let url = "postgresql://app:secret@db.internal:6432/orders";
+    /// let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(url), |_| None)?
+    ///     .expect("a URL was given");
     /// let dbname = settings.config().get_dbname();
+    /// assert_eq!(dbname, Some("orders"));
+    /// assert_eq!(settings.config().get_ports(), [6432]);
+    /// # Ok::<(), migrate_runtime::config::ConfigError>(())
     /// ```
     pub fn config(&self) -> &Config {
         &self.config

@@ -7,6 +7,26 @@ use std::fmt;
 use crate::terms::MigrationStatus;
 
 /// A migration rolled back because it broke the [`crate::SafetyPolicy`].
+///
+/// ```
+/// use migrate_runtime::{Error, Migrator, SafetyPolicy};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(MIGRATIONS).run(&mut client)?;
+/// // 011_create_lancio_org.sql inserts a row into an existing table: the default policy
+/// // does not allow row changes.
+/// let migrator = Migrator::new(MIGRATIONS).environment("production").safety(SafetyPolicy::default());
+/// match migrator.run(&mut client) {
+///     Err(Error::PolicyViolation(violation)) => {
+///         assert_eq!(violation.version, 11);
+///         assert!(violation.problems[0].contains("row count"), "{:?}", violation.problems);
+///     }
+///     other => panic!("expected a policy violation, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyViolation {
     /// The migration's version.
@@ -33,6 +53,24 @@ impl fmt::Display for PolicyViolation {
 }
 
 /// Where and why a migration's SQL failed.
+///
+/// ```
+/// use migrate_runtime::{Error, Migrator};
+///
+/// // 003_fill_c.sql inserts into a table that does not exist, on line 3.
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// match Migrator::new(MIGRATIONS).run(&mut client) {
+///     Err(Error::MigrationFailed(failure)) => {
+///         eprintln!("{}:{}: {}", failure.path, failure.line, failure.message);
+///         assert_eq!((failure.version, failure.line), (3, 3));
+///         assert_eq!(failure.sqlstate, "42P01"); // undefined_table
+///     }
+///     other => panic!("expected a failed migration, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationFailure {
     /// The migration's version.
@@ -67,6 +105,27 @@ pub struct MigrationFailure {
 }
 
 /// How a [`MigrationFailure`]'s line was found.
+///
+/// ```
+/// use migrate_runtime::{Error, Located, Migrator};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let Err(Error::MigrationFailed(failure)) = Migrator::new(MIGRATIONS).run(&mut client) else {
+///     panic!("003_fill_c.sql fails");
+/// };
+/// let exact = match failure.located {
+///     Located::Position => "line and column",
+///     Located::Statement => "the failing statement's first line",
+///     Located::SectionStart => "the section's first line",
+///     _ => "somewhere",
+/// };
+/// println!("{}:{} ({exact})", failure.path, failure.line);
+/// // The server said where `missing_table` is.
+/// assert_eq!(failure.located, Located::Position);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Located {
@@ -82,6 +141,22 @@ pub enum Located {
 }
 
 /// How far a no-transaction migration got before a statement failed.
+///
+/// ```
+/// use migrate_runtime::{Error, Migrator, StatementProgress};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(&MIGRATIONS[..9]).run(&mut client)?;
+/// # client.batch_execute("ALTER TABLE contracts RENAME COLUMN status TO state")?;
+/// // Migration 10 builds four indexes outside a transaction; the second one's column was renamed.
+/// let Err(Error::MigrationFailed(failure)) = Migrator::new(MIGRATIONS).run(&mut client) else {
+///     panic!("migration 10 fails");
+/// };
+/// assert_eq!(failure.statements, Some(StatementProgress { failed: 2, total: 4 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatementProgress {
     /// The 1-based number of the statement that failed.
@@ -92,6 +167,21 @@ pub struct StatementProgress {
 
 impl MigrationFailure {
     /// One line for the history table: SQLSTATE, message and location.
+    ///
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let Err(migrate_runtime::Error::MigrationFailed(failure)) =
+    ///     migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)
+    /// else {
+    ///     panic!("003_fill_c.sql fails");
+    /// };
+    /// let summary = failure.summary();
+    /// assert!(summary.starts_with("42P01: relation \"missing_table\" does not exist at "), "{summary}");
+    /// assert!(summary.contains("003_fill_c.sql:3"), "{summary}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn summary(&self) -> String {
         let column = self.column.map(|c| format!(":{c}")).unwrap_or_default();
         let statement = self
@@ -127,6 +217,27 @@ impl fmt::Display for MigrationFailure {
 }
 
 /// A no-transaction migration that stopped part-way: what ran, and how to resolve it.
+///
+/// ```
+/// use migrate_runtime::{Error, MigrationStatus, Migrator};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(&MIGRATIONS[..9]).run(&mut client)?;
+/// # client.batch_execute("ALTER TABLE contracts RENAME COLUMN status TO state")?;
+/// let migrator = Migrator::new(MIGRATIONS);
+/// // Migration 10 (no transaction) fails on its second statement...
+/// assert!(migrator.run(&mut client).is_err());
+/// // ...and the next run refuses until someone says how it was resolved.
+/// let Err(Error::Unfinished(unfinished)) = migrator.run(&mut client) else {
+///     panic!("migration 10 is unfinished");
+/// };
+/// eprintln!("{unfinished}");
+/// assert_eq!((unfinished.version, unfinished.status), (10, MigrationStatus::Failed));
+/// assert_eq!(unfinished.statements_ran.len(), 1); // the first index was built
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unfinished {
     /// The migration's version.
@@ -162,14 +273,32 @@ impl fmt::Display for Unfinished {
 
 /// What stood in a migration's way when its retries ran out ([`crate::Error::LockNotAvailable`]).
 ///
-/// ```no_run
-/// # fn demo(error: migrate_runtime::Error) {
-/// if let migrate_runtime::Error::LockNotAvailable(contention) = &error {
+/// ```
+/// use migrate_runtime::{Error, Migrator};
+/// use std::time::Duration;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// # Migrator::new(&MIGRATIONS[..1]).run(&mut client)?;
+/// // A session keeps `users` locked; migration 2 references it.
+/// let mut other = database.client()?;
+/// other.batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")?;
+/// let other_pid: i32 = other.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+///
+/// let migrator = Migrator::new(&MIGRATIONS[..2])
+///     .lock_timeout(Some(Duration::from_millis(100)))
+///     .lock_attempts(2);
+/// let error = migrator.run(&mut client).unwrap_err();
+/// if let Error::LockNotAvailable(contention) = &error {
 ///     for blocker in &contention.blockers {
 ///         eprintln!("blocked by pid {} ({})", blocker.pid, blocker.application_name);
 ///     }
+///     assert!(contention.blockers.iter().any(|blocker| blocker.pid == other_pid));
+/// } else {
+///     panic!("expected lock contention, got {error:?}");
 /// }
-/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -27,16 +27,24 @@ use crate::Checksum;
 /// (...) failed`, its `-->` file and line, and the server's detail and hint); `{:#?}` is the
 /// variant and its fields.
 ///
-/// ```no_run
-/// # fn demo(client: &mut postgres::Client, migrations: &[migrate_runtime::Migration]) {
+/// ```
 /// use migrate_runtime::{Error, Migrator};
 ///
-/// match Migrator::new(migrations).run(client) {
+/// // 003_fill_c.sql inserts into a table that does not exist.
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// match Migrator::new(MIGRATIONS).run(&mut client) {
 ///     Ok(report) => println!("applied {}", report.applied.len()),
 ///     Err(Error::MigrationFailed(failure)) => eprintln!("{} at line {}", failure.path, failure.line),
 ///     Err(other) => eprintln!("{}", other.render()),
 /// }
-/// # }
+/// let error = Migrator::new(MIGRATIONS).run(&mut client).unwrap_err();
+/// assert!(matches!(&error, Error::MigrationFailed(failure) if failure.version == 3));
+/// // One line for `{}`, the full text for `{:?}` and `render`.
+/// assert!(!error.to_string().contains('\n'));
+/// assert_eq!(format!("{error:?}"), error.render().to_string());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(thiserror::Error)]
 #[non_exhaustive]
@@ -316,6 +324,22 @@ pub enum Error {
 }
 
 /// What is wrong with a history schema or table name ([`Error::HistoryTableName`]).
+///
+/// ```
+/// use migrate_runtime::{Error, HistoryNameProblem, Migrator};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = Migrator::new(MIGRATIONS).history_table("public", &"m".repeat(60));
+/// match migrator.run(&mut client) {
+///     Err(Error::HistoryTableName { problem, .. }) => assert_eq!(problem, HistoryNameProblem::TableTooLong),
+///     other => panic!("expected a refused name, got {other:?}"),
+/// }
+/// // Nothing was created.
+/// assert_eq!(client.query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])?.len(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HistoryNameProblem {
@@ -348,14 +372,19 @@ impl Error {
     /// The SQLSTATE of the underlying server error, when there is one, as the driver's
     /// typed code.
     ///
-    /// ```no_run
-    /// # fn demo(error: migrate_runtime::Error) {
+    /// ```
     /// use postgres::error::SqlState;
     ///
+    /// // 003_fill_c.sql inserts into a table that does not exist.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let error = migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client).unwrap_err();
     /// if error.sqlstate() == Some(SqlState::UNDEFINED_TABLE) {
     ///     eprintln!("a migration refers to a table that does not exist");
     /// }
-    /// # }
+    /// assert_eq!(error.sqlstate(), Some(SqlState::UNDEFINED_TABLE));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sqlstate(&self) -> Option<SqlState> {
         match self {

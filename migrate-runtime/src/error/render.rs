@@ -12,6 +12,17 @@ use super::{Error, HistoryNameProblem};
 use crate::terms::{MigrationStatus, OtherTool, Repair};
 
 /// An error's full text ([`Error::render`], [`MigrationFailure::render`]).
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let error = migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client).unwrap_err();
+/// let rendered: migrate_runtime::Rendered<'_> = error.render();
+/// let text = rendered.to_string();
+/// assert!(text.starts_with("error: migration 3 (fill_c) failed"), "{text}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Rendered<'a>(Target<'a>);
 
@@ -25,13 +36,17 @@ impl Error {
     /// The full text, as the command line prints it: what happened, where (`-->` file, line
     /// and column), the server's detail and hint, and `help:` lines that say what to do.
     ///
-    /// ```no_run
-    /// # fn demo(client: &mut postgres::Client, migrations: &[migrate_runtime::Migration]) {
-    /// if let Err(error) = migrate_runtime::Migrator::new(migrations).run(client) {
+    /// ```
+    /// // 003_fill_c.sql inserts into a table that does not exist, on line 3.
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// if let Err(error) = migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client) {
     ///     eprintln!("{}", error.render());
-    ///     std::process::exit(1);
+    /// #   let text = error.render().to_string();
+    /// #   assert!(text.contains("--> ../tests/fixtures/valid/fails_at_run/003_fill_c.sql:3"), "{text}");
     /// }
-    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn render(&self) -> Rendered<'_> {
         Rendered(Target::Error(self))
@@ -41,9 +56,20 @@ impl Error {
 impl MigrationFailure {
     /// The full text of the failure (see [`Error::render`]).
     ///
-    /// ```no_run
-    /// # let failure: migrate_runtime::MigrationFailure = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/fails_at_run");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// let Err(migrate_runtime::Error::MigrationFailed(failure)) =
+    ///     migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)
+    /// else {
+    ///     panic!("003_fill_c.sql fails");
+    /// };
     /// eprintln!("{}", failure.render());
+    /// let text = failure.render().to_string();
+    /// assert!(text.contains("relation \"missing_table\" does not exist"), "{text}");
+    /// assert!(text.contains("003_fill_c.sql:3"), "{text}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn render(&self) -> Rendered<'_> {
         Rendered(Target::Failure(self))

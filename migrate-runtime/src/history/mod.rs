@@ -18,6 +18,23 @@ use crate::terms::{ActionKind, ActionStatus, MigrationStatus};
 use crate::{Error, Migration};
 
 /// One row of `schema_migrations`.
+///
+/// ```
+/// use migrate_runtime::MigrationStatus;
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS).applied_by("ci");
+/// migrator.run(&mut client)?;
+/// let row = &migrator.applied(&mut client)?[0];
+/// assert_eq!((row.version, row.name.as_str()), (1, "create_users"));
+/// assert_eq!(row.status, MigrationStatus::Applied);
+/// assert_eq!(row.checksum, MIGRATIONS[0].checksum().to_string());
+/// assert_eq!(row.applied_by, "ci");
+/// assert!(row.error_message.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedMigration {
     /// The migration's version.
@@ -39,6 +56,21 @@ pub struct AppliedMigration {
 }
 
 /// One row of the action log (`schema_migrations_history`).
+///
+/// ```
+/// use migrate_runtime::{ActionKind, ActionStatus};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+/// migrator.baseline(&mut client, 2, "tables restored from a dump")?;
+/// let action = &migrator.history(&mut client)?[0];
+/// assert_eq!((action.action, action.status), (ActionKind::Baseline, ActionStatus::Success));
+/// assert_eq!(action.version, 1);
+/// assert!(action.note.as_deref().is_some_and(|note| note.contains("restored from a dump")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Action {

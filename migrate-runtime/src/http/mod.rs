@@ -84,7 +84,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// An HTTP request, in plain types, as the web framework received it.
 ///
-/// ```no_run
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+/// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
 /// let request = migrate_runtime::http::Request {
 ///     method: "POST".to_owned(),
 ///     path: "/migrations".to_owned(),
@@ -94,6 +97,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 ///     ],
 ///     body: br#"{"dryRun": true}"#.to_vec(),
 /// };
+/// // Not the handler's token: refused before any database is reached.
+/// assert_eq!(handler.handle(&request).status, 401);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
@@ -109,13 +115,24 @@ pub struct Request {
 
 /// The answer: a status, headers, and a JSON document.
 ///
-/// ```no_run
-/// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
-/// # let request = migrate_runtime::http::Request::default();
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+/// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+/// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+/// let request = migrate_runtime::http::Request {
+///     method: "GET".to_owned(),
+///     path: "/migrations".to_owned(),
+///     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+///     body: Vec::new(),
+/// };
 /// let response = handler.handle(&request);
 /// let document: serde_json::Value = serde_json::from_str(&response.body)?;
 /// println!("{} {}", response.status, document);
-/// # Ok::<(), serde_json::Error>(())
+/// assert_eq!(response.status, 200);
+/// assert_eq!(document["pending"], 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
@@ -198,12 +215,20 @@ impl<'m> Handler<'m> {
     /// [`environment`](Self::environment) still has the endpoint off in production. The other
     /// settings are [`Migrator`]'s defaults.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let settings: migrate_runtime::config::ConnectionSettings = unimplemented!();
+    /// ```
+    /// use migrate_runtime::config::ConnectionSettings;
+    /// use migrate_runtime::http::{Handler, TokenError};
+    ///
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// let settings = ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?
+    ///     .expect("a URL was given");
     /// let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
-    /// let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
-    /// # Ok::<(), migrate_runtime::http::TokenError>(())
+    /// let handler = Handler::new(MIGRATIONS, settings.clone(), token)?;
+    /// # let _ = handler;
+    /// // A short token is refused.
+    /// let refused = Handler::new(MIGRATIONS, settings, "secret").err();
+    /// assert_eq!(refused, Some(TokenError::TooShort { length: 6 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(
         migrations: impl Into<Cow<'m, [Migration]>>,
@@ -237,9 +262,24 @@ impl<'m> Handler<'m> {
     /// [`AdminServer`] refuses to start; elsewhere it selects `-- migrate:env` migrations and
     /// is recorded in the history, as [`Migrator::environment`] does.
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
     /// let handler = handler.environment(Some("staging"));
+    /// // (`request` builds a `Request` with the bearer token.)
+    /// handler.handle(&request("POST", "/migrations", r#"{"dryRun": false}"#));
+    /// let history = handler.handle(&request("GET", "/migrations/history", ""));
+    /// let history: serde_json::Value = serde_json::from_str(&history.body)?;
+    /// assert_eq!(history["actions"][0]["environment"], "staging");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn environment(mut self, environment: Option<&str>) -> Self {
         self.run.environment = environment.map(str::to_owned);
@@ -248,9 +288,24 @@ impl<'m> Handler<'m> {
 
     /// Where the history is kept (see [`Migrator::history_table`]).
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
-    /// let handler = handler.history_table("platform", "schema_migrations");
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
+    /// let handler = handler.history_table("public", "app_migrations");
+    /// // (`request` builds a `Request` with the bearer token.)
+    /// handler.handle(&request("POST", "/migrations", r#"{"dryRun": false}"#));
+    /// let mut client = database.client()?;
+    /// let recorded: i64 = client.query_one("SELECT count(*) FROM public.app_migrations", &[])?.get(0);
+    /// assert_eq!(recorded, 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn history_table(mut self, schema: &str, table: &str) -> Self {
         self.run.tables = HistoryTables::new(schema, table);
@@ -260,9 +315,22 @@ impl<'m> Handler<'m> {
     /// How long an apply waits for another run's lock before answering 409 with the holder
     /// (see [`Migrator::lock_wait`]; default 60 s).
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
     /// let handler = handler.lock_wait(std::time::Duration::ZERO); // 409 at once
+    /// // Nobody else holds the lock: the apply goes ahead.
+    /// let response = handler.handle(&request("POST", "/migrations", r#"{"dryRun": false}"#));
+    /// assert_eq!(response.status, 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.run.lock_wait = wait;
@@ -271,9 +339,22 @@ impl<'m> Handler<'m> {
 
     /// How the lock is held (see [`Migrator::lock_scope`]).
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(&MIGRATIONS[..9], settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
+    /// // Migrations 1 to 9 (all in transactions), behind a pooler in transaction mode.
     /// let handler = handler.lock_scope(migrate_runtime::LockScope::Transaction);
+    /// let response = handler.handle(&request("POST", "/migrations", r#"{"dryRun": false}"#));
+    /// assert_eq!(response.status, 200, "{}", response.body);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_scope(mut self, scope: LockScope) -> Self {
         self.run.lock_scope = scope;
@@ -282,9 +363,24 @@ impl<'m> Handler<'m> {
 
     /// Who the history records (see [`Migrator::applied_by`]; default the database user).
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
     /// let handler = handler.applied_by("admin-endpoint");
+    /// // (`request` builds a `Request` with the bearer token.)
+    /// handler.handle(&request("POST", "/migrations", r#"{"dryRun": false}"#));
+    /// let history = handler.handle(&request("GET", "/migrations/history", ""));
+    /// let history: serde_json::Value = serde_json::from_str(&history.body)?;
+    /// assert_eq!(history["actions"][0]["executed_by"], "admin-endpoint");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn applied_by(mut self, who: &str) -> Self {
         self.run.applied_by = Some(who.to_owned());
@@ -294,9 +390,21 @@ impl<'m> Handler<'m> {
     /// The largest body accepted, in bytes ([`DEFAULT_BODY_LIMIT`] by default); a larger one
     /// is answered 413.
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
     /// let handler = handler.body_limit(4096);
+    /// // (`request` builds a `Request` with the bearer token.)
+    /// let response = handler.handle(&request("POST", "/migrations", &" ".repeat(5000)));
+    /// assert_eq!(response.status, 413); // refused before any database is reached
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
@@ -305,9 +413,22 @@ impl<'m> Handler<'m> {
 
     /// Serves the routes under `prefix` (e.g. `/api` for `/api/migrations`).
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let token = "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e";
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, token)?;
+    /// # let request = |method: &str, path: &str, body: &str| migrate_runtime::http::Request {
+    /// #     method: method.to_owned(), path: path.to_owned(),
+    /// #     headers: vec![("Authorization".to_owned(), format!("Bearer {token}"))],
+    /// #     body: body.as_bytes().to_vec(),
+    /// # };
     /// let handler = handler.mount("/api");
+    /// // (`request` builds a `Request` with the bearer token.)
+    /// assert_eq!(handler.handle(&request("GET", "/api/migrations", "")).status, 200);
+    /// assert_eq!(handler.handle(&request("GET", "/migrations", "")).status, 404);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn mount(mut self, prefix: &str) -> Self {
         self.prefix = prefix.trim_end_matches('/').to_owned();
@@ -316,9 +437,14 @@ impl<'m> Handler<'m> {
 
     /// Whether the environment is production (the endpoint is then off).
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
-    /// assert!(handler.environment(Some("production")).is_production());
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
+    /// let handler = handler.environment(Some("Production"));
+    /// assert!(handler.is_production());
+    /// assert!(!handler.environment(Some("staging")).is_production());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_production(&self) -> bool {
         self.run
@@ -331,16 +457,30 @@ impl<'m> Handler<'m> {
     /// answer whether it is missing or wrong), then the body's size (413), then the route.
     /// Errors are `{"error": {"kind", "message", ...}}` documents; none holds a password.
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
     /// use migrate_runtime::http::Request;
     ///
     /// let response = handler.handle(&Request {
     ///     method: "POST".to_owned(),
     ///     path: "/migrations".to_owned(),
-    ///     headers: vec![("authorization".to_owned(), "Bearer 3f9c...".to_owned())],
+    ///     headers: vec![("authorization".to_owned(), "Bearer 3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e".to_owned())],
     ///     body: br#"{"dryRun": false}"#.to_vec(),
     /// });
+    /// let document: serde_json::Value = serde_json::from_str(&response.body)?;
+    /// assert_eq!(response.status, 200);
+    /// assert_eq!(document["applied"].as_array().map(Vec::len), Some(10));
+    ///
+    /// // A wrong token: 401, and nothing runs.
+    /// let refused = handler.handle(&Request {
+    ///     headers: vec![("authorization".to_owned(), "Bearer guess".to_owned())],
+    ///     ..Request::default()
+    /// });
+    /// assert_eq!(refused.status, 401);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn handle(&self, request: &Request) -> Response {
         self.respond(request, request.body.len() > self.body_limit)

@@ -53,15 +53,21 @@ const MAX_HEADERS: usize = 64;
 
 /// Why the server did not start.
 ///
-/// ```no_run
-/// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+/// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
 /// use migrate_runtime::http::{AdminServer, ServeError};
 ///
-/// match AdminServer::bind("127.0.0.1:9191", &handler) {
+/// let handler = handler.environment(Some("production"));
+/// let result = AdminServer::bind("127.0.0.1:0", &handler);
+/// assert!(matches!(result, Err(ServeError::Production)));
+/// match result {
 ///     Ok(server) => server.run(),
 ///     Err(ServeError::Production) => log::info!("no admin endpoint in production"),
 ///     Err(other) => log::error!("{other}"),
 /// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -84,12 +90,27 @@ pub enum ServeError {
 
 /// The admin endpoint on its own port.
 ///
-/// ```no_run
-/// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
-/// let server = migrate_runtime::http::AdminServer::bind("127.0.0.1:0", &handler)?;
-/// println!("listening on {}", server.local_addr());
-/// server.run(); // until the process ends
-/// # Ok::<(), migrate_runtime::http::ServeError>(())
+/// ```
+/// use std::io::{Read, Write};
+///
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some(&database.url()), |_| None)?.expect("a URL");
+/// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
+/// // The server borrows the handler for as long as it runs: for ever.
+/// let handler: &'static _ = Box::leak(Box::new(handler));
+/// let server = migrate_runtime::http::AdminServer::bind("127.0.0.1:0", handler)?;
+/// let address = server.local_addr();
+/// println!("listening on {address}");
+/// std::thread::spawn(move || server.run()); // until the process ends
+///
+/// let mut stream = std::net::TcpStream::connect(address)?;
+/// stream.write_all(b"GET /migrations HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+///     Authorization: Bearer 3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e\r\n\r\n")?;
+/// let mut answer = String::new();
+/// stream.read_to_string(&mut answer)?;
+/// assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct AdminServer<'h, 'm> {
     listener: TcpListener,
@@ -103,10 +124,17 @@ impl<'h, 'm> AdminServer<'h, 'm> {
     /// Listens on `address` (`127.0.0.1:0` picks a free port), after refusing to serve in
     /// production.
     ///
-    /// ```no_run
-    /// # let handler: migrate_runtime::http::Handler<'static> = unimplemented!();
-    /// let server = migrate_runtime::http::AdminServer::bind("127.0.0.1:9191", &handler)?;
-    /// # Ok::<(), migrate_runtime::http::ServeError>(())
+    /// ```
+    /// use migrate_runtime::http::{AdminServer, ServeError};
+    ///
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
+    /// let server = AdminServer::bind("127.0.0.1:0", &handler)?;
+    /// // The port is taken now: a second server cannot listen on it.
+    /// let taken = AdminServer::bind(&server.local_addr().to_string(), &handler);
+    /// assert!(matches!(taken, Err(ServeError::Bind { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bind(address: &str, handler: &'h Handler<'m>) -> Result<Self, ServeError> {
         if handler.is_production() {
@@ -131,9 +159,14 @@ impl<'h, 'm> AdminServer<'h, 'm> {
 
     /// The address it listens on (with the port chosen when `:0` was asked for).
     ///
-    /// ```no_run
-    /// # let server: migrate_runtime::http::AdminServer<'static, 'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
+    /// let server = migrate_runtime::http::AdminServer::bind("127.0.0.1:0", &handler)?;
     /// let port = server.local_addr().port();
+    /// assert_ne!(port, 0); // the port the system chose
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.address
@@ -144,8 +177,13 @@ impl<'h, 'm> AdminServer<'h, 'm> {
     /// and time; never a header or the body).
     ///
     /// ```no_run
-    /// # let server: migrate_runtime::http::AdminServer<'static, 'static> = unimplemented!();
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let settings = migrate_runtime::config::ConnectionSettings::resolve(Some("postgresql://app@db.internal/app"), |_| None)?.expect("a URL");
+    /// # let handler = migrate_runtime::http::Handler::new(MIGRATIONS, settings, "3f9c0b7d9e1a4c2f8b6d5e4a3c2b1f0e")?;
+    /// // Answers requests until the process ends (see `AdminServer` for running it on a thread).
+    /// let server = migrate_runtime::http::AdminServer::bind("127.0.0.1:9191", &handler)?;
     /// server.run();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self) {
         std::thread::scope(|scope| {

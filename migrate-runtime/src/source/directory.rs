@@ -16,6 +16,15 @@ use crate::{Checksum, LockTimeout, Migration, Section};
 
 /// What [`read_dir`] found: the migrations in version order, and every file it read (so a
 /// build can be told to watch them).
+///
+/// ```
+/// let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+/// let loaded = migrate_runtime::source::read_dir(root, "../migrations")?;
+/// assert_eq!(loaded.migrations.first().map(|m| m.version()), Some(1));
+/// assert_eq!(loaded.files.len(), 11); // one file per migration in this layout
+/// assert!(loaded.files.iter().all(|file| file.starts_with(root)));
+/// # Ok::<(), migrate_runtime::source::Diagnostics>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Loaded {
     /// The migrations, sorted by version.
@@ -29,13 +38,19 @@ pub struct Loaded {
 ///
 /// All problems in the directory are reported together; nothing is skipped silently.
 ///
-/// ```no_run
+/// ```
 /// use std::path::Path;
 ///
-/// match migrate_runtime::source::read_dir(Path::new("."), "migrations") {
+/// // The repository's migrations, next to this crate.
+/// let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// match migrate_runtime::source::read_dir(root, "../migrations") {
 ///     Ok(loaded) => println!("{} migrations", loaded.migrations.len()),
 ///     Err(problems) => eprintln!("{problems}"),
 /// }
+/// let loaded = migrate_runtime::source::read_dir(root, "../migrations")?;
+/// assert_eq!(loaded.migrations.len(), 11);
+/// assert_eq!(loaded.migrations[0].path(), "../migrations/001_create_users.sql");
+/// # Ok::<(), migrate_runtime::source::Diagnostics>(())
 /// ```
 pub fn read_dir(root: &Path, dir: &str) -> Result<Loaded, Diagnostics> {
     let dir = dir.trim_end_matches('/');

@@ -67,12 +67,19 @@ impl fmt::Display for Diagnostic {
 
 /// Every problem found in a migrations directory (never empty).
 ///
-/// ```no_run
+/// ```
 /// # use std::path::Path;
-/// if let Err(problems) = migrate_runtime::source::read_dir(Path::new("."), "migrations") {
+/// // Two files with version 1: `001_create_users.sql` and `1_create_roles.sql`.
+/// let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// let dir = "../tests/fixtures/invalid/duplicate_version";
+/// if let Err(problems) = migrate_runtime::source::read_dir(root, dir) {
 ///     for problem in &problems.0 {
 ///         eprintln!("{problem}");
 ///     }
+///     assert!(!problems.0.is_empty());
+///     assert!(problems.to_string().contains("1_create_roles.sql"), "{problems}");
+/// } else {
+///     panic!("two files share version 1");
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 use super::file_name::{self, MigrationFile};
 
 /// Why a new migration could not be created.
+///
+/// ```
+/// use migrate_runtime::source::{scaffold, ScaffoldError};
+///
+/// let project = tempfile::tempdir()?;
+/// let refused = scaffold(project.path(), "migrations", "add user roles", "20261121120000");
+/// assert!(matches!(refused, Err(ScaffoldError::BadName(_))));
+/// // Nothing was written.
+/// assert!(!project.path().join("migrations").exists());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScaffoldError {
@@ -27,12 +38,19 @@ pub enum ScaffoldError {
 /// returns their paths. `now` is the UTC time as `YYYYMMDDHHMMSS`, used where the directory
 /// numbers migrations by timestamp (14 digits) or uses diesel's layout.
 ///
-/// ```no_run
+/// ```
 /// use std::path::Path;
 ///
-/// let created = migrate_runtime::source::scaffold(Path::new("."), "migrations", "add_user_roles", "20261121120000")?;
+/// # let project = tempfile::tempdir()?;
+/// # let root = project.path();
+/// # std::fs::create_dir(root.join("migrations"))?;
+/// # std::fs::write(root.join("migrations/001_create_users.sql"), "CREATE TABLE users (id int);\n")?;
+/// // `root` is the crate's directory; `migrations/` holds `001_create_users.sql`.
+/// let created = migrate_runtime::source::scaffold(root, "migrations", "add_user_roles", "20261121120000")?;
 /// println!("created {}", created[0].display());
-/// # Ok::<(), migrate_runtime::source::ScaffoldError>(())
+/// assert!(created[0].ends_with("migrations/002_add_user_roles.sql"), "{created:?}");
+/// assert!(created[0].is_file());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn scaffold(
     root: &Path,
