@@ -64,6 +64,11 @@ fn migration(migration: &Migration) -> TokenStream {
             )))
         }
     };
+    let phase = match migration.phase() {
+        ::migrate_runtime::Phase::PreDeploy => quote!(::migrate_runtime::Phase::PreDeploy),
+        ::migrate_runtime::Phase::PostDeploy => quote!(::migrate_runtime::Phase::PostDeploy),
+    };
+    let out_of_order = migration.allows_out_of_order();
     quote! {
         ::migrate_runtime::Migration::__embedded(::migrate_runtime::EmbeddedMigration {
             version: #version,
@@ -75,6 +80,8 @@ fn migration(migration: &Migration) -> TokenStream {
             environments: #environments,
             allowed_lints: #allowed_lints,
             lock_timeout: #lock_timeout,
+            phase: #phase,
+            out_of_order: #out_of_order,
         })
     }
 }

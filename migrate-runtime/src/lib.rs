@@ -48,6 +48,8 @@ mod outcome;
 #[cfg(feature = "runtime")]
 mod plan;
 #[cfg(feature = "runtime")]
+mod readiness;
+#[cfg(feature = "runtime")]
 mod repair;
 #[cfg(feature = "runtime")]
 mod run;
@@ -74,7 +76,7 @@ pub mod verify;
 pub use cancel::CancelHandle;
 #[doc(hidden)]
 pub use migration::{EmbeddedMigration, EmbeddedSection};
-pub use migration::{LockTimeout, Migration, Section};
+pub use migration::{LockTimeout, Migration, Phase, Section};
 pub use source::checksum::Checksum;
 
 #[cfg(feature = "runtime")]
@@ -92,6 +94,8 @@ pub use lock::LockScope;
 pub use migrator::Migrator;
 #[cfg(feature = "runtime")]
 pub use ops::{Plan, Rehearsed, State, Status, StatusEntry};
+#[cfg(feature = "runtime")]
+pub use readiness::Readiness;
 #[cfg(feature = "runtime")]
 pub use run::{AppliedReport, Progress, Report, Waiting};
 #[cfg(feature = "runtime")]

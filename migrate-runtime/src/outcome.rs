@@ -14,6 +14,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `status --exit-code`: something is pending.
     pub const PENDING: u8 = 3;
+    /// `check`: the database lacks a migration this binary needs (after `--wait-ready`, if
+    /// given).
+    pub const NOT_READY: u8 = 4;
     /// Stopped by SIGINT (Ctrl-C): the running statement was cancelled (128 + 2).
     pub const INTERRUPTED: u8 = 130;
     /// Stopped by SIGTERM: the running statement was cancelled (128 + 15).

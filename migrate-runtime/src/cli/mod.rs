@@ -31,12 +31,12 @@ use clap::{Args, Parser, Subcommand};
 use postgres::Client;
 
 use crate::config::{ConfigError, ConnectionSettings};
-use crate::{source, Error, LockScope, Migration, Migrator, OtherTool, Progress, Repair};
+use crate::{source, Error, LockScope, Migration, Migrator, OtherTool, Phase, Progress, Repair};
 use output::Output;
 
 pub use crate::outcome::exit;
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 4 `check` found the database not ready for these migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
 
 /// The `migrate` subcommands and their options, to nest under an application's own clap
 /// command line (`myapp migrate up`); [`run_parsed`] runs the parsed value over the
@@ -219,6 +219,9 @@ pub(crate) enum Command {
         /// Allow a pending migration older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// `pre-deploy` stops before the first pending post-deploy migration; `post-deploy` (once the new version is fully rolled out) applies everything pending.
+        #[arg(long, value_enum, default_value_t = Phase::PreDeploy, value_name = "PHASE")]
+        phase: Phase,
         /// Check each migration against the data-safety policy before it commits, and roll back one that breaks it.
         #[arg(long)]
         safety: bool,
@@ -269,7 +272,20 @@ pub(crate) enum Command {
         exit_code: bool,
     },
     /// What `up` would do, or why it would refuse.
-    Plan,
+    Plan {
+        /// The phase `up` would run in (see `up --phase`).
+        #[arg(long, value_enum, default_value_t = Phase::PreDeploy, value_name = "PHASE")]
+        phase: Phase,
+    },
+    /// Whether the database has every migration this binary needs (its pre-deploy ones); a database a newer release migrated further is ready. Takes no lock, writes nothing; exit 0 ready, 4 not ready.
+    Check {
+        /// Poll (once a second) until the database is ready, for up to this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait_ready: Option<u64>,
+        /// `post-deploy`: also require the post-deploy migrations.
+        #[arg(long, value_enum, default_value_t = Phase::PreDeploy, value_name = "PHASE")]
+        phase: Phase,
+    },
     /// Every check `up` makes, without running anything.
     Validate,
     /// The action log.
@@ -510,6 +526,7 @@ fn execute(
             dry_run,
             execute,
             allow_out_of_order,
+            phase,
             safety,
             allow_row_changes,
             allow_constraint_changes,
@@ -518,7 +535,8 @@ fn execute(
         } => {
             let mut migrator = migrator
                 .grouped(*grouped)
-                .allow_out_of_order(*allow_out_of_order);
+                .allow_out_of_order(*allow_out_of_order)
+                .phase(*phase);
             if *safety {
                 migrator = migrator.safety(crate::SafetyPolicy {
                     allow_row_changes: *allow_row_changes,
@@ -560,13 +578,16 @@ fn execute(
                 exit::SUCCESS
             })
         }
-        Command::Plan => {
-            let plan = migrator.plan(client)?;
-            output.plan(&plan.pending, options.verbose);
+        Command::Plan { phase } => {
+            let plan = migrator.phase(*phase).plan(client)?;
+            output.plan(&plan, options.verbose);
             match plan.refusal {
                 Some(refusal) => Err(refusal.into()),
                 None => Ok(exit::SUCCESS),
             }
+        }
+        Command::Check { wait_ready, phase } => {
+            check(&migrator.phase(*phase), client, *wait_ready, output)
         }
         Command::Validate => {
             let plan = migrator.validate(client)?;
@@ -637,13 +658,47 @@ fn up(
     }
     if dry_run || is_production(options) || options.verbose {
         let plan = migrator.validate(client)?;
-        output.plan(&plan.pending, dry_run || options.verbose);
+        output.plan(&plan, dry_run || options.verbose);
         if dry_run {
             return Ok(exit::SUCCESS);
         }
     }
     output.report(&migrator.run(client)?);
+    // Nothing silent: what the phase left for later is said, with how to apply it.
+    let waiting = migrator.plan(client)?.waiting;
+    output.waiting(&waiting);
     Ok(exit::SUCCESS)
+}
+
+/// `check`: whether the database is ready for these migrations, polling with `--wait-ready`.
+fn check(
+    migrator: &Migrator<'_>,
+    client: &mut Client,
+    wait_ready: Option<u64>,
+    output: &Output,
+) -> Result<u8, Failure> {
+    let deadline =
+        wait_ready.map(|seconds| std::time::Instant::now() + Duration::from_secs(seconds));
+    let mut told: Option<Vec<i64>> = None;
+    loop {
+        let readiness = migrator.check(client)?;
+        let out_of_time = deadline.is_none_or(|deadline| std::time::Instant::now() >= deadline);
+        if readiness.is_ready() || out_of_time {
+            output.readiness(&readiness);
+            return Ok(if readiness.is_ready() {
+                exit::SUCCESS
+            } else {
+                exit::NOT_READY
+            });
+        }
+        // Each change in what is missing is said once on stderr, so a wait is never silent.
+        let missing: Vec<i64> = readiness.missing.iter().map(|m| m.version()).collect();
+        if told.as_ref() != Some(&missing) {
+            output.waiting_ready(&readiness);
+            told = Some(missing);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// `new`: the next file in the directory's own numbering and layout.

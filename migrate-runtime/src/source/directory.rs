@@ -12,7 +12,7 @@ use super::file_name::{self, Layout, MigrationFile};
 use super::lint;
 use super::sections::{self, CheckedSection, Directive, DirectiveKind, Markers, RawSection};
 use super::{Diagnostic, Diagnostics, Reporter};
-use crate::{Checksum, LockTimeout, Migration, Section};
+use crate::{Checksum, LockTimeout, Migration, Phase, Section};
 
 /// What [`read_dir`] found: the migrations in version order, and every file it read (so a
 /// build can be told to watch them).
@@ -96,6 +96,8 @@ struct Parsed {
     environments: Vec<String>,
     allowed_lints: Vec<String>,
     lock_timeout: Option<LockTimeout>,
+    phase: Phase,
+    out_of_order: bool,
 }
 
 impl Parsed {
@@ -113,6 +115,8 @@ impl Parsed {
             self.environments,
             self.allowed_lints,
             self.lock_timeout,
+            self.phase,
+            self.out_of_order,
         )
     }
 }
@@ -535,6 +539,8 @@ impl Loader<'_> {
             environments: up_file.environments,
             allowed_lints: up_file.allowed_lints,
             lock_timeout: up_file.lock_timeout,
+            phase: up_file.phase,
+            out_of_order: up_file.out_of_order,
         })
     }
 
@@ -609,8 +615,22 @@ impl Loader<'_> {
 
     /// `requires` names versions that exist and are lower.
     fn check_requires(&mut self, parsed: &[Parsed], versions: &BTreeSet<i64>) {
+        let phases: BTreeMap<i64, Phase> = parsed.iter().map(|m| (m.version, m.phase)).collect();
         for migration in parsed {
             for &(required, line) in &migration.requires {
+                if migration.phase == Phase::PreDeploy
+                    && phases.get(&required) == Some(&Phase::PostDeploy)
+                {
+                    // Pre-deploy runs before the new version rolls out, post-deploy after it:
+                    // while both are pending, this one would need what only comes later.
+                    let path = migration.up.path().to_owned();
+                    self.report(&path).error(
+                        Some(line),
+                        format!("this pre-deploy migration requires version {required}, which is post-deploy: it would wait for a migration that only runs after the deploy it belongs to"),
+                        Some(format!("mark this migration `-- migrate:phase post-deploy` too, or, when {required} shipped in an earlier release whose post-deploy phase has run, remove {required} from `-- migrate:requires` (versions already apply in order)")),
+                    );
+                    continue;
+                }
                 let problem = if !versions.contains(&required) {
                     Some(format!("requires version {required}, which does not exist"))
                 } else if required >= migration.version {
@@ -673,6 +693,8 @@ pub(super) struct UpFile {
     pub(super) environments: Vec<String>,
     pub(super) allowed_lints: Vec<String>,
     pub(super) lock_timeout: Option<LockTimeout>,
+    pub(super) phase: Phase,
+    pub(super) out_of_order: bool,
 }
 
 /// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
@@ -723,6 +745,8 @@ pub(super) fn parse_up_text(
         environments: header.environments,
         allowed_lints: header.allowed_lints,
         lock_timeout: header.lock_timeout,
+        phase: header.phase.unwrap_or_default(),
+        out_of_order: header.out_of_order,
     })
 }
 
@@ -812,6 +836,8 @@ struct Header {
     environments: Vec<String>,
     allowed_lints: Vec<String>,
     lock_timeout: Option<LockTimeout>,
+    phase: Option<Phase>,
+    out_of_order: bool,
 }
 
 impl Header {
@@ -822,6 +848,8 @@ impl Header {
             environments: Vec::new(),
             allowed_lints: Vec::new(),
             lock_timeout: None,
+            phase: None,
+            out_of_order: false,
         };
         for directive in directives {
             let line = Some(directive.line);
@@ -894,6 +922,36 @@ impl Header {
                             ),
                             Err(why) => report.error(line, why, Some(help)),
                         }
+                    }
+                }
+                DirectiveKind::Phase(value) => {
+                    let help = "write `-- migrate:phase post-deploy` for a migration that runs once the new version is fully rolled out (`up --phase post-deploy`), or leave the directive out for the default `pre-deploy`";
+                    if header.phase.is_some() {
+                        report.error(line, "a second `-- migrate:phase`", Some("keep one"));
+                    } else if value.is_empty() {
+                        report.error(line, "`-- migrate:phase` needs a value", Some(help));
+                    } else {
+                        match Phase::parse(value) {
+                            Some(phase) => header.phase = Some(phase),
+                            None => report.error(
+                                line,
+                                format!("`{value}` is not a deploy phase (`pre-deploy` or `post-deploy`)"),
+                                Some(help),
+                            ),
+                        }
+                    }
+                }
+                DirectiveKind::OutOfOrder(value) => {
+                    if header.out_of_order {
+                        report.error(line, "a second `-- migrate:out-of-order`", Some("keep one"));
+                    } else if value.eq_ignore_ascii_case("ok") {
+                        header.out_of_order = true;
+                    } else {
+                        report.error(
+                            line,
+                            format!("`-- migrate:out-of-order` takes `ok`, not `{value}`"),
+                            Some("write `-- migrate:out-of-order ok` to let this migration be applied below newer applied ones, or remove the directive"),
+                        );
                     }
                 }
                 DirectiveKind::Env(list) => {
