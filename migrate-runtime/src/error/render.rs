@@ -98,7 +98,7 @@ impl fmt::Display for Rendered<'_> {
                 highest_applied,
             } => write!(
                 f,
-                "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or allow out-of-order migrations if applying it late is intended"
+                "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or, if applying it late is intended, write `-- migrate:out-of-order ok` in its header (or allow all out-of-order migrations: `up --allow-out-of-order`, `Migrator::allow_out_of_order(true)`)"
             ),
             Error::Unfinished(stopped) => unfinished(f, stopped),
             Error::LockTimeout { .. } => write!(
