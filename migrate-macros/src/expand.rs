@@ -69,6 +69,11 @@ fn migration(migration: &Migration) -> TokenStream {
         ::migrate_runtime::Phase::PostDeploy => quote!(::migrate_runtime::Phase::PostDeploy),
     };
     let out_of_order = migration.allows_out_of_order();
+    let replaces = migration
+        .replaces()
+        .map(|(version, checksum)| format!("{version}={checksum}"))
+        .collect::<Vec<_>>()
+        .join(",");
     quote! {
         ::migrate_runtime::Migration::__embedded(::migrate_runtime::EmbeddedMigration {
             version: #version,
@@ -82,6 +87,7 @@ fn migration(migration: &Migration) -> TokenStream {
             lock_timeout: #lock_timeout,
             phase: #phase,
             out_of_order: #out_of_order,
+            replaces: #replaces,
         })
     }
 }

@@ -61,6 +61,10 @@ mod schema;
 mod settings;
 #[cfg(feature = "cli")]
 mod shapes;
+#[cfg(feature = "testing")]
+mod squash;
+#[cfg(feature = "runtime")]
+mod squashed;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
 #[cfg(feature = "runtime")]
@@ -83,8 +87,8 @@ pub use source::checksum::Checksum;
 pub use contention::{Blocker, DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRY_BUDGET};
 #[cfg(feature = "runtime")]
 pub use error::{
-    Error, HistoryNameProblem, Located, LockContention, MigrationFailure, PolicyViolation,
-    Rendered, StatementProgress, Unfinished,
+    Error, HistoryNameProblem, Located, LockContention, MigrationFailure, PartlySquashed,
+    PolicyViolation, Rendered, StatementProgress, Unfinished,
 };
 #[cfg(feature = "runtime")]
 pub use history::{Action, AppliedMigration};
@@ -102,6 +106,9 @@ pub use run::{AppliedReport, Progress, Report, Waiting};
 pub use safety::SafetyPolicy;
 #[cfg(feature = "runtime")]
 pub use schema::{SchemaDiff, SchemaSnapshot};
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use squash::Squash;
 #[cfg(feature = "runtime")]
 pub use terms::{ActionKind, ActionStatus, MigrationStatus, OtherTool, Repair};
 

@@ -37,6 +37,9 @@ pub struct Migration {
     phase: Phase,
     /// `-- migrate:out-of-order ok`: it may be applied below the highest applied version.
     out_of_order: bool,
+    /// `-- migrate:replaces`: `version=checksum` of each migration this squash replaces,
+    /// joined with `,`; empty when it is not a squash.
+    replaces: Cow<'static, str>,
 }
 
 /// When in a deploy a migration runs, from its `-- migrate:phase` directive.
@@ -149,6 +152,7 @@ impl Migration {
             lock_timeout: parts.lock_timeout,
             phase: parts.phase,
             out_of_order: parts.out_of_order,
+            replaces: Cow::Borrowed(parts.replaces),
         }
     }
 
@@ -166,6 +170,7 @@ impl Migration {
         lock_timeout: Option<LockTimeout>,
         phase: Phase,
         out_of_order: bool,
+        replaces: Vec<(i64, String)>,
     ) -> Migration {
         Migration {
             version,
@@ -179,6 +184,13 @@ impl Migration {
             lock_timeout,
             phase,
             out_of_order,
+            replaces: Cow::Owned(
+                replaces
+                    .iter()
+                    .map(|(version, checksum)| format!("{version}={checksum}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         }
     }
 
@@ -320,6 +332,22 @@ impl Migration {
         self.out_of_order
     }
 
+    /// The migrations this squash replaces (`-- migrate:replaces`), each as its version and
+    /// the checksum it was applied with; empty when it is not a squash (see the squash guide).
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// for (version, checksum) in migration.replaces() {
+    ///     println!("{} stands for {version} ({checksum})", migration.version());
+    /// }
+    /// ```
+    pub fn replaces(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.replaces.split(',').filter_map(|entry| {
+            let (version, checksum) = entry.split_once('=')?;
+            Some((version.parse().ok()?, checksum))
+        })
+    }
+
     /// Whether the migration applies in `environment` (compared case-insensitively).
     ///
     /// ```no_run
@@ -378,6 +406,8 @@ pub struct EmbeddedMigration {
     pub phase: Phase,
     /// `-- migrate:out-of-order ok`.
     pub out_of_order: bool,
+    /// `-- migrate:replaces`: `version=checksum` joined with `,`.
+    pub replaces: &'static str,
 }
 
 /// The parts of an embedded section (see [`EmbeddedMigration`]). Not a stable API.

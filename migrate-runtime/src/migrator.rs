@@ -337,7 +337,7 @@ impl<'m> Migrator<'m> {
             }
             return Ok(Report::default());
         }
-        let (mut run, pending) = loop {
+        let (mut run, pending, applied) = loop {
             let (run, applied) = Run::start(client, &self.settings, self.observer)?;
             match plan::pending(self.migrations, &self.settings, &applied) {
                 // Behind a pooler there is no session lock to wait on, and a `running` row may
@@ -351,9 +351,22 @@ impl<'m> Migrator<'m> {
                     drop(run);
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                pending => break (run, pending?),
+                pending => break (run, pending?, applied),
             }
         };
+        // Squashes whose replaced migrations were all applied one by one: recorded, no SQL.
+        for (squash, replaced) in crate::squashed::reconcile(self.migrations, &applied)?.to_record {
+            let sql = run.recorder().squash(squash, &replaced);
+            run.client
+                .simple_query(&sql)
+                .map_err(Error::database("recording a squash"))?;
+            log::info!(
+                "squash {} ({}) recorded in place of {} migrations applied one by one; no SQL ran",
+                squash.version(),
+                squash.name(),
+                replaced.len()
+            );
+        }
         for unit in plan::up(&pending, &self.settings) {
             execute::unit(&mut run, &unit)?;
         }

@@ -279,6 +279,10 @@ impl<'m> Migrator<'m> {
     /// ```
     pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
         let applied = self.applied(client)?;
+        // Migrations a squash replaces, all applied, show as the squash; a database part-way
+        // below a squash shows its rows as they are (`up` says why it refuses).
+        let applied = crate::squashed::reconcile(self.migrations, &applied)
+            .map_or(applied, |reconciled| reconciled.applied);
         let rows: BTreeMap<i64, &AppliedMigration> =
             applied.iter().map(|row| (row.version, row)).collect();
         let binary: BTreeMap<i64, &Migration> =

@@ -96,6 +96,8 @@ pub(crate) fn assess<'m>(
     applied: &[AppliedMigration],
 ) -> Result<Readiness<'m>, Error> {
     let newest = migrations.iter().map(Migration::version).max();
+    // Migrations a squash of this binary replaces count as the squash.
+    let applied = crate::squashed::reconcile(migrations, applied)?.applied;
     let (ahead, known): (Vec<AppliedMigration>, Vec<AppliedMigration>) = applied
         .iter()
         .cloned()

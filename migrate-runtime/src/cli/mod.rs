@@ -118,6 +118,12 @@ enum StandaloneCommand {
         /// Letters, digits and underscores, e.g. add_user_roles.
         name: String,
     },
+    /// Replace the migrations up to a version by one squash file, built by replaying them on a throwaway server and dumping the result (pg_dump); their files are deleted.
+    Squash {
+        /// The highest version the squash replaces.
+        #[arg(long, value_name = "VERSION")]
+        through: i64,
+    },
 }
 
 /// The global options, which every subcommand takes.
@@ -406,6 +412,16 @@ pub fn directory_main() -> ExitCode {
         .map_or_else(|| "migrations".to_owned(), |dir| dir.display().to_string());
     finish(&cli.options, |output| match &cli.command {
         StandaloneCommand::New { name } => new_migration(&directory, name, output),
+        StandaloneCommand::Squash { through } => {
+            let loaded = source::read_dir(Path::new(""), &directory).map_err(Failure::Files)?;
+            squash(
+                &cli.options,
+                &directory,
+                &loaded.migrations,
+                *through,
+                output,
+            )
+        }
         StandaloneCommand::Shared(command) => {
             let loaded = source::read_dir(Path::new(""), &directory).map_err(Failure::Files)?;
             execute(&cli.options, command, &loaded.migrations, output)
@@ -699,6 +715,32 @@ fn check(
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// `squash --through V`: the squash file written, the files it replaces deleted.
+fn squash(
+    options: &Options,
+    directory: &str,
+    migrations: &[Migration],
+    through: i64,
+    output: &Output,
+) -> Result<u8, Failure> {
+    output.note("squash: replaying the migrations on a throwaway PostgreSQL server");
+    let server =
+        crate::testing::TestServer::start().map_err(|error| Failure::Usage(error.to_string()))?;
+    let squash = migrator(options, migrations).squash(&server, through)?;
+    let written = Path::new(directory).join(&squash.file_name);
+    let io = |what: String| move |error: std::io::Error| Failure::Usage(format!("{what}: {error}"));
+    std::fs::write(&written, &squash.text).map_err(io(format!("writing {}", written.display())))?;
+    for file in squash
+        .files
+        .iter()
+        .filter(|file| Path::new(file) != written)
+    {
+        std::fs::remove_file(file).map_err(io(format!("deleting {file}")))?;
+    }
+    output.squashed(&written, &squash);
+    Ok(exit::SUCCESS)
 }
 
 /// `new`: the next file in the directory's own numbering and layout.

@@ -194,6 +194,40 @@ impl Output {
         }
     }
 
+    /// `squash`: the file written, what it replaced and carried, and what it did not carry.
+    pub(super) fn squashed(&self, written: &std::path::Path, squash: &crate::Squash) {
+        if self.json {
+            let rows: serde_json::Map<String, Value> = squash
+                .carried_rows
+                .iter()
+                .map(|(table, rows)| (table.clone(), json!(rows)))
+                .collect();
+            return self.emit(json!({
+                "written": written.display().to_string(),
+                "version": squash.version,
+                "replaced": squash.replaced,
+                "deleted": squash.files,
+                "carried_rows": rows,
+                "not_carried": squash.not_carried,
+            }));
+        }
+        println!(
+            "wrote {} in place of {} migration(s) (deleted: {})",
+            written.display(),
+            squash.replaced.len(),
+            squash.files.join(", ")
+        );
+        for (table, rows) in &squash.carried_rows {
+            println!("  carried: {rows} row(s) of {table}");
+        }
+        for statement in &squash.not_carried {
+            println!(
+                "  {} {statement}",
+                self.paint(Paint::Yellow, "not carried (privileges):")
+            );
+        }
+    }
+
     /// After `up`: the migrations the pre-deploy phase left, and the command that applies them.
     pub(super) fn waiting(&self, waiting: &[&Migration]) {
         if let Some(first) = waiting.first() {

@@ -44,6 +44,7 @@ fn structure(error: &Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         MigrationFailed,
         MissingFromBinary,
         Unfinished,
+        PartlySquashed,
         LockNotAvailable,
         Connect,
         PolicyViolation,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 
 use super::failure::{Located, LockContention, MigrationFailure, PolicyViolation, Unfinished};
-use super::{Error, HistoryNameProblem};
+use super::{Error, HistoryNameProblem, PartlySquashed};
 use crate::terms::{MigrationStatus, OtherTool, Repair};
 
 /// An error's full text ([`Error::render`], [`MigrationFailure::render`]).
@@ -100,6 +100,37 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or, if applying it late is intended, write `-- migrate:out-of-order ok` in its header (or allow all out-of-order migrations: `up --allow-out-of-order`, `Migrator::allow_out_of_order(true)`)"
             ),
+            Error::PartlySquashed(gap) => {
+                let PartlySquashed {
+                    version,
+                    name,
+                    path,
+                    first,
+                    last,
+                    applied,
+                    missing,
+                    differing,
+                } = &**gap;
+                let list = |versions: &[i64]| {
+                    versions.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                };
+                write!(f, "error: squash {version} ({name}) replaces migrations {first}..={last}, and the database applied only some of them: nothing was applied
+  --> {path}")?;
+                if !applied.is_empty() {
+                    write!(f, "
+   = note: applied: {}", list(applied))?;
+                }
+                if !missing.is_empty() {
+                    write!(f, "
+   = note: not applied: {}", list(missing))?;
+                }
+                if !differing.is_empty() {
+                    write!(f, "
+   = note: applied with other checksums than the squash records: {}", list(differing))?;
+                }
+                write!(f, "
+   = help: bring this database to version {last} with a release that still has the migrations {first}..={last} (its `migrate up --to {last}`); this binary then records the squash without running it")
+            }
             Error::Unfinished(stopped) => unfinished(f, stopped),
             Error::LockTimeout { .. } => write!(
                 f,

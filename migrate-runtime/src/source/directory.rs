@@ -52,6 +52,16 @@ pub fn read_dir(root: &Path, dir: &str) -> Result<Loaded, Diagnostics> {
         .into_iter()
         .filter_map(|candidate| loader.parse(candidate))
         .collect();
+    loader.check_replaces(&parsed);
+    // A version a squash replaces is still there for `requires`: the squash stands for it.
+    let versions: BTreeSet<i64> = versions
+        .into_iter()
+        .chain(
+            parsed
+                .iter()
+                .flat_map(|m| m.replaces.iter().map(|(v, _, _)| *v)),
+        )
+        .collect();
     loader.check_requires(&parsed, &versions);
     if !loader.diagnostics.is_empty() {
         return Err(Diagnostics(loader.diagnostics));
@@ -98,6 +108,7 @@ struct Parsed {
     lock_timeout: Option<LockTimeout>,
     phase: Phase,
     out_of_order: bool,
+    replaces: Vec<(i64, String, u32)>,
 }
 
 impl Parsed {
@@ -117,6 +128,10 @@ impl Parsed {
             self.lock_timeout,
             self.phase,
             self.out_of_order,
+            self.replaces
+                .into_iter()
+                .map(|(version, checksum, _)| (version, checksum))
+                .collect(),
         )
     }
 }
@@ -541,6 +556,7 @@ impl Loader<'_> {
             lock_timeout: up_file.lock_timeout,
             phase: up_file.phase,
             out_of_order: up_file.out_of_order,
+            replaces: up_file.replaces,
         })
     }
 
@@ -614,6 +630,41 @@ impl Loader<'_> {
     }
 
     /// `requires` names versions that exist and are lower.
+    /// A squash replaces versions up to its own, and the files it replaces are gone.
+    fn check_replaces(&mut self, parsed: &[Parsed]) {
+        let files: BTreeMap<i64, String> = parsed
+            .iter()
+            .map(|m| (m.version, m.up.path().to_owned()))
+            .collect();
+        for migration in parsed {
+            for (replaced, _, line) in &migration.replaces {
+                let problem = if *replaced > migration.version {
+                    Some((
+                        format!(
+                            "replaces version {replaced}, which is above its own version {}",
+                            migration.version
+                        ),
+                        "a squash replaces the migrations up to and including its own version"
+                            .to_owned(),
+                    ))
+                } else if *replaced != migration.version {
+                    files.get(replaced).map(|path| {
+                        (
+                            format!("replaces version {replaced}, whose file `{path}` is still here"),
+                            format!("delete `{path}`: the squash stands for it (a database that applied it records the squash without running it)"),
+                        )
+                    })
+                } else {
+                    None
+                };
+                if let Some((problem, help)) = problem {
+                    let path = migration.up.path().to_owned();
+                    self.report(&path).error(Some(*line), problem, Some(help));
+                }
+            }
+        }
+    }
+
     fn check_requires(&mut self, parsed: &[Parsed], versions: &BTreeSet<i64>) {
         let phases: BTreeMap<i64, Phase> = parsed.iter().map(|m| (m.version, m.phase)).collect();
         for migration in parsed {
@@ -695,6 +746,8 @@ pub(super) struct UpFile {
     pub(super) lock_timeout: Option<LockTimeout>,
     pub(super) phase: Phase,
     pub(super) out_of_order: bool,
+    /// `-- migrate:replaces`: version, checksum, line.
+    pub(super) replaces: Vec<(i64, String, u32)>,
 }
 
 /// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
@@ -747,6 +800,7 @@ pub(super) fn parse_up_text(
         lock_timeout: header.lock_timeout,
         phase: header.phase.unwrap_or_default(),
         out_of_order: header.out_of_order,
+        replaces: header.replaces,
     })
 }
 
@@ -838,6 +892,7 @@ struct Header {
     lock_timeout: Option<LockTimeout>,
     phase: Option<Phase>,
     out_of_order: bool,
+    replaces: Vec<(i64, String, u32)>,
 }
 
 impl Header {
@@ -850,6 +905,7 @@ impl Header {
             lock_timeout: None,
             phase: None,
             out_of_order: false,
+            replaces: Vec::new(),
         };
         for directive in directives {
             let line = Some(directive.line);
@@ -952,6 +1008,42 @@ impl Header {
                             format!("`-- migrate:out-of-order` takes `ok`, not `{value}`"),
                             Some("write `-- migrate:out-of-order ok` to let this migration be applied below newer applied ones, or remove the directive"),
                         );
+                    }
+                }
+                DirectiveKind::Replaces(value) => {
+                    let help = "`migrate squash` writes these lines: `-- migrate:replaces <version> sha256:<64 hex digits>`, one per replaced migration, with the checksum it was applied with";
+                    let (version, checksum) = value
+                        .split_once(char::is_whitespace)
+                        .map_or((value, ""), |(v, c)| (v, c.trim()));
+                    let version = match layout {
+                        Layout::DieselDirectories => file_name::diesel_version(version),
+                        _ if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) => {
+                            file_name::numeric_version(version)
+                        }
+                        _ => Err(format!("`{version}` is not a version number")),
+                    };
+                    let hex = checksum.strip_prefix("sha256:").unwrap_or_default();
+                    match version {
+                        Err(why) => report.error(line, why, Some(help)),
+                        Ok(_) if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                            report.error(
+                                line,
+                                format!("`{checksum}` is not a checksum"),
+                                Some(help),
+                            )
+                        }
+                        Ok(version) if header.replaces.iter().any(|(v, _, _)| *v == version) => {
+                            report.error(
+                                line,
+                                format!("version {version} is replaced twice"),
+                                Some("keep one line per replaced migration"),
+                            )
+                        }
+                        Ok(version) => header.replaces.push((
+                            version,
+                            checksum.to_ascii_lowercase(),
+                            directive.line,
+                        )),
                     }
                 }
                 DirectiveKind::Env(list) => {

@@ -38,6 +38,8 @@ pub(super) enum DirectiveKind<'a> {
     Phase(&'a str),
     /// `-- migrate:out-of-order ok`, its argument as written.
     OutOfOrder(&'a str),
+    /// `-- migrate:replaces 3 sha256:...`, as written (one replaced migration per line).
+    Replaces(&'a str),
 }
 
 /// A section as it appears in the file.
@@ -383,6 +385,7 @@ fn parse_directive<'a>(
             "lock-timeout" => DirectiveKind::LockTimeout(args),
             "phase" => DirectiveKind::Phase(args),
             "out-of-order" => DirectiveKind::OutOfOrder(args),
+            "replaces" => DirectiveKind::Replaces(args),
             _ => {
                 report.error(
                     Some(line),
