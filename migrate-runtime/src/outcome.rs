@@ -48,6 +48,7 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::MissingFromBinary(_) => ("missing_from_binary", FAILED, 409),
         Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
         Error::PartlySquashed(_) => ("partly_squashed", FAILED, 409),
+        Error::CannotSquash { .. } => ("cannot_squash", USAGE, 500),
         Error::Unfinished(_) => ("unfinished", FAILED, 409),
         Error::Irreversible { .. } => ("irreversible", FAILED, 409),
         Error::ForeignHistoryTable { .. } => ("foreign_history_table", FAILED, 409),

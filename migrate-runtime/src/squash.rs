@@ -61,7 +61,10 @@ impl Migrator<'_> {
             .migrations
             .iter()
             .find(|m| m.version() == through)
-            .ok_or(Error::UnknownVersion { version: through })?;
+            .ok_or_else(|| Error::CannotSquash {
+                version: through,
+                reason: "no migration has that version; name the highest version the squash replaces, as `migrate status` lists it".to_owned(),
+            })?;
         let replaced: Vec<&Migration> = self
             .migrations
             .iter()
@@ -70,14 +73,14 @@ impl Migrator<'_> {
         // A migration of some environments only is in some databases and not others: one
         // squash cannot stand for it everywhere.
         if let Some(m) = replaced.iter().find(|m| m.environments().next().is_some()) {
-            return Err(Error::from(TestServerError::Command {
-                program: "migrate squash".to_owned(),
-                output: format!(
+            return Err(Error::CannotSquash {
+                version: through,
+                reason: format!(
                     "`{}` applies only in some environments (`-- migrate:env`), so no one squash stands for it in every database; squash through a version below {}",
                     m.path(),
                     m.version()
                 ),
-            }));
+            });
         }
         let database = server.create_database().map_err(Error::from)?;
         let mut client = database.client().map_err(Error::from)?;
@@ -119,12 +122,12 @@ impl Migrator<'_> {
             .map(str::to_owned)
             .collect();
         let (sql, carried_rows) = clean(&body);
-        let prefix = version_prefix(last)?;
+        let prefix = version_prefix(last, through)?;
         let mut text = String::new();
         for migration in &replaced {
             text.push_str(&format!(
                 "-- migrate:replaces {} {}\n",
-                version_prefix(migration)?,
+                version_prefix(migration, through)?,
                 migration.checksum()
             ));
         }
@@ -165,7 +168,7 @@ impl Migrator<'_> {
 }
 
 /// The version as the migration's file name spells it (`003` for `003_add_x.sql`).
-fn version_prefix(migration: &Migration) -> Result<String, Error> {
+fn version_prefix(migration: &Migration, through: i64) -> Result<String, Error> {
     let file = Path::new(migration.path())
         .file_name()
         .and_then(|name| name.to_str())
@@ -178,13 +181,13 @@ fn version_prefix(migration: &Migration) -> Result<String, Error> {
         {
             Ok(prefix.to_owned())
         }
-        _ => Err(Error::from(TestServerError::Command {
-            program: "migrate squash".to_owned(),
-            output: format!(
-                "`{}` is not a single-file migration (`<version>_<name>.sql`): squash writes the native layout only",
+        _ => Err(Error::CannotSquash {
+            version: through,
+            reason: format!(
+                "`{}` is not a single-file migration (`<version>_<name>.sql`): squash writes and replaces that layout only",
                 migration.path()
             ),
-        })),
+        }),
     }
 }
 

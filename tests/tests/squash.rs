@@ -281,7 +281,34 @@ fn a_migration_of_some_environments_is_not_squashed() {
         .unwrap_err();
     let rendered = error.render().to_string();
     assert!(
-        rendered.contains("`../migrations/011_create_lancio_org.sql` applies only in some environments (`-- migrate:env`), so no one squash stands for it in every database; squash through a version below 11"),
+        rendered.contains("error: cannot squash through 11: `../migrations/011_create_lancio_org.sql` applies only in some environments (`-- migrate:env`), so no one squash stands for it in every database; squash through a version below 11; nothing was written"),
         "{rendered}"
     );
+}
+
+#[test]
+fn a_squash_beside_a_file_it_replaces_is_refused_until_the_file_is_deleted() {
+    let checksum = format!("sha256:{}", "a".repeat(64));
+    let dir = directory(&[
+        ("001_a.sql", "CREATE TABLE a (id int);\n".to_owned()),
+        (
+            "002_squashed.sql",
+            format!("-- migrate:replaces 001 {checksum}\n-- migrate:replaces 002 {checksum}\nCREATE TABLE a (id int);\n"),
+        ),
+    ]);
+    let problems = migrate_runtime::source::read_dir(dir.path(), ".")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problems.contains(
+            "002_squashed.sql:1: replaces version 1, whose file `001_a.sql` is still here"
+        ),
+        "{problems}"
+    );
+    assert!(problems.contains("help: delete `001_a.sql`"), "{problems}");
+    // What the help says.
+    std::fs::remove_file(dir.path().join("001_a.sql")).unwrap();
+    let loaded = migrate_runtime::source::read_dir(dir.path(), ".").unwrap();
+    let replaces: Vec<i64> = loaded.migrations[0].replaces().map(|(v, _)| v).collect();
+    assert_eq!(replaces, [1, 2]);
 }

@@ -64,6 +64,7 @@ fn structure(error: &Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         GroupedNoTransaction { version, path },
         NotApplied { version },
         UnknownVersion { version },
+        CannotSquash { version, reason },
         HistoryNotEmpty { table, rows },
         NoOtherHistory { tool },
         UnreadableOtherHistory { tool, why },

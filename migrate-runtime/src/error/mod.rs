@@ -199,6 +199,15 @@ pub enum Error {
         version: i64,
     },
 
+    /// `squash` cannot replace the migrations up to `version` with one file.
+    #[error("cannot squash through {version}: {reason}")]
+    CannotSquash {
+        /// The version asked for.
+        version: i64,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
     /// `baseline` was asked for a version this binary does not have.
     #[error("baseline {version}: no migration in this binary has that version")]
     UnknownVersion {

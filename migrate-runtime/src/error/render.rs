@@ -161,6 +161,7 @@ impl fmt::Display for Rendered<'_> {
                 f,
                 "error: {error}; nothing was imported\n   = help: finish or undo version {version} by hand, then clear the flag as golang-migrate does (`migrate -database URL force {version}`, or `UPDATE schema_migrations SET dirty = false`), and import again"
             ),
+            Error::CannotSquash { .. } => write!(f, "error: {error}; nothing was written"),
             Error::HistoryTableName { .. }
             | Error::GroupedWithSafety
             | Error::GroupedNoTransaction { .. }
