@@ -85,7 +85,7 @@ fn a_rolling_deploy_from_the_command_line() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("(in a transaction; pre-deploy)"),
+        run.stdout.contains("(in a transaction) pre-deploy"),
         "{}",
         run.stdout
     );

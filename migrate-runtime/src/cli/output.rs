@@ -169,7 +169,7 @@ impl Output {
                 None => "statement by statement, no transaction".to_owned(),
             };
             println!(
-                "would apply {:>6} {:<40} ({mode}; {})  {}",
+                "would apply {:>6} {:<40} ({mode}) {}  {}",
                 migration.version(),
                 migration.name(),
                 migration.phase(),
@@ -185,7 +185,7 @@ impl Output {
         }
         for migration in &plan.waiting {
             println!(
-                "waits       {:>6} {:<40} ({}; for `up --phase post-deploy`)  {}",
+                "waits       {:>6} {:<40} ({}: for `up --phase post-deploy`)  {}",
                 migration.version(),
                 migration.name(),
                 migration.phase(),
