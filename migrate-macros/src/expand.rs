@@ -74,6 +74,11 @@ fn migration(migration: &Migration) -> TokenStream {
         .map(|(version, checksum)| format!("{version}={checksum}"))
         .collect::<Vec<_>>()
         .join(",");
+    let requires_sets = migration
+        .requires_sets()
+        .map(|(set, version)| format!("{set}={version}"))
+        .collect::<Vec<_>>()
+        .join(",");
     quote! {
         ::migrate_runtime::Migration::__embedded(::migrate_runtime::EmbeddedMigration {
             version: #version,
@@ -88,6 +93,7 @@ fn migration(migration: &Migration) -> TokenStream {
             phase: #phase,
             out_of_order: #out_of_order,
             replaces: #replaces,
+            requires_sets: #requires_sets,
         })
     }
 }

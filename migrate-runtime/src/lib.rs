@@ -58,6 +58,8 @@ mod safety;
 #[cfg(feature = "runtime")]
 mod schema;
 #[cfg(feature = "runtime")]
+mod sets;
+#[cfg(feature = "runtime")]
 mod settings;
 #[cfg(feature = "cli")]
 mod shapes;
@@ -106,6 +108,8 @@ pub use run::{AppliedReport, Progress, Report, Waiting};
 pub use safety::SafetyPolicy;
 #[cfg(feature = "runtime")]
 pub use schema::{SchemaDiff, SchemaSnapshot};
+#[cfg(feature = "runtime")]
+pub use sets::{MigrationSet, Sets};
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use squash::Squash;

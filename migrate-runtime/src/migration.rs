@@ -40,6 +40,9 @@ pub struct Migration {
     /// `-- migrate:replaces`: `version=checksum` of each migration this squash replaces,
     /// joined with `,`; empty when it is not a squash.
     replaces: Cow<'static, str>,
+    /// `-- migrate:requires set:version`: `set=version` of each migration of another set this
+    /// one needs, joined with `,`.
+    requires_sets: Cow<'static, str>,
 }
 
 /// When in a deploy a migration runs, from its `-- migrate:phase` directive.
@@ -153,6 +156,7 @@ impl Migration {
             phase: parts.phase,
             out_of_order: parts.out_of_order,
             replaces: Cow::Borrowed(parts.replaces),
+            requires_sets: Cow::Borrowed(parts.requires_sets),
         }
     }
 
@@ -171,6 +175,7 @@ impl Migration {
         phase: Phase,
         out_of_order: bool,
         replaces: Vec<(i64, String)>,
+        requires_sets: Vec<(String, i64)>,
     ) -> Migration {
         Migration {
             version,
@@ -188,6 +193,13 @@ impl Migration {
                 replaces
                     .iter()
                     .map(|(version, checksum)| format!("{version}={checksum}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            requires_sets: Cow::Owned(
+                requires_sets
+                    .iter()
+                    .map(|(set, version)| format!("{set}={version}"))
                     .collect::<Vec<_>>()
                     .join(","),
             ),
@@ -348,6 +360,22 @@ impl Migration {
         })
     }
 
+    /// Migrations of other sets this one needs (`-- migrate:requires queue:3`), as set name
+    /// and version; see [`crate::MigrationSet`].
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// for (set, version) in migration.requires_sets() {
+    ///     println!("{} needs {set}:{version}", migration.version());
+    /// }
+    /// ```
+    pub fn requires_sets(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.requires_sets.split(',').filter_map(|entry| {
+            let (set, version) = entry.split_once('=')?;
+            Some((set, version.parse().ok()?))
+        })
+    }
+
     /// Whether the migration applies in `environment` (compared case-insensitively).
     ///
     /// ```no_run
@@ -408,6 +436,8 @@ pub struct EmbeddedMigration {
     pub out_of_order: bool,
     /// `-- migrate:replaces`: `version=checksum` joined with `,`.
     pub replaces: &'static str,
+    /// `-- migrate:requires set:version`: `set=version` joined with `,`.
+    pub requires_sets: &'static str,
 }
 
 /// The parts of an embedded section (see [`EmbeddedMigration`]). Not a stable API.

@@ -49,6 +49,7 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
         Error::PartlySquashed(_) => ("partly_squashed", FAILED, 409),
         Error::CannotSquash { .. } => ("cannot_squash", USAGE, 500),
+        Error::UnmetSetRequirement { .. } => ("unmet_set_requirement", FAILED, 409),
         Error::Unfinished(_) => ("unfinished", FAILED, 409),
         Error::Irreversible { .. } => ("irreversible", FAILED, 409),
         Error::ForeignHistoryTable { .. } => ("foreign_history_table", FAILED, 409),

@@ -549,6 +549,7 @@ mod tests {
             Phase::PreDeploy,
             false,
             Vec::new(),
+            Vec::new(),
         )
     }
 
@@ -585,6 +586,7 @@ mod tests {
                     None,
                     phase,
                     kind == 'o',
+                    Vec::new(),
                     Vec::new(),
                 )
             })
@@ -821,6 +823,7 @@ mod tests {
             Phase::PreDeploy,
             false,
             Vec::new(),
+            Vec::new(),
         );
         let versions_of = |settings: &Settings| -> Vec<i64> {
             pending(&all, settings, &[])
@@ -931,6 +934,7 @@ mod tests {
             None,
             Phase::PreDeploy,
             false,
+            Vec::new(),
             Vec::new(),
         );
         assert!(matches!(

@@ -65,6 +65,7 @@ fn structure(error: &Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         NotApplied { version },
         UnknownVersion { version },
         CannotSquash { version, reason },
+        UnmetSetRequirement { set, version, path, requires_set, requires_version, known },
         HistoryNotEmpty { table, rows },
         NoOtherHistory { tool },
         UnreadableOtherHistory { tool, why },

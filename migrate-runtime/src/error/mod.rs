@@ -199,6 +199,26 @@ pub enum Error {
         version: i64,
     },
 
+    /// A migration of one set requires (`-- migrate:requires set:version`) a migration of
+    /// another set that is not given to [`crate::Migrator::sets`] (`known: false`, refused
+    /// before anything runs), or that cannot be applied before it (`known: true`: the sets
+    /// wait for each other).
+    #[error("{set}:{version} requires {requires_set}:{requires_version}, which {}", if *known { "cannot be applied before it" } else { "no set given has" })]
+    UnmetSetRequirement {
+        /// The set of the migration that has the requirement.
+        set: String,
+        /// That migration's version.
+        version: i64,
+        /// Its file.
+        path: String,
+        /// The set it requires a migration of.
+        requires_set: String,
+        /// The version it requires.
+        requires_version: i64,
+        /// Whether that set and version exist among the sets given.
+        known: bool,
+    },
+
     /// `squash` cannot replace the migrations up to `version` with one file.
     #[error("cannot squash through {version}: {reason}")]
     CannotSquash {

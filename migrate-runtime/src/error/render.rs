@@ -162,6 +162,14 @@ impl fmt::Display for Rendered<'_> {
                 "error: {error}; nothing was imported\n   = help: finish or undo version {version} by hand, then clear the flag as golang-migrate does (`migrate -database URL force {version}`, or `UPDATE schema_migrations SET dirty = false`), and import again"
             ),
             Error::CannotSquash { .. } => write!(f, "error: {error}; nothing was written"),
+            Error::UnmetSetRequirement { path, known: false, .. } => write!(
+                f,
+                "error: {error}; nothing was applied\n  --> {path}\n   = help: give that set to `Migrator::sets` too (its name as in `MigrationSet::new`), or correct the `-- migrate:requires` line"
+            ),
+            Error::UnmetSetRequirement { path, requires_set, requires_version, .. } => write!(
+                f,
+                "error: {error}: the sets wait for each other; migrations that could run were applied\n  --> {path}\n   = help: {requires_set}:{requires_version} itself waits for a migration that comes after this one: remove one of the requirements that form the cycle"
+            ),
             Error::HistoryTableName { .. }
             | Error::GroupedWithSafety
             | Error::GroupedNoTransaction { .. }

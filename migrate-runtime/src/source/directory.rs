@@ -109,6 +109,7 @@ struct Parsed {
     phase: Phase,
     out_of_order: bool,
     replaces: Vec<(i64, String, u32)>,
+    requires_sets: Vec<(String, i64)>,
 }
 
 impl Parsed {
@@ -132,6 +133,7 @@ impl Parsed {
                 .into_iter()
                 .map(|(version, checksum, _)| (version, checksum))
                 .collect(),
+            self.requires_sets,
         )
     }
 }
@@ -557,6 +559,7 @@ impl Loader<'_> {
             phase: up_file.phase,
             out_of_order: up_file.out_of_order,
             replaces: up_file.replaces,
+            requires_sets: up_file.requires_sets,
         })
     }
 
@@ -748,6 +751,8 @@ pub(super) struct UpFile {
     pub(super) out_of_order: bool,
     /// `-- migrate:replaces`: version, checksum, line.
     pub(super) replaces: Vec<(i64, String, u32)>,
+    /// `-- migrate:requires set:version`.
+    pub(super) requires_sets: Vec<(String, i64)>,
 }
 
 /// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
@@ -801,6 +806,7 @@ pub(super) fn parse_up_text(
         phase: header.phase.unwrap_or_default(),
         out_of_order: header.out_of_order,
         replaces: header.replaces,
+        requires_sets: header.requires_sets,
     })
 }
 
@@ -893,6 +899,7 @@ struct Header {
     phase: Option<Phase>,
     out_of_order: bool,
     replaces: Vec<(i64, String, u32)>,
+    requires_sets: Vec<(String, i64)>,
 }
 
 impl Header {
@@ -906,6 +913,7 @@ impl Header {
             phase: None,
             out_of_order: false,
             replaces: Vec::new(),
+            requires_sets: Vec::new(),
         };
         for directive in directives {
             let line = Some(directive.line);
@@ -917,6 +925,20 @@ impl Header {
                         report.error(line, "`-- migrate:requires` lists no version", Some("write the versions this migration needs, e.g. `-- migrate:requires 001, 003`"));
                     }
                     for item in items {
+                        if let Some((set, version)) = item.split_once(':') {
+                            // Another set's migration (`queue:3`): checked when the sets run.
+                            let named = !set.is_empty()
+                                && set.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                                && !version.is_empty()
+                                && version.bytes().all(|b| b.is_ascii_digit());
+                            match file_name::numeric_version(version) {
+                                Ok(version) if named => {
+                                    header.requires_sets.push((set.to_ascii_lowercase(), version))
+                                }
+                                _ => report.error(line, format!("`{item}` is not a migration of another set"), Some("name another set's migration as `set:version`, e.g. `-- migrate:requires queue:3` (set names are letters, digits and `_`)")),
+                            }
+                            continue;
+                        }
                         let version = match layout {
                             Layout::DieselDirectories => file_name::diesel_version(item),
                             _ if item.bytes().all(|b| b.is_ascii_digit()) => {
