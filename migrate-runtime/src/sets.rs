@@ -45,6 +45,21 @@ impl<'m> MigrationSet<'m> {
     pub fn name(&self) -> &'m str {
         self.name
     }
+
+    /// Its migrations.
+    ///
+    /// ```no_run
+    /// # let set: migrate_runtime::MigrationSet<'_> = unimplemented!();
+    /// println!("{} has {} migrations", set.name(), set.migrations().len());
+    /// ```
+    pub fn migrations(&self) -> &'m [Migration] {
+        self.migrations
+    }
+
+    /// The history table of the set: `{name}_schema_migrations`.
+    pub(crate) fn history_table(&self) -> String {
+        format!("{}_schema_migrations", self.name)
+    }
 }
 
 /// Several [`MigrationSet`]s applied together; see [`Migrator::sets`].
@@ -88,10 +103,9 @@ impl<'m> Migrator<'m> {
             sets: sets
                 .into_iter()
                 .map(|set| {
-                    let table = format!("{}_schema_migrations", set.name);
                     (
                         set.name,
-                        Migrator::new(set.migrations).history_table("public", &table),
+                        Migrator::new(set.migrations).history_table("public", &set.history_table()),
                     )
                 })
                 .collect(),
@@ -100,6 +114,12 @@ impl<'m> Migrator<'m> {
 }
 
 impl<'m> Sets<'m> {
+    /// Sets whose migrators the caller configured (the command line's options).
+    #[cfg(feature = "cli")]
+    pub(crate) fn from_migrators(sets: Vec<(&'m str, Migrator<'m>)>) -> Self {
+        Sets { sets }
+    }
+
     /// The same sets, with `configure` applied to each set's [`Migrator`] (an environment,
     /// lock waits, a phase...).
     ///

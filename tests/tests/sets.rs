@@ -174,3 +174,62 @@ fn sets_that_wait_for_each_other_stop_with_what_could_run_applied() {
     assert_eq!(versions(&mut client, "a_schema_migrations"), [1]);
     assert_eq!(versions(&mut client, "b_schema_migrations"), [1]);
 }
+
+fn sets_app(url: &str, args: &[&str]) -> migrate_test_support::process::Run {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sets_app"))
+        .env("DATABASE_URL", url)
+        .env_remove("MIGRATE_ENV")
+        .args(args)
+        .output()
+        .unwrap();
+    migrate_test_support::process::Run::of(&output)
+}
+
+#[test]
+fn the_command_line_works_on_every_set() {
+    let database = TestServer::shared().create_database().unwrap();
+    let url = database.url();
+    let run = sets_app(&url, &["migrate", "status", "--exit-code"]);
+    assert_eq!(
+        run.code,
+        3,
+        "both sets have pending migrations: {}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("set app:") && run.stderr.contains("set queue:"),
+        "{}",
+        run.stderr
+    );
+    let run = sets_app(&url, &["migrate", "check"]);
+    assert_eq!(run.code, 4, "{}", run.all());
+
+    let run = sets_app(&url, &["migrate", "up"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        run.stdout.matches("2 migration(s) applied").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    let mut client = database.client().unwrap();
+    assert_eq!(versions(&mut client, "app_schema_migrations"), [1, 2]);
+    assert_eq!(versions(&mut client, "queue_schema_migrations"), [1, 2]);
+
+    let run = sets_app(&url, &["migrate", "status"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stdout.matches("0 pending").count(), 2, "{}", run.stdout);
+    assert!(run.stdout.contains("welcome_jobs"), "{}", run.stdout);
+    assert!(run.stdout.contains("add_priority"), "{}", run.stdout);
+    assert_eq!(sets_app(&url, &["migrate", "check"]).code, 0);
+    // A flag that names one set's versions is refused, with why.
+    let run = sets_app(&url, &["migrate", "up", "--to", "1"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "with several migration sets, `up` takes --phase and --allow-out-of-order only"
+        ),
+        "{}",
+        run.stderr
+    );
+}

@@ -392,6 +392,90 @@ pub fn run_parsed(migrations: &[Migration], args: MigrateArgs) -> ExitCode {
     })
 }
 
+/// The command line over several migration sets (an application's and its libraries'; see
+/// [`crate::Migrator::sets`]), reading the process arguments after the program name. `up`
+/// applies every set in the order their `-- migrate:requires set:version` lines allow (it
+/// takes `--phase` and `--allow-out-of-order`; `--to`, `--grouped`, `--dry-run` and
+/// `--safety` name one set's versions and are refused); every other command runs on each set
+/// in turn, with a `set NAME:` line on standard error before each (with `--json`, one
+/// document per set, in order). The exit code is the highest of the sets'.
+///
+/// ```no_run
+/// use migrate_runtime::MigrationSet;
+/// # static APP: &[migrate_runtime::Migration] = &[];
+/// # static QUEUE: &[migrate_runtime::Migration] = &[];
+/// let code = migrate_runtime::cli::main_sets(&[MigrationSet::new("app", APP), MigrationSet::new("queue", QUEUE)]);
+/// ```
+pub fn main_sets(sets: &[crate::MigrationSet<'_>]) -> ExitCode {
+    match Embedded::try_parse_from(std::env::args_os().skip(1)) {
+        Ok(embedded) => {
+            let MigrateArgs { command, options } = embedded.args;
+            finish(&options, |output| {
+                execute_sets(&options, &command, sets, output)
+            })
+        }
+        Err(error) => usage(&error),
+    }
+}
+
+/// [`main_sets`]' commands.
+fn execute_sets(
+    options: &Options,
+    command: &Command,
+    sets: &[crate::MigrationSet<'_>],
+    output: &Output,
+) -> Result<u8, Failure> {
+    let options_of = |set: &crate::MigrationSet<'_>| {
+        let mut options = options.clone();
+        options.history_table = set.history_table();
+        options
+    };
+    if let Command::Up {
+        to,
+        grouped,
+        dry_run,
+        allow_out_of_order,
+        phase,
+        safety,
+        ..
+    } = command
+    {
+        if to.is_some() || *grouped || *dry_run || *safety {
+            return Err(Failure::Usage(
+                "with several migration sets, `up` takes --phase and --allow-out-of-order only: --to, --grouped, --dry-run and --safety name one set's versions".to_owned(),
+            ));
+        }
+        guard_production(options, command)?;
+        let migrators = sets
+            .iter()
+            .map(|set| {
+                let migrator = migrator(&options_of(set), set.migrations())
+                    .phase(*phase)
+                    .allow_out_of_order(*allow_out_of_order);
+                (set.name(), migrator)
+            })
+            .collect();
+        let (mut client, _server) = connect(options, output)?;
+        let reports = crate::Sets::from_migrators(migrators).run(&mut client)?;
+        for (set, report) in &reports {
+            output.note(&format!("set {set}:"));
+            output.report(report);
+        }
+        return Ok(exit::SUCCESS);
+    }
+    let mut code = exit::SUCCESS;
+    for set in sets {
+        output.note(&format!("set {}:", set.name()));
+        code = code.max(execute(
+            &options_of(set),
+            command,
+            set.migrations(),
+            output,
+        )?);
+    }
+    Ok(code)
+}
+
 /// The standalone `migrate` binary: the same commands over a directory read at run time
 /// (`--dir`, `MIGRATIONS_DIR`, default `./migrations`), plus `new`.
 ///
