@@ -125,17 +125,6 @@ pub enum LockTimeout {
     After(Duration),
 }
 
-#[cfg(feature = "runtime")]
-impl LockTimeout {
-    /// The value for PostgreSQL's `lock_timeout` setting.
-    pub(crate) fn as_setting(self) -> String {
-        match self {
-            LockTimeout::Off => "0".to_owned(),
-            LockTimeout::After(limit) => crate::contention::milliseconds(limit),
-        }
-    }
-}
-
 impl Migration {
     /// Used by the code `embed_migrations!` generates; not a stable API.
     #[doc(hidden)]
