@@ -89,7 +89,7 @@ impl<'m> Migrator<'m> {
     /// use migrate_runtime::{Migration, MigrationSet, Migrator};
     ///
     /// static APP: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-    /// static QUEUE: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/queue-crate/migrations");
+    /// static QUEUE: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
     ///
     /// let database = TestServer::shared().create_database()?;
     /// let mut client = database.client()?;

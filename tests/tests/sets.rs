@@ -7,8 +7,8 @@ use migrate_test_support::files::directory;
 
 /// The application: 002 needs the queue's 002 (`-- migrate:requires queue:2`).
 static APP: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/app");
-// What a job-queue library crate (`tests/fixtures/queue-crate`) ships: versions 1 and 2 too.
-use migrate_fixture_queue::MIGRATIONS as QUEUE;
+/// What a job-queue library crate ships: versions 1 and 2 too.
+static QUEUE: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/queue");
 
 fn versions(client: &mut postgres::Client, table: &str) -> Vec<i64> {
     client

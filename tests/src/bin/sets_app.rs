@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use migrate_runtime::{Migration, MigrationSet};
 
 static APP: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/app");
-use migrate_fixture_queue::MIGRATIONS as QUEUE;
+static QUEUE: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/queue");
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("migrate") {
