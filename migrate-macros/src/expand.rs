@@ -147,6 +147,21 @@ fn migration(migration: &Migration, files: &Files) -> TokenStream {
             )))
         }
     };
+    let phase = match migration.phase() {
+        ::migrate_runtime::Phase::PreDeploy => quote!(::migrate_runtime::Phase::PreDeploy),
+        ::migrate_runtime::Phase::PostDeploy => quote!(::migrate_runtime::Phase::PostDeploy),
+    };
+    let out_of_order = migration.allows_out_of_order();
+    let replaces = migration
+        .replaces()
+        .map(|(version, checksum)| format!("{version}={checksum}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let requires_sets = migration
+        .requires_sets()
+        .map(|(set, version)| format!("{set}={version}"))
+        .collect::<Vec<_>>()
+        .join(",");
     quote! {
         ::migrate_runtime::Migration::__embedded(::migrate_runtime::EmbeddedMigration {
             version: #version,
@@ -158,6 +173,10 @@ fn migration(migration: &Migration, files: &Files) -> TokenStream {
             environments: #environments,
             allowed_lints: #allowed_lints,
             lock_timeout: #lock_timeout,
+            phase: #phase,
+            out_of_order: #out_of_order,
+            replaces: #replaces,
+            requires_sets: #requires_sets,
         })
     }
 }

@@ -111,6 +111,10 @@
 //! - [The command line](guide::cli): commands, configuration, exit codes, JSON.
 //! - [Release checks](guide::release_checks): `verify`, `drift`, data-safety snapshots, SQL
 //!   syntax at compile time, `lint`.
+//! - [Deploy phases and readiness](guide::phases): post-deploy migrations, `migrate check`
+//!   for rolling deploys, per-migration out-of-order.
+//! - [Squashing a long history](guide::squash) and [migration sets from library
+//!   crates](guide::sets).
 //! - [Deployment and the admin endpoint](guide::deployment).
 //! - [Reliability guarantees](guide::reliability) and [performance](guide::performance).
 #![warn(missing_docs)]
@@ -153,6 +157,8 @@ mod outcome;
 #[cfg(feature = "runtime")]
 mod plan;
 #[cfg(feature = "runtime")]
+mod readiness;
+#[cfg(feature = "runtime")]
 mod repair;
 #[cfg(feature = "runtime")]
 mod run;
@@ -161,9 +167,15 @@ mod safety;
 #[cfg(feature = "runtime")]
 mod schema;
 #[cfg(feature = "runtime")]
+mod sets;
+#[cfg(feature = "runtime")]
 mod settings;
 #[cfg(feature = "cli")]
 mod shapes;
+#[cfg(feature = "testing")]
+mod squash;
+#[cfg(feature = "runtime")]
+mod squashed;
 #[cfg(all(feature = "runtime", debug_assertions))]
 mod stale;
 #[cfg(feature = "runtime")]
@@ -183,7 +195,7 @@ pub mod verify;
 pub use cancel::CancelHandle;
 #[doc(hidden)]
 pub use migration::{EmbeddedMigration, EmbeddedSection};
-pub use migration::{LockTimeout, Migration, Section};
+pub use migration::{LockTimeout, Migration, Phase, Section};
 pub use source::checksum::Checksum;
 
 #[cfg(feature = "runtime")]
@@ -192,8 +204,8 @@ pub use contention::{Blocker, DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRY_BUDGET};
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use error::{
-    Error, HistoryNameProblem, Located, LockContention, MigrationFailure, PolicyViolation,
-    Rendered, StatementProgress, Unfinished,
+    Error, HistoryNameProblem, Located, LockContention, MigrationFailure, PartlySquashed,
+    PolicyViolation, Rendered, StatementProgress, Unfinished,
 };
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
@@ -209,6 +221,9 @@ pub use migrator::Migrator;
 pub use ops::{Plan, Rehearsed, State, Status, StatusEntry};
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub use readiness::Readiness;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use run::{AppliedReport, Progress, Report, Waiting};
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
@@ -216,6 +231,12 @@ pub use safety::SafetyPolicy;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use schema::{SchemaDiff, SchemaSnapshot};
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub use sets::{MigrationSet, Sets};
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use squash::Squash;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use terms::{ActionKind, ActionStatus, MigrationStatus, OtherTool, Repair};

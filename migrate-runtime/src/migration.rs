@@ -34,6 +34,75 @@ pub struct Migration {
     allowed_lints: Cow<'static, str>,
     /// `-- migrate:lock-timeout`: this migration's own lock wait, instead of the run's.
     lock_timeout: Option<LockTimeout>,
+    /// `-- migrate:phase`: when in a deploy it runs.
+    phase: Phase,
+    /// `-- migrate:out-of-order ok`: it may be applied below the highest applied version.
+    out_of_order: bool,
+    /// `-- migrate:replaces`: `version=checksum` of each migration this squash replaces,
+    /// joined with `,`; empty when it is not a squash.
+    replaces: Cow<'static, str>,
+    /// `-- migrate:requires set:version`: `set=version` of each migration of another set this
+    /// one needs, joined with `,`.
+    requires_sets: Cow<'static, str>,
+}
+
+/// When in a deploy a migration runs, from its `-- migrate:phase` directive.
+///
+/// A rolling deploy runs the old and the new version of a service side by side for a while.
+/// Pre-deploy migrations (the default) run before the new version starts and must leave a
+/// schema the old version still works with (add a column); post-deploy migrations
+/// (`-- migrate:phase post-deploy`) run once the old version is gone (drop the column it still
+/// read). [`crate::Migrator::run`] applies pre-deploy migrations; with
+/// `Migrator::phase(Phase::PostDeploy)` (`migrate up --phase post-deploy`) it applies the rest.
+///
+/// ```
+/// use migrate_runtime::Phase;
+///
+/// assert_eq!(Phase::default(), Phase::PreDeploy);
+/// assert_eq!(Phase::PostDeploy.as_str(), "post-deploy");
+/// assert_eq!(Phase::parse("Post-Deploy"), Some(Phase::PostDeploy));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Phase {
+    /// Runs before the new version of the service starts (the default).
+    #[default]
+    PreDeploy,
+    /// Runs after the new version is fully rolled out and the old one is gone.
+    PostDeploy,
+}
+
+impl Phase {
+    /// The spelling used in the directive, tables and JSON: `pre-deploy` or `post-deploy`.
+    ///
+    /// ```
+    /// assert_eq!(migrate_runtime::Phase::PreDeploy.as_str(), "pre-deploy");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::PreDeploy => "pre-deploy",
+            Phase::PostDeploy => "post-deploy",
+        }
+    }
+
+    /// Reads a directive's value (case-insensitively); `None` for anything else.
+    ///
+    /// ```
+    /// use migrate_runtime::Phase;
+    /// assert_eq!(Phase::parse("pre-deploy"), Some(Phase::PreDeploy));
+    /// assert_eq!(Phase::parse("later"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<Phase> {
+        [Phase::PreDeploy, Phase::PostDeploy]
+            .into_iter()
+            .find(|phase| phase.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A migration's own lock wait, from its `-- migrate:lock-timeout` directive; it replaces the
@@ -74,6 +143,10 @@ impl Migration {
             environments: Cow::Borrowed(parts.environments),
             allowed_lints: Cow::Borrowed(parts.allowed_lints),
             lock_timeout: parts.lock_timeout,
+            phase: parts.phase,
+            out_of_order: parts.out_of_order,
+            replaces: Cow::Borrowed(parts.replaces),
+            requires_sets: Cow::Borrowed(parts.requires_sets),
         }
     }
 
@@ -89,6 +162,10 @@ impl Migration {
         environments: Vec<String>,
         allowed_lints: Vec<String>,
         lock_timeout: Option<LockTimeout>,
+        phase: Phase,
+        out_of_order: bool,
+        replaces: Vec<(i64, String)>,
+        requires_sets: Vec<(String, i64)>,
     ) -> Migration {
         Migration {
             version,
@@ -100,6 +177,22 @@ impl Migration {
             environments: Cow::Owned(environments.join(",")),
             allowed_lints: Cow::Owned(allowed_lints.join(",")),
             lock_timeout,
+            phase,
+            out_of_order,
+            replaces: Cow::Owned(
+                replaces
+                    .iter()
+                    .map(|(version, checksum)| format!("{version}={checksum}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            requires_sets: Cow::Owned(
+                requires_sets
+                    .iter()
+                    .map(|(set, version)| format!("{set}={version}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         }
     }
 
@@ -245,6 +338,64 @@ impl Migration {
         self.lock_timeout
     }
 
+    /// When in a deploy it runs (`-- migrate:phase`; [`Phase::PreDeploy`] by default).
+    ///
+    /// ```no_run
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+    /// use migrate_runtime::Phase;
+    /// let later = MIGRATIONS.iter().filter(|m| m.phase() == Phase::PostDeploy).count();
+    /// println!("{later} migration(s) wait for `migrate up --phase post-deploy`");
+    /// ```
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether it may be applied below the highest applied version
+    /// (`-- migrate:out-of-order ok`), as if [`crate::Migrator::allow_out_of_order`] were on
+    /// for it alone.
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// if migration.allows_out_of_order() {
+    ///     println!("{} may land below newer migrations", migration.path());
+    /// }
+    /// ```
+    pub fn allows_out_of_order(&self) -> bool {
+        self.out_of_order
+    }
+
+    /// The migrations this squash replaces (`-- migrate:replaces`), each as its version and
+    /// the checksum it was applied with; empty when it is not a squash (see the squash guide).
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// for (version, checksum) in migration.replaces() {
+    ///     println!("{} stands for {version} ({checksum})", migration.version());
+    /// }
+    /// ```
+    pub fn replaces(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.replaces.split(',').filter_map(|entry| {
+            let (version, checksum) = entry.split_once('=')?;
+            Some((version.parse().ok()?, checksum))
+        })
+    }
+
+    /// Migrations of other sets this one needs (`-- migrate:requires queue:3`), as set name
+    /// and version; see [`crate::MigrationSet`].
+    ///
+    /// ```no_run
+    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// for (set, version) in migration.requires_sets() {
+    ///     println!("{} needs {set}:{version}", migration.version());
+    /// }
+    /// ```
+    pub fn requires_sets(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.requires_sets.split(',').filter_map(|entry| {
+            let (set, version) = entry.split_once('=')?;
+            Some((set, version.parse().ok()?))
+        })
+    }
+
     /// Whether the migration applies in `environment` (compared case-insensitively).
     ///
     /// ```
@@ -302,6 +453,14 @@ pub struct EmbeddedMigration {
     pub allowed_lints: &'static str,
     /// `-- migrate:lock-timeout`.
     pub lock_timeout: Option<LockTimeout>,
+    /// `-- migrate:phase`.
+    pub phase: Phase,
+    /// `-- migrate:out-of-order ok`.
+    pub out_of_order: bool,
+    /// `-- migrate:replaces`: `version=checksum` joined with `,`.
+    pub replaces: &'static str,
+    /// `-- migrate:requires set:version`: `set=version` joined with `,`.
+    pub requires_sets: &'static str,
 }
 
 /// The parts of an embedded section (see [`EmbeddedMigration`]). Not a stable API.

@@ -12,7 +12,7 @@ use crate::run::{Observer, Progress, Report, Run};
 use crate::schema::SchemaSnapshot;
 use crate::settings::Settings;
 use crate::terms::MigrationStatus;
-use crate::{Error, Migration, SafetyPolicy};
+use crate::{Error, Migration, Phase, SafetyPolicy};
 
 /// Applies a set of migrations to a database.
 ///
@@ -60,6 +60,33 @@ impl<'m> Migrator<'m> {
             settings: Settings::default(),
             observer: Observer::default(),
         }
+    }
+
+    /// Which deploy phase a run applies (see [`Phase`]). [`Phase::PreDeploy`], the default,
+    /// applies pending migrations in version order up to the first pending post-deploy one
+    /// (those after it wait, whatever their phase, so versions always apply in order);
+    /// [`Phase::PostDeploy`], once the new version of the service is fully rolled out, applies
+    /// everything pending.
+    ///
+    /// ```
+    /// use migrate_runtime::testing::TestServer;
+    /// use migrate_runtime::{Migration, Migrator, Phase};
+    ///
+    /// static MIGRATIONS: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/phases/new");
+    ///
+    /// let database = TestServer::shared().create_database()?;
+    /// let mut client = database.client()?;
+    /// // Before the rollout: the pre-deploy migrations.
+    /// let before = Migrator::new(MIGRATIONS).run(&mut client)?;
+    /// assert!(before.applied.iter().all(|applied| applied.version < 4));
+    /// // After it: the rest (dropping the column the old version still read).
+    /// let after = Migrator::new(MIGRATIONS).phase(Phase::PostDeploy).run(&mut client)?;
+    /// assert_eq!(after.applied[0].version, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn phase(mut self, phase: Phase) -> Self {
+        self.settings.phase = phase;
+        self
     }
 
     /// Where the history is kept: `schema.table`, plus `schema.{table}_history` for the
@@ -455,17 +482,25 @@ impl<'m> Migrator<'m> {
         // One round trip, one small row, no lock. Anything else (including a `failed` or
         // `running` row, which only the lock holder may judge) takes the full, locked path.
         let started = std::time::Instant::now();
-        let expected = plan::expected_fingerprint(self.migrations, &self.settings);
-        if self.settings.tables.fingerprint(client)? == Some(expected) {
+        let expected = plan::expected_fingerprints(self.migrations, &self.settings);
+        if let Some(found) = self
+            .settings
+            .tables
+            .fingerprint(client)?
+            .filter(|found| expected.contains(found))
+        {
             log::info!(
                 "migrations up to date: {} checked against {}, nothing to apply ({} ms)",
                 self.migrations.len(),
                 self.settings.tables.display(),
                 started.elapsed().as_millis()
             );
+            if found != expected[0] {
+                log::info!("post-deploy migrations wait for `up --phase post-deploy` (Migrator::phase(Phase::PostDeploy))");
+            }
             return Ok(Report::default());
         }
-        let (mut run, pending) = loop {
+        let (mut run, pending, applied) = loop {
             let (run, applied) = Run::start(client, &self.settings, self.observer)?;
             match plan::pending(self.migrations, &self.settings, &applied) {
                 // Behind a pooler there is no session lock to wait on, and a `running` row may
@@ -479,9 +514,22 @@ impl<'m> Migrator<'m> {
                     drop(run);
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                pending => break (run, pending?),
+                pending => break (run, pending?, applied),
             }
         };
+        // Squashes whose replaced migrations were all applied one by one: recorded, no SQL.
+        for (squash, replaced) in crate::squashed::reconcile(self.migrations, &applied)?.to_record {
+            let sql = run.recorder().squash(squash, &replaced);
+            run.client
+                .simple_query(&sql)
+                .map_err(Error::database("recording a squash"))?;
+            log::info!(
+                "squash {} ({}) recorded in place of {} migrations applied one by one; no SQL ran",
+                squash.version(),
+                squash.name(),
+                replaced.len()
+            );
+        }
         for unit in plan::up(&pending, &self.settings) {
             execute::unit(&mut run, &unit)?;
         }

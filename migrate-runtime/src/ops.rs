@@ -37,6 +37,9 @@ use crate::{Error, Migration, MigrationFailure, Migrator};
 pub struct Plan<'m> {
     /// The migrations a run would apply, in order (empty when it would refuse).
     pub pending: Vec<&'m Migration>,
+    /// Pending migrations this run's phase leaves for the post-deploy phase: from the first
+    /// pending post-deploy migration on (see [`crate::Migrator::phase`]).
+    pub waiting: Vec<&'m Migration>,
     /// Why a run would refuse to start, if it would.
     pub refusal: Option<Error>,
 }
@@ -132,6 +135,8 @@ pub struct StatusEntry {
     /// Why its UP runs outside a transaction, when that was inferred (see
     /// [`crate::Section::inferred_no_transaction`]).
     pub inferred: Option<String>,
+    /// Its deploy phase, when the binary has the migration (see [`crate::Phase`]).
+    pub phase: Option<crate::Phase>,
 }
 
 /// Every migration the binary or the database knows, and the indexes PostgreSQL marks invalid.
@@ -337,16 +342,20 @@ impl<'m> Migrator<'m> {
     /// ```
     pub fn plan(&self, client: &mut Client) -> Result<Plan<'m>, Error> {
         let applied = self.applied(client)?;
-        Ok(match self.pending(&applied) {
-            Ok(pending) => Plan {
-                pending,
-                refusal: None,
+        Ok(
+            match plan::phased(self.migrations, &self.settings, &applied) {
+                Ok((pending, waiting)) => Plan {
+                    pending,
+                    waiting,
+                    refusal: None,
+                },
+                Err(refusal) => Plan {
+                    pending: Vec::new(),
+                    waiting: Vec::new(),
+                    refusal: Some(refusal),
+                },
             },
-            Err(refusal) => Plan {
-                pending: Vec::new(),
-                refusal: Some(refusal),
-            },
-        })
+        )
     }
 
     /// Every check [`Migrator::run`] makes, without running anything: `Ok` with the plan when
@@ -390,6 +399,10 @@ impl<'m> Migrator<'m> {
     /// ```
     pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
         let applied = self.applied(client)?;
+        // Migrations a squash replaces, all applied, show as the squash; a database part-way
+        // below a squash shows its rows as they are (`up` says why it refuses).
+        let applied = crate::squashed::reconcile(self.migrations, &applied)
+            .map_or(applied, |reconciled| reconciled.applied);
         let rows: BTreeMap<i64, &AppliedMigration> =
             applied.iter().map(|row| (row.version, row)).collect();
         let binary: BTreeMap<i64, &Migration> =
@@ -418,7 +431,10 @@ impl<'m> Migrator<'m> {
                     (None, Some(m)) if !self.settings.in_environment(m) => {
                         State::FilteredByEnvironment
                     }
-                    (None, _) if highest_applied.is_some_and(|highest| version < highest) => {
+                    (None, m)
+                        if highest_applied.is_some_and(|highest| version < highest)
+                            && !m.is_some_and(Migration::allows_out_of_order) =>
+                    {
                         State::OutOfOrder
                     }
                     (None, _) => State::Pending,
@@ -435,6 +451,7 @@ impl<'m> Migrator<'m> {
                     inferred: migration
                         .and_then(|m| m.up().inferred_no_transaction())
                         .map(str::to_owned),
+                    phase: migration.map(Migration::phase),
                 }
             })
             .collect();

@@ -27,6 +27,9 @@ pub mod exit {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub const PENDING: u8 = 3;
+    /// `check`: the database lacks a migration this binary needs (after `--wait-ready`, if
+    /// given).
+    pub const NOT_READY: u8 = 4;
     /// Stopped by SIGINT (Ctrl-C): the running statement was cancelled (128 + 2).
     pub const INTERRUPTED: u8 = 130;
     /// Stopped by SIGTERM: the running statement was cancelled (128 + 15).
@@ -57,6 +60,9 @@ pub(crate) fn of(error: &Error) -> Outcome {
         Error::TouchesHistoryTable { .. } => ("touches_history_table", FAILED, 409),
         Error::MissingFromBinary(_) => ("missing_from_binary", FAILED, 409),
         Error::OutOfOrder { .. } => ("out_of_order", FAILED, 409),
+        Error::PartlySquashed(_) => ("partly_squashed", FAILED, 409),
+        Error::CannotSquash { .. } => ("cannot_squash", USAGE, 500),
+        Error::UnmetSetRequirement { .. } => ("unmet_set_requirement", FAILED, 409),
         Error::Unfinished(_) => ("unfinished", FAILED, 409),
         Error::Irreversible { .. } => ("irreversible", FAILED, 409),
         Error::ForeignHistoryTable { .. } => ("foreign_history_table", FAILED, 409),

@@ -11,7 +11,7 @@ use crate::migration::Direction;
 use crate::safety::SafetyPolicy;
 use crate::settings::Settings;
 use crate::terms::MigrationStatus;
-use crate::{Error, Migration};
+use crate::{Error, Migration, Phase};
 
 /// At most this many migrations, or about this much SQL, go into one message.
 const MESSAGE_MIGRATIONS: usize = 100;
@@ -114,17 +114,37 @@ pub(crate) fn pending<'m>(
     settings: &Settings,
     applied: &[AppliedMigration],
 ) -> Result<Vec<&'m Migration>, Error> {
+    phased(migrations, settings, applied).map(|(pending, _waiting)| pending)
+}
+
+/// The migrations a run would apply, and those pending that wait for the post-deploy phase
+/// (see [`in_phase`]), after checking the history against the binary.
+pub(crate) fn phased<'m>(
+    migrations: &'m [Migration],
+    settings: &Settings,
+    applied: &[AppliedMigration],
+) -> Result<(Vec<&'m Migration>, Vec<&'m Migration>), Error> {
+    // A database that applied every migration a squash replaces has, as far as this binary
+    // goes, applied the squash (`Migrator::run` records it so before applying anything).
+    let reconciled = crate::squashed::reconcile(migrations, applied)?;
+    let applied = &reconciled.applied;
     check_history(migrations, applied)?;
     let applied_versions: BTreeSet<i64> = applied.iter().map(|row| row.version).collect();
-    let pending: Vec<&Migration> = selected(migrations, settings)
-        .filter(|m| !applied_versions.contains(&m.version()))
-        .collect();
+    let (pending, waiting) = in_phase(
+        selected(migrations, settings)
+            .filter(|m| !applied_versions.contains(&m.version()))
+            .collect(),
+        settings.phase,
+    );
     for migration in &pending {
         check_untouched(migration, migration.up(), &settings.tables)?;
     }
     if let (Some(&highest_applied), false) = (applied_versions.last(), settings.allow_out_of_order)
     {
-        if let Some(m) = pending.iter().find(|m| m.version() < highest_applied) {
+        if let Some(m) = pending
+            .iter()
+            .find(|m| m.version() < highest_applied && !m.allows_out_of_order())
+        {
             return Err(Error::OutOfOrder {
                 version: m.version(),
                 name: m.name().to_owned(),
@@ -133,7 +153,32 @@ pub(crate) fn pending<'m>(
             });
         }
     }
-    Ok(pending)
+    Ok((pending, waiting))
+}
+
+/// Splits what is pending (in version order) into what a run in `phase` applies and what
+/// waits for the post-deploy phase.
+///
+/// In the pre-deploy phase a run stops before the first pending post-deploy migration: the
+/// ones after it, whatever their phase, wait too, so migrations always apply in version order
+/// and a pre-deploy migration never runs before an earlier post-deploy one it might rely on
+/// without saying so. The post-deploy phase applies everything pending.
+pub(crate) fn in_phase(
+    pending: Vec<&Migration>,
+    phase: Phase,
+) -> (Vec<&Migration>, Vec<&Migration>) {
+    let mut pending = pending;
+    let waiting = match phase {
+        Phase::PostDeploy => Vec::new(),
+        Phase::PreDeploy => {
+            let first_later = pending
+                .iter()
+                .position(|m| m.phase() == Phase::PostDeploy)
+                .unwrap_or(pending.len());
+            pending.split_off(first_later)
+        }
+    };
+    (pending, waiting)
 }
 
 /// Refuses a section with a statement that drops, alters or truncates one of this runtime's
@@ -292,8 +337,32 @@ fn failed_statement(error_message: Option<&str>) -> Option<usize> {
     after.split_whitespace().next()?.parse().ok()
 }
 
+/// The fingerprints of the histories a run finds nothing to do in: every migration it would
+/// leave applied and, in the pre-deploy phase, also just those before the first post-deploy
+/// one (a database between the two phases of a deploy).
+pub(crate) fn expected_fingerprints(
+    migrations: &[Migration],
+    settings: &Settings,
+) -> Vec<Fingerprint> {
+    let all: Vec<&Migration> = selected(migrations, settings).collect();
+    let mut fingerprints = vec![fingerprint_of(&all)];
+    if settings.phase == Phase::PreDeploy {
+        let (before, waiting) = in_phase(all, Phase::PreDeploy);
+        if !waiting.is_empty() {
+            fingerprints.push(fingerprint_of(&before));
+        }
+    }
+    fingerprints
+}
+
 /// The fingerprint of a history holding exactly the migrations a run would leave applied.
+#[cfg(test)]
 pub(crate) fn expected_fingerprint(migrations: &[Migration], settings: &Settings) -> Fingerprint {
+    fingerprint_of(&selected(migrations, settings).collect::<Vec<_>>())
+}
+
+/// The fingerprint of a history holding exactly `migrations`, applied.
+fn fingerprint_of(migrations: &[&Migration]) -> Fingerprint {
     use sha2::{Digest, Sha256};
     use std::fmt::Write as _;
 
@@ -307,7 +376,7 @@ pub(crate) fn expected_fingerprint(migrations: &[Migration], settings: &Settings
     }
     let mut feed = Feed(Sha256::new());
     let mut rows = 0;
-    for migration in selected(migrations, settings) {
+    for migration in migrations {
         let separator = if rows == 0 { "" } else { "\n" };
         let _ = write!(feed, "{separator}{} ", migration.version());
         feed.0.update(migration.checksum().text());
@@ -477,6 +546,10 @@ mod tests {
             Vec::new(),
             Vec::new(),
             None,
+            Phase::PreDeploy,
+            false,
+            Vec::new(),
+            Vec::new(),
         )
     }
 
@@ -487,6 +560,115 @@ mod tests {
             .enumerate()
             .map(|(i, kind)| migration(i as i64 + 1, kind == 't', "CREATE TABLE x (id int);"))
             .collect()
+    }
+
+    /// `p`: pre-deploy, `P`: post-deploy, `o`: pre-deploy with `-- migrate:out-of-order ok`.
+    fn phased_set(shape: &str) -> Vec<Migration> {
+        shape
+            .chars()
+            .enumerate()
+            .map(|(i, kind)| {
+                let plain = migration(i as i64 + 1, true, "CREATE TABLE x (id int);");
+                let phase = if kind == 'P' {
+                    Phase::PostDeploy
+                } else {
+                    Phase::PreDeploy
+                };
+                Migration::owned(
+                    plain.version(),
+                    plain.name().to_owned(),
+                    plain.up().clone(),
+                    None,
+                    plain.checksum(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    None,
+                    phase,
+                    kind == 'o',
+                    Vec::new(),
+                    Vec::new(),
+                )
+            })
+            .collect()
+    }
+
+    fn versions_of(list: &[&Migration]) -> Vec<i64> {
+        list.iter().map(|m| m.version()).collect()
+    }
+
+    #[test]
+    fn the_pre_deploy_phase_stops_before_the_first_pending_post_deploy_migration() {
+        let all = phased_set("ppPpP");
+        let (pending, waiting) = phased_plan(&all, Phase::PreDeploy, &[]);
+        // 4 is pre-deploy but comes after post-deploy 3: it waits, so versions stay in order.
+        assert_eq!((pending, waiting), (vec![1, 2], vec![3, 4, 5]));
+        let (pending, waiting) = phased_plan(&all, Phase::PostDeploy, &[]);
+        assert_eq!((pending, waiting), (vec![1, 2, 3, 4, 5], vec![]));
+        // Once 3 is applied, the pre-deploy phase goes on up to the next post-deploy one.
+        let applied: Vec<AppliedMigration> = (1..=3)
+            .map(|v| row(v, MigrationStatus::Applied, &all))
+            .collect();
+        let (pending, waiting) = phased_plan(&all, Phase::PreDeploy, &applied);
+        assert_eq!((pending, waiting), (vec![4], vec![5]));
+    }
+
+    fn phased_plan(
+        all: &[Migration],
+        phase: Phase,
+        applied: &[AppliedMigration],
+    ) -> (Vec<i64>, Vec<i64>) {
+        let settings = Settings {
+            phase,
+            ..Settings::default()
+        };
+        let (pending, waiting) = phased(all, &settings, applied).unwrap();
+        (versions_of(&pending), versions_of(&waiting))
+    }
+
+    #[test]
+    fn the_fast_path_knows_a_database_between_the_two_phases() {
+        let all = phased_set("ppP");
+        let settings = Settings::default();
+        let expected = expected_fingerprints(&all, &settings);
+        assert_eq!(expected.len(), 2);
+        assert_eq!(expected[0], fingerprint_of(&all.iter().collect::<Vec<_>>()));
+        assert_eq!(expected[1], fingerprint_of(&[&all[0], &all[1]]));
+        // The post-deploy phase has one history to find: everything applied.
+        let post = Settings {
+            phase: Phase::PostDeploy,
+            ..Settings::default()
+        };
+        assert_eq!(expected_fingerprints(&all, &post).len(), 1);
+    }
+
+    #[test]
+    fn out_of_order_ok_lets_one_migration_below_the_highest_applied() {
+        let all = phased_set("pop");
+        let applied = [
+            row(1, MigrationStatus::Applied, &all),
+            row(3, MigrationStatus::Applied, &all),
+        ];
+        let (pending, _) = phased_plan(&all, Phase::PreDeploy, &applied);
+        assert_eq!(pending, [2]);
+        // Without the directive the same history is refused.
+        let plain = phased_set("ppp");
+        let applied = [
+            row(1, MigrationStatus::Applied, &plain),
+            row(3, MigrationStatus::Applied, &plain),
+        ];
+        assert!(matches!(
+            pending_of(&plain, &applied),
+            Err(Error::OutOfOrder {
+                version: 2,
+                highest_applied: 3,
+                ..
+            })
+        ));
+    }
+
+    fn pending_of(all: &[Migration], applied: &[AppliedMigration]) -> Result<Vec<i64>, Error> {
+        pending(all, &Settings::default(), applied).map(|list| versions_of(&list))
     }
 
     fn versions(unit: &Unit<'_>) -> Vec<i64> {
@@ -638,6 +820,10 @@ mod tests {
             vec!["production".to_owned()],
             Vec::new(),
             None,
+            Phase::PreDeploy,
+            false,
+            Vec::new(),
+            Vec::new(),
         );
         let versions_of = |settings: &Settings| -> Vec<i64> {
             pending(&all, settings, &[])
@@ -746,6 +932,10 @@ mod tests {
             Vec::new(),
             Vec::new(),
             None,
+            Phase::PreDeploy,
+            false,
+            Vec::new(),
+            Vec::new(),
         );
         assert!(matches!(
             revertible(&all, &Settings::default(), 2),

@@ -6,7 +6,7 @@ use crate::contention::{self, RetryPolicy};
 use crate::history::{HistoryTables, Recorder};
 use crate::lock::LockScope;
 use crate::safety::SafetyPolicy;
-use crate::{LockTimeout, Migration};
+use crate::{LockTimeout, Migration, Phase};
 
 /// Everything a run is told besides the migrations themselves.
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub(crate) struct Settings {
     pub(crate) statement_timeout: Option<Duration>,
     /// How a unit that could not get its locks in time is tried again.
     pub(crate) retry: RetryPolicy,
+    /// Which deploy phase the run applies (pre-deploy: stop before post-deploy migrations).
+    pub(crate) phase: Phase,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             lock_timeout: Some(contention::DEFAULT_LOCK_TIMEOUT),
             statement_timeout: None,
             retry: RetryPolicy::default(),
+            phase: Phase::PreDeploy,
         }
     }
 }

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use crate::source::lint::Finding;
 use crate::verify::{Drift, Verdict, VerifyReport};
 use crate::{
-    Action, Error, Migration, MigrationFailure, OtherTool, Progress, Rehearsed, Report, SchemaDiff,
-    Status,
+    Action, Error, Migration, MigrationFailure, OtherTool, Phase, Plan, Progress, Readiness,
+    Rehearsed, Report, SchemaDiff, Status,
 };
 
 /// `status`: `{"migrations": [...], "pending": n, "invalid_indexes": [...]}`.
@@ -22,6 +22,7 @@ pub(crate) fn status(status: &Status) -> Value {
                 "state": e.state.as_str(),
                 "path": e.path,
                 "inferred": e.inferred.as_ref().map(|why| format!("no transaction ({why})")),
+                "phase": e.phase.map(Phase::as_str),
                 "applied_at": row.map(|r| rfc3339(r.applied_at_micros)),
                 "execution_time_ms": row.map(|r| r.execution_time_ms),
                 "applied_by": row.map(|r| r.applied_by.clone()),
@@ -36,22 +37,47 @@ pub(crate) fn status(status: &Status) -> Value {
     })
 }
 
-/// `plan` and `up --dry-run`: `{"pending": [...]}`, with each file's SQL when asked.
-pub(crate) fn plan(pending: &[&Migration], with_sql: bool) -> Value {
-    let steps: Vec<Value> = pending
+/// `plan` and `up --dry-run`: `{"pending": [...], "waiting": [...]}`, with each file's SQL
+/// when asked; `waiting` lists what the phase leaves for `up --phase post-deploy`.
+pub(crate) fn plan(plan: &Plan<'_>, with_sql: bool) -> Value {
+    let steps: Vec<Value> = plan
+        .pending
         .iter()
         .map(|m| {
             json!({
                 "version": m.version(),
                 "name": m.name(),
                 "path": m.path(),
+                "phase": m.phase().as_str(),
                 "transaction": m.up().is_transactional(),
                 "inferred": m.up().inferred_no_transaction().map(|why| format!("no transaction ({why})")),
                 "sql": with_sql.then(|| m.up().sql()),
             })
         })
         .collect();
-    json!({ "pending": steps })
+    json!({ "pending": steps, "waiting": migrations(&plan.waiting) })
+}
+
+/// Migrations named by version, name, path and phase.
+fn migrations(list: &[&Migration]) -> Vec<Value> {
+    list.iter()
+        .map(|m| json!({"version": m.version(), "name": m.name(), "path": m.path(), "phase": m.phase().as_str()}))
+        .collect()
+}
+
+/// `check`: `{"ready": bool, "missing": [...], "post_deploy_pending": [...], "ahead": [...]}`.
+pub(crate) fn readiness(readiness: &Readiness<'_>) -> Value {
+    let ahead: Vec<Value> = readiness
+        .ahead
+        .iter()
+        .map(|row| json!({"version": row.version, "name": row.name}))
+        .collect();
+    json!({
+        "ready": readiness.is_ready(),
+        "missing": migrations(&readiness.missing),
+        "post_deploy_pending": migrations(&readiness.post_deploy_pending),
+        "ahead": ahead,
+    })
 }
 
 /// `up`, `down`, `redo`: `{"applied": [...], "reverted": [...]}`.

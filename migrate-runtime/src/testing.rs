@@ -424,6 +424,46 @@ impl TestServer {
         format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// `pg_dump` of `database` with `args`, from the server's own binary directory (so its
+    /// version matches the server's); `Ok(None)` when that directory has no `pg_dump`.
+    pub(crate) fn pg_dump(
+        &self,
+        database: &str,
+        args: &[&str],
+    ) -> Result<Option<String>, TestServerError> {
+        // Beside the server binaries, or beside the file they link to (a packaged server's
+        // binaries are often linked into a directory of their own).
+        let linked = std::fs::canonicalize(self.bin.join("postgres"))
+            .ok()
+            .and_then(|postgres| postgres.parent().map(|dir| dir.join("pg_dump")));
+        let Some(pg_dump) = std::iter::once(self.bin.join("pg_dump"))
+            .chain(linked)
+            .find(|path| path.is_file())
+        else {
+            return Ok(None);
+        };
+        let port = self.port.to_string();
+        let output = self
+            .command(&pg_dump.display().to_string())
+            .args(["--host", &self.dir.display().to_string(), "--port", &port])
+            .args(["--username", "postgres", "--dbname", database])
+            .args(args)
+            .output()
+            .map_err(io("running pg_dump"))?;
+        if !output.status.success() {
+            return Err(TestServerError::Command {
+                program: "pg_dump".to_owned(),
+                output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    /// The directory holding the server's binaries.
+    pub(crate) fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
     /// Connects to `database`.
     ///
     /// ```

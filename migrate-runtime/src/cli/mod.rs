@@ -31,12 +31,12 @@ use clap::{Args, Parser, Subcommand};
 use postgres::Client;
 
 use crate::config::{ConfigError, ConnectionSettings};
-use crate::{source, Error, LockScope, Migration, Migrator, OtherTool, Progress, Repair};
+use crate::{source, Error, LockScope, Migration, Migrator, OtherTool, Phase, Progress, Repair};
 use output::Output;
 
 pub use crate::outcome::exit;
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 4 `check` found the database not ready for these migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
 
 /// The `migrate` subcommands and their options, to nest under an application's own clap
 /// command line (`myapp migrate up`); [`run_parsed`] runs the parsed value over the
@@ -147,6 +147,12 @@ enum StandaloneCommand {
         /// Letters, digits and underscores, e.g. add_user_roles.
         name: String,
     },
+    /// Replace the migrations up to a version by one squash file, built by replaying them on a throwaway server and dumping the result (pg_dump); their files are deleted.
+    Squash {
+        /// The highest version the squash replaces.
+        #[arg(long, value_name = "VERSION")]
+        through: i64,
+    },
 }
 
 /// The global options, which every subcommand takes.
@@ -248,6 +254,9 @@ pub(crate) enum Command {
         /// Allow a pending migration older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// `pre-deploy` stops before the first pending post-deploy migration; `post-deploy` (once the new version is fully rolled out) applies everything pending.
+        #[arg(long, value_enum, default_value_t = Phase::PreDeploy, value_name = "PHASE")]
+        phase: Phase,
         /// Check each migration against the data-safety policy before it commits, and roll back one that breaks it.
         #[arg(long)]
         safety: bool,
@@ -298,7 +307,20 @@ pub(crate) enum Command {
         exit_code: bool,
     },
     /// What `up` would do, or why it would refuse.
-    Plan,
+    Plan {
+        /// The phase `up` would run in (see `up --phase`).
+        #[arg(long, value_enum, default_value_t = Phase::PreDeploy, value_name = "PHASE")]
+        phase: Phase,
+    },
+    /// Whether the database has every migration this binary needs (its pre-deploy ones); a database a newer release migrated further is ready. Takes no lock, writes nothing; exit 0 ready, 4 not ready.
+    Check {
+        /// Poll (once a second) until the database is ready, for up to this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        wait_ready: Option<u64>,
+        /// `post-deploy`: also require the post-deploy migrations.
+        #[arg(long, value_enum, default_value_t = Phase::PreDeploy, value_name = "PHASE")]
+        phase: Phase,
+    },
     /// Every check `up` makes, without running anything.
     Validate,
     /// The action log.
@@ -417,6 +439,90 @@ pub fn run_parsed(migrations: &[Migration], args: MigrateArgs) -> ExitCode {
     })
 }
 
+/// The command line over several migration sets (an application's and its libraries'; see
+/// [`crate::Migrator::sets`]), reading the process arguments after the program name. `up`
+/// applies every set in the order their `-- migrate:requires set:version` lines allow (it
+/// takes `--phase` and `--allow-out-of-order`; `--to`, `--grouped`, `--dry-run` and
+/// `--safety` name one set's versions and are refused); every other command runs on each set
+/// in turn, with a `set NAME:` line on standard error before each (with `--json`, one
+/// document per set, in order). The exit code is the highest of the sets'.
+///
+/// ```no_run
+/// use migrate_runtime::MigrationSet;
+/// # static APP: &[migrate_runtime::Migration] = &[];
+/// # static QUEUE: &[migrate_runtime::Migration] = &[];
+/// let code = migrate_runtime::cli::main_sets(&[MigrationSet::new("app", APP), MigrationSet::new("queue", QUEUE)]);
+/// ```
+pub fn main_sets(sets: &[crate::MigrationSet<'_>]) -> ExitCode {
+    match Embedded::try_parse_from(std::env::args_os().skip(1)) {
+        Ok(embedded) => {
+            let MigrateArgs { command, options } = embedded.args;
+            finish(&options, |output| {
+                execute_sets(&options, &command, sets, output)
+            })
+        }
+        Err(error) => usage(&error),
+    }
+}
+
+/// [`main_sets`]' commands.
+fn execute_sets(
+    options: &Options,
+    command: &Command,
+    sets: &[crate::MigrationSet<'_>],
+    output: &Output,
+) -> Result<u8, Failure> {
+    let options_of = |set: &crate::MigrationSet<'_>| {
+        let mut options = options.clone();
+        options.history_table = set.history_table();
+        options
+    };
+    if let Command::Up {
+        to,
+        grouped,
+        dry_run,
+        allow_out_of_order,
+        phase,
+        safety,
+        ..
+    } = command
+    {
+        if to.is_some() || *grouped || *dry_run || *safety {
+            return Err(Failure::Usage(
+                "with several migration sets, `up` takes --phase and --allow-out-of-order only: --to, --grouped, --dry-run and --safety name one set's versions".to_owned(),
+            ));
+        }
+        guard_production(options, command)?;
+        let migrators = sets
+            .iter()
+            .map(|set| {
+                let migrator = migrator(&options_of(set), set.migrations())
+                    .phase(*phase)
+                    .allow_out_of_order(*allow_out_of_order);
+                (set.name(), migrator)
+            })
+            .collect();
+        let (mut client, _server) = connect(options, output)?;
+        let reports = crate::Sets::from_migrators(migrators).run(&mut client)?;
+        for (set, report) in &reports {
+            output.note(&format!("set {set}:"));
+            output.report(report);
+        }
+        return Ok(exit::SUCCESS);
+    }
+    let mut code = exit::SUCCESS;
+    for set in sets {
+        output.note(&format!("set {}:", set.name()));
+        code = code.max(execute(
+            &options_of(set),
+            command,
+            set.migrations(),
+            output,
+        )?);
+    }
+    Ok(code)
+}
+
 /// The standalone `migrate` binary: the same commands over a directory read at run time
 /// (`--dir`, `MIGRATIONS_DIR`, default `./migrations`), plus `new`.
 ///
@@ -437,6 +543,16 @@ pub fn directory_main() -> ExitCode {
         .map_or_else(|| "migrations".to_owned(), |dir| dir.display().to_string());
     finish(&cli.options, |output| match &cli.command {
         StandaloneCommand::New { name } => new_migration(&directory, name, output),
+        StandaloneCommand::Squash { through } => {
+            let loaded = source::read_dir(Path::new(""), &directory).map_err(Failure::Files)?;
+            squash(
+                &cli.options,
+                &directory,
+                &loaded.migrations,
+                *through,
+                output,
+            )
+        }
         StandaloneCommand::Shared(command) => {
             let loaded = source::read_dir(Path::new(""), &directory).map_err(Failure::Files)?;
             execute(&cli.options, command, &loaded.migrations, output)
@@ -557,6 +673,7 @@ fn execute(
             dry_run,
             execute,
             allow_out_of_order,
+            phase,
             safety,
             allow_row_changes,
             allow_constraint_changes,
@@ -565,7 +682,8 @@ fn execute(
         } => {
             let mut migrator = migrator
                 .grouped(*grouped)
-                .allow_out_of_order(*allow_out_of_order);
+                .allow_out_of_order(*allow_out_of_order)
+                .phase(*phase);
             if *safety {
                 migrator = migrator.safety(crate::SafetyPolicy {
                     allow_row_changes: *allow_row_changes,
@@ -607,13 +725,16 @@ fn execute(
                 exit::SUCCESS
             })
         }
-        Command::Plan => {
-            let plan = migrator.plan(client)?;
-            output.plan(&plan.pending, options.verbose);
+        Command::Plan { phase } => {
+            let plan = migrator.phase(*phase).plan(client)?;
+            output.plan(&plan, options.verbose);
             match plan.refusal {
                 Some(refusal) => Err(refusal.into()),
                 None => Ok(exit::SUCCESS),
             }
+        }
+        Command::Check { wait_ready, phase } => {
+            check(&migrator.phase(*phase), client, *wait_ready, output)
         }
         Command::Validate => {
             let plan = migrator.validate(client)?;
@@ -684,12 +805,72 @@ fn up(
     }
     if dry_run || is_production(options) || options.verbose {
         let plan = migrator.validate(client)?;
-        output.plan(&plan.pending, dry_run || options.verbose);
+        output.plan(&plan, dry_run || options.verbose);
         if dry_run {
             return Ok(exit::SUCCESS);
         }
     }
     output.report(&migrator.run(client)?);
+    // Nothing silent: what the phase left for later is said, with how to apply it.
+    let waiting = migrator.plan(client)?.waiting;
+    output.waiting(&waiting);
+    Ok(exit::SUCCESS)
+}
+
+/// `check`: whether the database is ready for these migrations, polling with `--wait-ready`.
+fn check(
+    migrator: &Migrator<'_>,
+    client: &mut Client,
+    wait_ready: Option<u64>,
+    output: &Output,
+) -> Result<u8, Failure> {
+    let deadline =
+        wait_ready.map(|seconds| std::time::Instant::now() + Duration::from_secs(seconds));
+    let mut told: Option<Vec<i64>> = None;
+    loop {
+        let readiness = migrator.check(client)?;
+        let out_of_time = deadline.is_none_or(|deadline| std::time::Instant::now() >= deadline);
+        if readiness.is_ready() || out_of_time {
+            output.readiness(&readiness);
+            return Ok(if readiness.is_ready() {
+                exit::SUCCESS
+            } else {
+                exit::NOT_READY
+            });
+        }
+        // Each change in what is missing is said once on stderr, so a wait is never silent.
+        let missing: Vec<i64> = readiness.missing.iter().map(|m| m.version()).collect();
+        if told.as_ref() != Some(&missing) {
+            output.waiting_ready(&readiness);
+            told = Some(missing);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `squash --through V`: the squash file written, the files it replaces deleted.
+fn squash(
+    options: &Options,
+    directory: &str,
+    migrations: &[Migration],
+    through: i64,
+    output: &Output,
+) -> Result<u8, Failure> {
+    output.note("squash: replaying the migrations on a throwaway PostgreSQL server");
+    let server =
+        crate::testing::TestServer::start().map_err(|error| Failure::Usage(error.to_string()))?;
+    let squash = migrator(options, migrations).squash(&server, through)?;
+    let written = Path::new(directory).join(&squash.file_name);
+    let io = |what: String| move |error: std::io::Error| Failure::Usage(format!("{what}: {error}"));
+    std::fs::write(&written, &squash.text).map_err(io(format!("writing {}", written.display())))?;
+    for file in squash
+        .files
+        .iter()
+        .filter(|file| Path::new(file) != written)
+    {
+        std::fs::remove_file(file).map_err(io(format!("deleting {file}")))?;
+    }
+    output.squashed(&written, &squash);
     Ok(exit::SUCCESS)
 }
 

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 use super::Failure;
 use crate::config::{ConfigError, ConnectionSettings};
 use crate::shapes;
-use crate::{Action, ActionStatus, Migration, Progress, Rehearsed, Repair, Report, State, Status};
+use crate::{
+    Action, ActionStatus, Migration, Phase, Plan, Progress, Readiness, Rehearsed, Repair, Report,
+    State, Status,
+};
 
 pub(super) struct Output {
     json: bool,
@@ -114,8 +117,8 @@ impl Output {
             return self.emit(shapes::status(status));
         }
         println!(
-            "{:>14}  {:<34} {:<24} {:<19} {:>8}  by",
-            "version", "name", "state", "applied at", "ms"
+            "{:>14}  {:<34} {:<24} {:<11} {:<19} {:>8}  by",
+            "version", "name", "state", "phase", "applied at", "ms"
         );
         for entry in &status.entries {
             let state = entry.state.as_str();
@@ -135,8 +138,9 @@ impl Output {
                             r.applied_by.clone(),
                         )
                     });
+            let phase = entry.phase.map_or("", Phase::as_str);
             println!(
-                "{:>14}  {:<34} {} {at:<19} {ms:>8}  {by}",
+                "{:>14}  {:<34} {} {phase:<11} {at:<19} {ms:>8}  {by}",
                 entry.version,
                 entry.name,
                 self.paint(paint, &format!("{state:<24}"))
@@ -151,23 +155,24 @@ impl Output {
         println!("{} pending", status.pending());
     }
 
-    pub(super) fn plan(&self, pending: &[&Migration], with_sql: bool) {
+    pub(super) fn plan(&self, plan: &Plan<'_>, with_sql: bool) {
         if self.json {
-            return self.emit(shapes::plan(pending, with_sql));
+            return self.emit(shapes::plan(plan, with_sql));
         }
-        if pending.is_empty() {
+        if plan.pending.is_empty() {
             println!("nothing pending");
         }
-        for migration in pending {
+        for migration in &plan.pending {
             let mode = match migration.up().inferred_no_transaction() {
                 _ if migration.up().is_transactional() => "in a transaction".to_owned(),
                 Some(why) => format!("statement by statement; inferred: no transaction ({why})"),
                 None => "statement by statement, no transaction".to_owned(),
             };
             println!(
-                "would apply {:>6} {:<40} ({mode})  {}",
+                "would apply {:>6} {:<40} ({mode}) {}  {}",
                 migration.version(),
                 migration.name(),
+                migration.phase(),
                 self.paint(Paint::Dim, migration.path())
             );
             if with_sql {
@@ -178,6 +183,114 @@ impl Output {
                 }
             }
         }
+        for migration in &plan.waiting {
+            println!(
+                "waits       {:>6} {:<40} ({}: for `up --phase post-deploy`)  {}",
+                migration.version(),
+                migration.name(),
+                migration.phase(),
+                self.paint(Paint::Dim, migration.path())
+            );
+        }
+    }
+
+    /// `squash`: the file written, what it replaced and carried, and what it did not carry.
+    pub(super) fn squashed(&self, written: &std::path::Path, squash: &crate::Squash) {
+        if self.json {
+            let rows: serde_json::Map<String, Value> = squash
+                .carried_rows
+                .iter()
+                .map(|(table, rows)| (table.clone(), json!(rows)))
+                .collect();
+            return self.emit(json!({
+                "written": written.display().to_string(),
+                "version": squash.version,
+                "replaced": squash.replaced,
+                "deleted": squash.files,
+                "carried_rows": rows,
+                "not_carried": squash.not_carried,
+            }));
+        }
+        println!(
+            "wrote {} in place of {} migration(s) (deleted: {})",
+            written.display(),
+            squash.replaced.len(),
+            squash.files.join(", ")
+        );
+        for (table, rows) in &squash.carried_rows {
+            println!("  carried: {rows} row(s) of {table}");
+        }
+        for statement in &squash.not_carried {
+            println!(
+                "  {} {statement}",
+                self.paint(Paint::Yellow, "not carried (privileges):")
+            );
+        }
+    }
+
+    /// After `up`: the migrations the pre-deploy phase left, and the command that applies them.
+    pub(super) fn waiting(&self, waiting: &[&Migration]) {
+        if let Some(first) = waiting.first() {
+            self.note(&format!(
+                "{} migration(s) wait for the post-deploy phase, from {} {} ({}): once the new version is fully rolled out, run `migrate up --phase post-deploy`",
+                waiting.len(),
+                first.version(),
+                first.name(),
+                first.phase()
+            ));
+        }
+    }
+
+    /// `check`'s answer: ready, or what is missing.
+    pub(super) fn readiness(&self, readiness: &Readiness<'_>) {
+        if self.json {
+            return self.emit(shapes::readiness(readiness));
+        }
+        if readiness.is_ready() {
+            println!("ready: every migration this binary needs is applied");
+        } else {
+            println!(
+                "{} {} migration(s) this binary needs are not applied:",
+                self.paint(Paint::Red, "not ready:"),
+                readiness.missing.len()
+            );
+            for migration in &readiness.missing {
+                println!(
+                    "  missing {:>6} {:<40} ({})  {}",
+                    migration.version(),
+                    migration.name(),
+                    migration.phase(),
+                    self.paint(Paint::Dim, migration.path())
+                );
+            }
+            println!("  help: apply them with `migrate up` (a migration behind a pending post-deploy one needs `migrate up --phase post-deploy` first)");
+        }
+        for migration in &readiness.post_deploy_pending {
+            println!(
+                "  post-deploy pending {:>6} {} (not needed by this binary; `migrate up --phase post-deploy` after the rollout)",
+                migration.version(),
+                migration.name()
+            );
+        }
+        for row in &readiness.ahead {
+            println!(
+                "  ahead {:>6} {} (applied by a newer release; tolerated)",
+                row.version, row.name
+            );
+        }
+    }
+
+    /// `check --wait-ready`: what it is still waiting for.
+    pub(super) fn waiting_ready(&self, readiness: &Readiness<'_>) {
+        let missing: Vec<String> = readiness
+            .missing
+            .iter()
+            .map(|m| format!("{} {}", m.version(), m.name()))
+            .collect();
+        self.note(&format!(
+            "waiting: not ready, missing {}; checking again every second",
+            missing.join(", ")
+        ));
     }
 
     pub(super) fn validated(&self, total: usize, pending: usize) {

@@ -122,6 +122,12 @@ pub enum Error {
         highest_applied: i64,
     },
 
+    /// The database applied some, but not all, of the migrations a squash replaces (or
+    /// applied them with other checksums): it cannot take the squash, which stands for all of
+    /// them at once.
+    #[error("squash {} ({}) replaces migrations {}..={}; the database applied only some of them", .0.version, .0.name, .0.first, .0.last)]
+    PartlySquashed(Box<PartlySquashed>),
+
     /// The history table records a no-transaction migration as `failed`, or as `running`
     /// with no live process behind it: it stopped part-way, and what it did is not undone.
     #[error("{0}")]
@@ -199,6 +205,35 @@ pub enum Error {
     NotApplied {
         /// The version.
         version: i64,
+    },
+
+    /// A migration of one set requires (`-- migrate:requires set:version`) a migration of
+    /// another set that is not given to [`crate::Migrator::sets`] (`known: false`, refused
+    /// before anything runs), or that cannot be applied before it (`known: true`: the sets
+    /// wait for each other).
+    #[error("{set}:{version} requires {requires_set}:{requires_version}, which {}", if *known { "cannot be applied before it" } else { "no set given has" })]
+    UnmetSetRequirement {
+        /// The set of the migration that has the requirement.
+        set: String,
+        /// That migration's version.
+        version: i64,
+        /// Its file.
+        path: String,
+        /// The set it requires a migration of.
+        requires_set: String,
+        /// The version it requires.
+        requires_version: i64,
+        /// Whether that set and version exist among the sets given.
+        known: bool,
+    },
+
+    /// `squash` cannot replace the migrations up to `version` with one file.
+    #[error("cannot squash through {version}: {reason}")]
+    CannotSquash {
+        /// The version asked for.
+        version: i64,
+        /// Why, and what to do instead.
+        reason: String,
     },
 
     /// `baseline` was asked for a version this binary does not have.
@@ -401,4 +436,34 @@ impl Error {
         let context = context.into();
         move |source| Error::Database { context, source }
     }
+}
+
+/// What [`Error::PartlySquashed`] found: which of the migrations a squash replaces the
+/// database applied, and which not.
+///
+/// ```no_run
+/// # let error: migrate_runtime::Error = unimplemented!();
+/// if let migrate_runtime::Error::PartlySquashed(gap) = &error {
+///     eprintln!("reach {} with the previous release first; missing {:?}", gap.last, gap.missing);
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartlySquashed {
+    /// The squash's version.
+    pub version: i64,
+    /// The squash's name.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// The lowest version it replaces.
+    pub first: i64,
+    /// The highest version it replaces.
+    pub last: i64,
+    /// Replaced versions the database has applied.
+    pub applied: Vec<i64>,
+    /// Replaced versions the database has not applied.
+    pub missing: Vec<i64>,
+    /// Replaced versions applied with another checksum than the squash records.
+    pub differing: Vec<i64>,
 }

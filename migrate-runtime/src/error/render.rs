@@ -8,7 +8,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 
 use super::failure::{Located, LockContention, MigrationFailure, PolicyViolation, Unfinished};
-use super::{Error, HistoryNameProblem};
+use super::{Error, HistoryNameProblem, PartlySquashed};
 use crate::terms::{MigrationStatus, OtherTool, Repair};
 
 /// An error's full text ([`Error::render`], [`MigrationFailure::render`]).
@@ -124,8 +124,39 @@ impl fmt::Display for Rendered<'_> {
                 highest_applied,
             } => write!(
                 f,
-                "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or allow out-of-order migrations if applying it late is intended"
+                "error: migration {version} ({name}) is pending but version {highest_applied} is already applied\n  --> {path}\n   = help: give the new migration a version above {highest_applied}, or, if applying it late is intended, write `-- migrate:out-of-order ok` in its header (or allow all out-of-order migrations: `up --allow-out-of-order`, `Migrator::allow_out_of_order(true)`)"
             ),
+            Error::PartlySquashed(gap) => {
+                let PartlySquashed {
+                    version,
+                    name,
+                    path,
+                    first,
+                    last,
+                    applied,
+                    missing,
+                    differing,
+                } = &**gap;
+                let list = |versions: &[i64]| {
+                    versions.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                };
+                write!(f, "error: squash {version} ({name}) replaces migrations {first}..={last}, and the database applied only some of them: nothing was applied
+  --> {path}")?;
+                if !applied.is_empty() {
+                    write!(f, "
+   = note: applied: {}", list(applied))?;
+                }
+                if !missing.is_empty() {
+                    write!(f, "
+   = note: not applied: {}", list(missing))?;
+                }
+                if !differing.is_empty() {
+                    write!(f, "
+   = note: applied with other checksums than the squash records: {}", list(differing))?;
+                }
+                write!(f, "
+   = help: bring this database to version {last} with a release that still has the migrations {first}..={last} (its `migrate up --to {last}`); this binary then records the squash without running it")
+            }
             Error::Unfinished(stopped) => unfinished(f, stopped),
             Error::LockTimeout { .. } => write!(
                 f,
@@ -155,6 +186,15 @@ impl fmt::Display for Rendered<'_> {
             Error::OtherHistoryDirty { version } => write!(
                 f,
                 "error: {error}; nothing was imported\n   = help: finish or undo version {version} by hand, then clear the flag as golang-migrate does (`migrate -database URL force {version}`, or `UPDATE schema_migrations SET dirty = false`), and import again"
+            ),
+            Error::CannotSquash { .. } => write!(f, "error: {error}; nothing was written"),
+            Error::UnmetSetRequirement { path, known: false, .. } => write!(
+                f,
+                "error: {error}; nothing was applied\n  --> {path}\n   = help: give that set to `Migrator::sets` too (its name as in `MigrationSet::new`), or correct the `-- migrate:requires` line"
+            ),
+            Error::UnmetSetRequirement { path, requires_set, requires_version, .. } => write!(
+                f,
+                "error: {error}: the sets wait for each other; migrations that could run were applied\n  --> {path}\n   = help: {requires_set}:{requires_version} itself waits for a migration that comes after this one: remove one of the requirements that form the cycle"
             ),
             Error::HistoryTableName { .. }
             | Error::GroupedWithSafety

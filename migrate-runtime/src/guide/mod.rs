@@ -17,6 +17,18 @@ pub mod release_checks {
     #![doc = include_str!("release_checks.md")]
 }
 
+pub mod phases {
+    #![doc = include_str!("phases.md")]
+}
+
+pub mod squash {
+    #![doc = include_str!("squash.md")]
+}
+
+pub mod sets {
+    #![doc = include_str!("sets.md")]
+}
+
 pub mod deployment {
     #![doc = include_str!("deployment.md")]
 }

@@ -584,6 +584,37 @@ impl<'a> Recorder<'a> {
         sql
     }
 
+    /// A squash recorded as applied in place of the rows of the versions it replaces, which
+    /// the database applied one by one: no SQL of it runs. One transaction.
+    pub(crate) fn squash(&self, squash: &Migration, replaced: &[i64]) -> String {
+        let table = self.tables.migrations();
+        let checksum = squash.checksum().to_string();
+        let list = replaced
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "BEGIN;
+DELETE FROM {table} WHERE version IN ({list});
+             INSERT INTO {table} (version, name, checksum, applied_by) VALUES ({}, {}, {}, {});
+{}COMMIT;",
+            squash.version(),
+            literal(squash.name()),
+            literal(&checksum),
+            self.applied_by(),
+            self.note(
+                squash.version(),
+                squash.name(),
+                ActionKind::Baseline,
+                Some(&checksum),
+                &format!(
+                    "squash recorded in place of {list}, which were applied one by one; no SQL ran"
+                ),
+            )
+        )
+    }
+
     /// The action-log row of a migration's SQL that ran in `direction` and succeeded.
     fn succeeded(
         &self,

@@ -607,7 +607,7 @@ impl<'m> Handler<'m> {
             }),
             (true, false) => self.with_database(|migrator, client| {
                 let plan = migrator.validate(client)?;
-                Ok(Response::json(200, &shapes::plan(&plan.pending, true)))
+                Ok(Response::json(200, &shapes::plan(&plan, true)))
             }),
             (false, _) => self.apply(),
         }

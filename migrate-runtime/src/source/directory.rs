@@ -12,7 +12,7 @@ use super::file_name::{self, Layout, MigrationFile};
 use super::lint;
 use super::sections::{self, CheckedSection, Directive, DirectiveKind, Markers, RawSection};
 use super::{Diagnostic, Diagnostics, Reporter};
-use crate::{Checksum, LockTimeout, Migration, Section};
+use crate::{Checksum, LockTimeout, Migration, Phase, Section};
 
 /// What [`read_dir`] found: the migrations in version order, and every file it read (so a
 /// build can be told to watch them).
@@ -67,6 +67,16 @@ pub fn read_dir(root: &Path, dir: &str) -> Result<Loaded, Diagnostics> {
         .into_iter()
         .filter_map(|candidate| loader.parse(candidate))
         .collect();
+    loader.check_replaces(&parsed);
+    // A version a squash replaces is still there for `requires`: the squash stands for it.
+    let versions: BTreeSet<i64> = versions
+        .into_iter()
+        .chain(
+            parsed
+                .iter()
+                .flat_map(|m| m.replaces.iter().map(|(v, _, _)| *v)),
+        )
+        .collect();
     loader.check_requires(&parsed, &versions);
     if !loader.diagnostics.is_empty() {
         return Err(Diagnostics(loader.diagnostics));
@@ -111,6 +121,10 @@ struct Parsed {
     environments: Vec<String>,
     allowed_lints: Vec<String>,
     lock_timeout: Option<LockTimeout>,
+    phase: Phase,
+    out_of_order: bool,
+    replaces: Vec<(i64, String, u32)>,
+    requires_sets: Vec<(String, i64)>,
 }
 
 impl Parsed {
@@ -128,6 +142,13 @@ impl Parsed {
             self.environments,
             self.allowed_lints,
             self.lock_timeout,
+            self.phase,
+            self.out_of_order,
+            self.replaces
+                .into_iter()
+                .map(|(version, checksum, _)| (version, checksum))
+                .collect(),
+            self.requires_sets,
         )
     }
 }
@@ -550,6 +571,10 @@ impl Loader<'_> {
             environments: up_file.environments,
             allowed_lints: up_file.allowed_lints,
             lock_timeout: up_file.lock_timeout,
+            phase: up_file.phase,
+            out_of_order: up_file.out_of_order,
+            replaces: up_file.replaces,
+            requires_sets: up_file.requires_sets,
         })
     }
 
@@ -623,9 +648,58 @@ impl Loader<'_> {
     }
 
     /// `requires` names versions that exist and are lower.
+    /// A squash replaces versions up to its own, and the files it replaces are gone.
+    fn check_replaces(&mut self, parsed: &[Parsed]) {
+        let files: BTreeMap<i64, String> = parsed
+            .iter()
+            .map(|m| (m.version, m.up.path().to_owned()))
+            .collect();
+        for migration in parsed {
+            for (replaced, _, line) in &migration.replaces {
+                let problem = if *replaced > migration.version {
+                    Some((
+                        format!(
+                            "replaces version {replaced}, which is above its own version {}",
+                            migration.version
+                        ),
+                        "a squash replaces the migrations up to and including its own version"
+                            .to_owned(),
+                    ))
+                } else if *replaced != migration.version {
+                    files.get(replaced).map(|path| {
+                        (
+                            format!("replaces version {replaced}, whose file `{path}` is still here"),
+                            format!("delete `{path}`: the squash stands for it (a database that applied it records the squash without running it)"),
+                        )
+                    })
+                } else {
+                    None
+                };
+                if let Some((problem, help)) = problem {
+                    let path = migration.up.path().to_owned();
+                    self.report(&path).error(Some(*line), problem, Some(help));
+                }
+            }
+        }
+    }
+
     fn check_requires(&mut self, parsed: &[Parsed], versions: &BTreeSet<i64>) {
+        let phases: BTreeMap<i64, Phase> = parsed.iter().map(|m| (m.version, m.phase)).collect();
         for migration in parsed {
             for &(required, line) in &migration.requires {
+                if migration.phase == Phase::PreDeploy
+                    && phases.get(&required) == Some(&Phase::PostDeploy)
+                {
+                    // Pre-deploy runs before the new version rolls out, post-deploy after it:
+                    // while both are pending, this one would need what only comes later.
+                    let path = migration.up.path().to_owned();
+                    self.report(&path).error(
+                        Some(line),
+                        format!("this pre-deploy migration requires version {required}, which is post-deploy: it would wait for a migration that only runs after the deploy it belongs to"),
+                        Some(format!("mark this migration `-- migrate:phase post-deploy` too, or, when {required} shipped in an earlier release whose post-deploy phase has run, remove {required} from `-- migrate:requires` (versions already apply in order)")),
+                    );
+                    continue;
+                }
                 let problem = if !versions.contains(&required) {
                     Some(format!("requires version {required}, which does not exist"))
                 } else if required >= migration.version {
@@ -688,6 +762,12 @@ pub(super) struct UpFile {
     pub(super) environments: Vec<String>,
     pub(super) allowed_lints: Vec<String>,
     pub(super) lock_timeout: Option<LockTimeout>,
+    pub(super) phase: Phase,
+    pub(super) out_of_order: bool,
+    /// `-- migrate:replaces`: version, checksum, line.
+    pub(super) replaces: Vec<(i64, String, u32)>,
+    /// `-- migrate:requires set:version`.
+    pub(super) requires_sets: Vec<(String, i64)>,
 }
 
 /// Parses and checks the (decoded) text of an UP file; `None` when a problem was reported.
@@ -738,6 +818,10 @@ pub(super) fn parse_up_text(
         environments: header.environments,
         allowed_lints: header.allowed_lints,
         lock_timeout: header.lock_timeout,
+        phase: header.phase.unwrap_or_default(),
+        out_of_order: header.out_of_order,
+        replaces: header.replaces,
+        requires_sets: header.requires_sets,
     })
 }
 
@@ -827,6 +911,10 @@ struct Header {
     environments: Vec<String>,
     allowed_lints: Vec<String>,
     lock_timeout: Option<LockTimeout>,
+    phase: Option<Phase>,
+    out_of_order: bool,
+    replaces: Vec<(i64, String, u32)>,
+    requires_sets: Vec<(String, i64)>,
 }
 
 impl Header {
@@ -837,6 +925,10 @@ impl Header {
             environments: Vec::new(),
             allowed_lints: Vec::new(),
             lock_timeout: None,
+            phase: None,
+            out_of_order: false,
+            replaces: Vec::new(),
+            requires_sets: Vec::new(),
         };
         for directive in directives {
             let line = Some(directive.line);
@@ -848,6 +940,20 @@ impl Header {
                         report.error(line, "`-- migrate:requires` lists no version", Some("write the versions this migration needs, e.g. `-- migrate:requires 001, 003`"));
                     }
                     for item in items {
+                        if let Some((set, version)) = item.split_once(':') {
+                            // Another set's migration (`queue:3`): checked when the sets run.
+                            let named = !set.is_empty()
+                                && set.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                                && !version.is_empty()
+                                && version.bytes().all(|b| b.is_ascii_digit());
+                            match file_name::numeric_version(version) {
+                                Ok(version) if named => {
+                                    header.requires_sets.push((set.to_ascii_lowercase(), version))
+                                }
+                                _ => report.error(line, format!("`{item}` is not a migration of another set"), Some("name another set's migration as `set:version`, e.g. `-- migrate:requires queue:3` (set names are letters, digits and `_`)")),
+                            }
+                            continue;
+                        }
                         let version = match layout {
                             Layout::DieselDirectories => file_name::diesel_version(item),
                             _ if item.bytes().all(|b| b.is_ascii_digit()) => {
@@ -909,6 +1015,72 @@ impl Header {
                             ),
                             Err(why) => report.error(line, why, Some(help)),
                         }
+                    }
+                }
+                DirectiveKind::Phase(value) => {
+                    let help = "write `-- migrate:phase post-deploy` for a migration that runs once the new version is fully rolled out (`up --phase post-deploy`), or leave the directive out for the default `pre-deploy`";
+                    if header.phase.is_some() {
+                        report.error(line, "a second `-- migrate:phase`", Some("keep one"));
+                    } else if value.is_empty() {
+                        report.error(line, "`-- migrate:phase` needs a value", Some(help));
+                    } else {
+                        match Phase::parse(value) {
+                            Some(phase) => header.phase = Some(phase),
+                            None => report.error(
+                                line,
+                                format!("`{value}` is not a deploy phase (`pre-deploy` or `post-deploy`)"),
+                                Some(help),
+                            ),
+                        }
+                    }
+                }
+                DirectiveKind::OutOfOrder(value) => {
+                    if header.out_of_order {
+                        report.error(line, "a second `-- migrate:out-of-order`", Some("keep one"));
+                    } else if value.eq_ignore_ascii_case("ok") {
+                        header.out_of_order = true;
+                    } else {
+                        report.error(
+                            line,
+                            format!("`-- migrate:out-of-order` takes `ok`, not `{value}`"),
+                            Some("write `-- migrate:out-of-order ok` to let this migration be applied below newer applied ones, or remove the directive"),
+                        );
+                    }
+                }
+                DirectiveKind::Replaces(value) => {
+                    let help = "`migrate squash` writes these lines: `-- migrate:replaces <version> sha256:<64 hex digits>`, one per replaced migration, with the checksum it was applied with";
+                    let (version, checksum) = value
+                        .split_once(char::is_whitespace)
+                        .map_or((value, ""), |(v, c)| (v, c.trim()));
+                    let version = match layout {
+                        Layout::DieselDirectories => file_name::diesel_version(version),
+                        _ if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) => {
+                            file_name::numeric_version(version)
+                        }
+                        _ => Err(format!("`{version}` is not a version number")),
+                    };
+                    let hex = checksum.strip_prefix("sha256:").unwrap_or_default();
+                    match version {
+                        Err(why) => report.error(line, why, Some(help)),
+                        Ok(_) if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                            report.error(
+                                line,
+                                format!("`{checksum}` is not a checksum"),
+                                Some(help),
+                            )
+                        }
+                        Ok(version) if header.replaces.iter().any(|(v, _, _)| *v == version) => {
+                            report.error(
+                                line,
+                                format!("version {version} is replaced twice"),
+                                Some("keep one line per replaced migration"),
+                            )
+                        }
+                        Ok(version) => header.replaces.push((
+                            version,
+                            checksum.to_ascii_lowercase(),
+                            directive.line,
+                        )),
                     }
                 }
                 DirectiveKind::Env(list) => {

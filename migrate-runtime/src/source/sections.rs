@@ -34,6 +34,12 @@ pub(super) enum DirectiveKind<'a> {
     Allow(&'a str),
     /// `-- migrate:lock-timeout 30s` or `off`, as written.
     LockTimeout(&'a str),
+    /// `-- migrate:phase post-deploy` (or `pre-deploy`), as written.
+    Phase(&'a str),
+    /// `-- migrate:out-of-order ok`, its argument as written.
+    OutOfOrder(&'a str),
+    /// `-- migrate:replaces 3 sha256:...`, as written (one replaced migration per line).
+    Replaces(&'a str),
 }
 
 /// A section as it appears in the file.
@@ -352,7 +358,7 @@ fn parse_marker(
 }
 
 const KNOWN_DIRECTIVES: &str =
-    "known directives: `-- migrate:no-transaction`, `-- migrate:requires 001, 002`, `-- migrate:env production`, `-- migrate:allow destructive`, `-- migrate:lock-timeout 30s`";
+    "known directives: `-- migrate:no-transaction`, `-- migrate:requires 001, 002`, `-- migrate:env production`, `-- migrate:allow destructive`, `-- migrate:lock-timeout 30s`, `-- migrate:phase post-deploy`, `-- migrate:out-of-order ok`";
 
 fn parse_directive<'a>(
     comment: &'a str,
@@ -384,6 +390,9 @@ fn parse_directive<'a>(
             "env" => DirectiveKind::Env(args),
             "allow" => DirectiveKind::Allow(args),
             "lock-timeout" => DirectiveKind::LockTimeout(args),
+            "phase" => DirectiveKind::Phase(args),
+            "out-of-order" => DirectiveKind::OutOfOrder(args),
+            "replaces" => DirectiveKind::Replaces(args),
             _ => {
                 report.error(
                     Some(line),

@@ -8,6 +8,7 @@ mod file_size;
 mod peers;
 mod report;
 mod server_cpu;
+mod squash;
 mod tools;
 mod traffic;
 mod workload;
@@ -32,6 +33,8 @@ cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3
     [--traffic] [--traffic-clients 8] [--traffic-hold-s 6] [--traffic-rows 10000]
         (only the busy-table scenario: clients querying a table, a reader holding it, a
          migration adding a column; each runner --reps times)
+    [--squash 100,500]   (only the squash run: N migrations squashed; a fresh database's
+         chain vs squash, recording it over an applied chain, and `check`, --reps times)
 ";
 
 struct Options {
@@ -48,6 +51,8 @@ struct Options {
     traffic: Option<traffic::Scenario>,
     /// Run only the file-size benchmark, at these sizes in MB.
     file_sizes: Vec<usize>,
+    /// Run only the squash benchmark, at these numbers of migrations.
+    squash: Vec<usize>,
 }
 
 fn main() {
@@ -88,6 +93,10 @@ fn main() {
         "SELECT pg_reload_conf()",
     ] {
         admin.batch_execute(setting).unwrap();
+    }
+    if !options.squash.is_empty() {
+        print!("{}", squash::run(&server, &options.squash, options.reps));
+        return;
     }
     if let Some(scenario) = options.traffic {
         let mut outcomes = Vec::new();
@@ -225,6 +234,7 @@ fn parse_args() -> Options {
         tools: Vec::new(),
         traffic: None,
         file_sizes: Vec::new(),
+        squash: Vec::new(),
     };
     let default_scenario = traffic::Scenario {
         clients: 8,
@@ -253,6 +263,7 @@ fn parse_args() -> Options {
             }
             "--no-compile" => options.compile_sizes.clear(),
             "--file-sizes" => options.file_sizes = list(args.next()),
+            "--squash" => options.squash = list(args.next()),
             "--install-peers" => options.install_peers = true,
             "--latency-only" => options.latency_only = true,
             "--tools" => {
