@@ -303,18 +303,6 @@ fn named_relations(sql: &[&str]) -> Vec<String> {
     names
 }
 
-// Here rather than beside the type: the spelling of a millisecond setting is this module's,
-// and `migration` stays free of the runtime's modules.
-impl LockTimeout {
-    /// The value for PostgreSQL's `lock_timeout` setting.
-    pub(crate) fn as_setting(self) -> String {
-        match self {
-            LockTimeout::Off => "0".to_owned(),
-            LockTimeout::After(limit) => milliseconds(limit),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
