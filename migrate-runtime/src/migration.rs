@@ -354,10 +354,11 @@ impl Migration {
     /// (`-- migrate:out-of-order ok`), as if [`crate::Migrator::allow_out_of_order`] were on
     /// for it alone.
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
-    /// if migration.allows_out_of_order() {
-    ///     println!("{} may land below newer migrations", migration.path());
+    /// ```
+    /// fn show(migration: &migrate_runtime::Migration) {
+    ///     if migration.allows_out_of_order() {
+    ///         println!("{} may land below newer migrations", migration.path());
+    ///     }
     /// }
     /// ```
     pub fn allows_out_of_order(&self) -> bool {
@@ -367,10 +368,11 @@ impl Migration {
     /// The migrations this squash replaces (`-- migrate:replaces`), each as its version and
     /// the checksum it was applied with; empty when it is not a squash (see the squash guide).
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
-    /// for (version, checksum) in migration.replaces() {
-    ///     println!("{} stands for {version} ({checksum})", migration.version());
+    /// ```
+    /// fn show(migration: &migrate_runtime::Migration) {
+    ///     for (version, checksum) in migration.replaces() {
+    ///         println!("{} stands for {version} ({checksum})", migration.version());
+    ///     }
     /// }
     /// ```
     pub fn replaces(&self) -> impl Iterator<Item = (i64, &str)> {
@@ -383,11 +385,13 @@ impl Migration {
     /// Migrations of other sets this one needs (`-- migrate:requires queue:3`), as set name
     /// and version; see [`crate::MigrationSet`].
     ///
-    /// ```no_run
-    /// # let migration: migrate_runtime::Migration = unimplemented!();
+    /// ```
+    /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
+    /// let migration = &APP[1]; // `-- migrate:requires queue:2`
     /// for (set, version) in migration.requires_sets() {
     ///     println!("{} needs {set}:{version}", migration.version());
     /// }
+    /// assert_eq!(migration.requires_sets().collect::<Vec<_>>(), [("queue", 2)]);
     /// ```
     pub fn requires_sets(&self) -> impl Iterator<Item = (&str, i64)> {
         self.requires_sets.split(',').filter_map(|entry| {

@@ -49,14 +49,15 @@ pub struct Readiness<'m> {
 impl Readiness<'_> {
     /// Whether the database has everything the binary needs.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
     /// let readiness = migrate_runtime::Migrator::new(MIGRATIONS).check(&mut client)?;
     /// for migration in &readiness.missing {
     ///     eprintln!("not ready: {} {} is not applied", migration.version(), migration.name());
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_ready(&self) -> bool {
         self.missing.is_empty()
@@ -74,13 +75,15 @@ impl<'m> Migrator<'m> {
     /// no-transaction migration that failed ([`Error::Unfinished`]). A `running` one counts
     /// as missing: a run is busy with it.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
+    /// # migrate_runtime::Migrator::new(MIGRATIONS).run(&mut client)?; // another replica migrated it
     /// while !migrate_runtime::Migrator::new(MIGRATIONS).check(&mut client)?.is_ready() {
     ///     std::thread::sleep(std::time::Duration::from_secs(1));
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check(&self, client: &mut Client) -> Result<Readiness<'m>, Error> {
         self.settings.tables.check()?;

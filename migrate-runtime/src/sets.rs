@@ -11,7 +11,7 @@ use crate::{Error, Migration, Migrator, Readiness, Report, Status};
 /// One named set of migrations, e.g. a library crate's `embed_migrations!`. Its history is
 /// kept in `public.{name}_schema_migrations`, so versions of different sets never collide.
 ///
-/// ```no_run
+/// ```
 /// use migrate_runtime::MigrationSet;
 /// # static APP: &[migrate_runtime::Migration] = &[];
 /// # static QUEUE: &[migrate_runtime::Migration] = &[];
@@ -27,7 +27,7 @@ impl<'m> MigrationSet<'m> {
     /// The set `name` (lowercase letters, digits and `_`, as `-- migrate:requires name:3`
     /// writes it) of `migrations`.
     ///
-    /// ```no_run
+    /// ```
     /// # static QUEUE: &[migrate_runtime::Migration] = &[];
     /// let queue = migrate_runtime::MigrationSet::new("queue", QUEUE);
     /// assert_eq!(queue.name(), "queue");
@@ -38,8 +38,9 @@ impl<'m> MigrationSet<'m> {
 
     /// Its name.
     ///
-    /// ```no_run
-    /// # let set: migrate_runtime::MigrationSet<'_> = unimplemented!();
+    /// ```
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let set = migrate_runtime::MigrationSet::new("queue", QUEUE);
     /// println!("{}_schema_migrations", set.name());
     /// ```
     pub fn name(&self) -> &'m str {
@@ -48,8 +49,9 @@ impl<'m> MigrationSet<'m> {
 
     /// Its migrations.
     ///
-    /// ```no_run
-    /// # let set: migrate_runtime::MigrationSet<'_> = unimplemented!();
+    /// ```
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let set = migrate_runtime::MigrationSet::new("queue", QUEUE);
     /// println!("{} has {} migrations", set.name(), set.migrations().len());
     /// ```
     pub fn migrations(&self) -> &'m [Migration] {
@@ -64,16 +66,17 @@ impl<'m> MigrationSet<'m> {
 
 /// Several [`MigrationSet`]s applied together; see [`Migrator::sets`].
 ///
-/// ```no_run
-/// # static APP: &[migrate_runtime::Migration] = &[];
-/// # static QUEUE: &[migrate_runtime::Migration] = &[];
-/// # let mut client: postgres::Client = unimplemented!();
+/// ```
+/// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
+/// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+/// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let mut client = database.client()?;
 /// use migrate_runtime::{MigrationSet, Migrator};
 /// let sets = Migrator::sets([MigrationSet::new("app", APP), MigrationSet::new("queue", QUEUE)]);
 /// for (set, status) in sets.status(&mut client)? {
 ///     println!("{set}: {} pending", status.pending());
 /// }
-/// # Ok::<(), migrate_runtime::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sets<'m> {
@@ -123,8 +126,10 @@ impl<'m> Sets<'m> {
     /// The same sets, with `configure` applied to each set's [`Migrator`] (an environment,
     /// lock waits, a phase...).
     ///
-    /// ```no_run
-    /// # let sets: migrate_runtime::Sets<'static> = unimplemented!();
+    /// ```
+    /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
     /// let sets = sets.each(|migrator| migrator.environment("production"));
     /// ```
     pub fn each(mut self, configure: impl Fn(Migrator<'m>) -> Migrator<'m>) -> Self {
@@ -144,13 +149,16 @@ impl<'m> Sets<'m> {
     /// can run (every migration applied by then is complete and recorded). Returns each
     /// set's report, in the order given.
     ///
-    /// ```no_run
-    /// # let sets: migrate_runtime::Sets<'static> = unimplemented!();
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
     /// for (set, report) in sets.run(&mut client)? {
     ///     println!("{set}: {} applied", report.applied.len());
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self, client: &mut Client) -> Result<Vec<(String, Report)>, Error> {
         self.check_requirements()?;
@@ -199,15 +207,18 @@ impl<'m> Sets<'m> {
 
     /// Each set's [`Status`], in the order given.
     ///
-    /// ```no_run
-    /// # let sets: migrate_runtime::Sets<'static> = unimplemented!();
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
     /// for (set, status) in sets.status(&mut client)? {
     ///     for entry in status.entries {
     ///         println!("{set}:{} {}", entry.version, entry.state.as_str());
     ///     }
     /// }
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn status(&self, client: &mut Client) -> Result<Vec<(String, Status)>, Error> {
         self.sets
@@ -219,11 +230,14 @@ impl<'m> Sets<'m> {
     /// Each set's [`Readiness`], in the order given: the database is ready for the binary
     /// when every one is.
     ///
-    /// ```no_run
-    /// # let sets: migrate_runtime::Sets<'static> = unimplemented!();
-    /// # let mut client: postgres::Client = unimplemented!();
+    /// ```
+    /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let mut client = database.client()?;
     /// let ready = sets.check(&mut client)?.iter().all(|(_, readiness)| readiness.is_ready());
-    /// # Ok::<(), migrate_runtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check(&self, client: &mut Client) -> Result<Vec<(String, Readiness<'m>)>, Error> {
         self.sets

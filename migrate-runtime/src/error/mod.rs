@@ -441,10 +441,11 @@ impl Error {
 /// What [`Error::PartlySquashed`] found: which of the migrations a squash replaces the
 /// database applied, and which not.
 ///
-/// ```no_run
-/// # let error: migrate_runtime::Error = unimplemented!();
-/// if let migrate_runtime::Error::PartlySquashed(gap) = &error {
-///     eprintln!("reach {} with the previous release first; missing {:?}", gap.last, gap.missing);
+/// ```
+/// fn explain(error: &migrate_runtime::Error) {
+///     if let migrate_runtime::Error::PartlySquashed(gap) = error {
+///         eprintln!("reach {} with the previous release first; missing {:?}", gap.last, gap.missing);
+///     }
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
