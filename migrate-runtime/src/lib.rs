@@ -34,6 +34,9 @@ mod error;
 #[cfg(feature = "runtime")]
 mod execute;
 #[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod fleet;
+#[cfg(feature = "runtime")]
 mod history;
 #[cfg(feature = "http")]
 pub mod http;
