@@ -14,6 +14,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `status --exit-code`: something is pending.
     pub const PENDING: u8 = 3;
+    /// `fleet`: no migration failed and no history refused, but some tenants are not done
+    /// for reasons a rerun gets past by itself: a tenant (or the database listing them) was
+    /// unreachable, a connection was lost, or a migration lock stayed busy. Retry the job.
+    pub const RETRY: u8 = 4;
     /// Stopped by SIGINT (Ctrl-C): the running statement was cancelled (128 + 2).
     pub const INTERRUPTED: u8 = 130;
     /// Stopped by SIGTERM: the running statement was cancelled (128 + 15).
