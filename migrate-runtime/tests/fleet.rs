@@ -406,7 +406,7 @@ fn a_failing_tenant_under_stop_starts_no_other() {
     assert!(
         again
             .stderr
-            .contains("3 tenants not started: stopped_after_failure; a rerun starts them"),
+            .contains("3 tenants not started (stopped_after_failure): rerun once the failure is fixed, or with --on-failure continue to migrate the others meanwhile"),
         "{}",
         again.all()
     );
@@ -814,4 +814,49 @@ fn bad_settings_are_refused_before_anything_runs() {
         &["up", "--schema-tenants", "--tenants-query", "SELECT 'a'"],
     ));
     assert_eq!(result.code, 4, "{}", result.all());
+}
+
+#[test]
+fn a_tenant_whose_lock_stays_busy_is_a_retry_not_a_failure() {
+    use sha2::{Digest, Sha256};
+
+    let server = TestServer::shared();
+    let dir = tempfile::tempdir().unwrap();
+    write_set(dir.path(), 0.0);
+    let database = schema_database(server);
+    // Another runner holds the migration lock of tenant `busy` (the key of its history table).
+    let digest = Sha256::digest("migrate-runtime lock \"busy\".\"schema_migrations\"");
+    let key = i64::from_be_bytes(digest[..8].try_into().unwrap());
+    let mut holder = database.client().unwrap();
+    holder
+        .batch_execute(&format!("SELECT pg_advisory_lock({key})"))
+        .unwrap();
+    let args = [
+        "up",
+        "--schema-tenants",
+        "--tenant",
+        "busy",
+        "--tenant",
+        "free",
+        "--on-failure",
+        "continue",
+        "--lock-wait",
+        "1",
+        "--json",
+    ];
+    let result = run(&mut fleet(dir.path(), &database.url(), &args));
+    assert_eq!(result.code, 4, "lock busy: retry me\n{}", result.all());
+    let report = result.json();
+    let busy = &report["tenants"][0];
+    assert_eq!(busy["outcome"], "failed");
+    assert_eq!(busy["retryable"], true);
+    assert_eq!(busy["error"]["kind"], "lock_timeout");
+    assert_eq!(report["tenants"][1]["outcome"], "applied");
+
+    drop(holder);
+    let rerun = run(&mut fleet(dir.path(), &database.url(), &args));
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    let mut client = database.client().unwrap();
+    assert_eq!(applied(&mut client, "busy"), all_versions());
+    assert!(effects(&mut client).values().all(|&times| times == 1));
 }

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::{exit, migrator, Failure, Options};
 use crate::config::{ConfigError, ConnectionSettings};
 use crate::fleet::{
-    FailurePolicy, Fleet, FleetError, FleetReport, FleetStatus, Shard, TenantOutcome, TenantResult,
-    TenantState, Tenants,
+    FailurePolicy, Fleet, FleetError, FleetReport, FleetStatus, Shard, SkipReason, TenantOutcome,
+    TenantResult, TenantState, Tenants,
 };
 use crate::{Error, Migration};
 
@@ -322,12 +322,16 @@ fn print_report(report: &FleetReport, json: bool) {
             TenantOutcome::Failed { error, .. } => {
                 eprintln!("\ntenant {}:\n{}", result.tenant, error.render());
             }
-            TenantOutcome::Skipped { reason } => *skipped.entry(reason.as_str()).or_insert(0) += 1,
+            TenantOutcome::Skipped { reason } => *skipped.entry(*reason).or_insert(0) += 1,
             _ => {}
         }
     }
     for (reason, count) in skipped {
-        eprintln!("{count} tenants not started: {reason}; a rerun starts them");
+        let then = match reason {
+            SkipReason::CanaryFailed => "rerun once the canary's failure is fixed",
+            _ => "rerun once the failure is fixed, or with --on-failure continue to migrate the others meanwhile",
+        };
+        eprintln!("{count} tenants not started ({}): {then}", reason.as_str());
     }
     println!("{summary} in {:.1} s", report.elapsed.as_secs_f64());
 }

@@ -40,7 +40,7 @@ pub enum TenantOutcome {
 }
 
 /// Why a tenant was not started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum SkipReason {
     /// A canary tenant did not succeed.
