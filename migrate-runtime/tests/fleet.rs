@@ -860,3 +860,50 @@ fn a_tenant_whose_lock_stays_busy_is_a_retry_not_a_failure() {
     assert_eq!(applied(&mut client, "busy"), all_versions());
     assert!(effects(&mut client).values().all(|&times| times == 1));
 }
+
+#[test]
+fn a_bad_tenants_query_or_url_is_refused_and_nothing_runs() {
+    let server = TestServer::shared();
+    let dir = tempfile::tempdir().unwrap();
+    write_set(dir.path(), 0.0);
+    let database = schema_database(server);
+    let url = database.url();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["up", "--schema-tenants", "--tenants-query", "SELECT NULL::text"],
+            "error: row 1 of the tenants query has no tenant name in its first column (NULL or no column): filter those rows out",
+        ),
+        (
+            &["up", "--schema-tenants", "--tenants-query", "SELECT name FROM no_such_table"],
+            "error: the tenants query failed: ",
+        ),
+        (
+            &["up", "--url-template", "mysql://h/{tenant}", "--tenant", "a"],
+            "error: tenant a: ",
+        ),
+        (
+            &["up", "--schema-tenants", "--tenant", "a\u{1}b", "--tenant", &"x".repeat(64)],
+            "error: tenant name \"xxxx",
+        ),
+    ];
+    for (args, message) in cases {
+        let result = run(&mut fleet(dir.path(), &url, args));
+        assert_eq!(result.code, 2, "{args:?}: {}", result.all());
+        assert!(
+            result.stderr.contains(message),
+            "{args:?}: {}",
+            result.all()
+        );
+    }
+    // Nothing ran: no tenant schema, no side effect.
+    let mut client = database.client().unwrap();
+    let schemas: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('a', 'a\u{1}b')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(schemas, 0);
+    assert!(effects(&mut client).is_empty());
+}
