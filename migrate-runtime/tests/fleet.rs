@@ -754,7 +754,18 @@ fn a_runner_killed_mid_fleet_then_rerun_leaves_every_tenant_consistent() {
 fn bad_settings_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     write_set(dir.path(), 0.0);
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "up",
+                "--schema-tenants",
+                "--tenant",
+                "a",
+                "--lock-scope",
+                "transaction",
+            ],
+            "error: schema tenants need a session of their own (--lock-scope session)",
+        ),
         (
             &[
                 "up",

@@ -260,6 +260,11 @@ impl<'m> Fleet<'m> {
     /// ```
     pub fn run(&self) -> Result<FleetReport, FleetError> {
         let started = Instant::now();
+        if self.tenants.database.is_some()
+            && self.migrator.settings.lock_scope == crate::LockScope::Transaction
+        {
+            return Err(FleetError::SchemaTenantsBehindPooler);
+        }
         if let Canary::Named(names) = &self.canary {
             if let Some(unknown) = names
                 .iter()

@@ -73,6 +73,11 @@ pub enum FleetError {
     /// A canary tenant named by [`crate::fleet::Fleet::canary_tenants`] is not in the fleet.
     #[error("canary tenant {0:?} is not one of the fleet's tenants")]
     UnknownCanary(String),
+    /// Schema tenants with [`crate::LockScope::Transaction`]: behind a transaction pooler the
+    /// session's `search_path` could belong to another client's transaction, so a tenant's
+    /// migrations could land in another schema.
+    #[error("schema tenants need a session of their own (--lock-scope session): behind a transaction pooler the search_path set for a tenant does not follow its transactions; connect the fleet to PostgreSQL directly or to a session-mode pool")]
+    SchemaTenantsBehindPooler,
     /// `--shard i/N` with `N` zero or `i` not below `N`.
     #[error("shard {index}/{count} does not exist: shards are 0/N to (N-1)/N with N at least 1")]
     BadShard {
