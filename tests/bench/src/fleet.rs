@@ -13,7 +13,7 @@ use migrate_runtime::fleet::{Fleet, TenantState, Tenants};
 use migrate_runtime::testing::{TestDatabase, TestServer};
 use postgres::Client;
 
-use crate::server_cpu::{self, Cpu, Meter};
+use crate::server_cpu::{Cpu, Meter};
 use crate::tools::Tool;
 use crate::workload::Workload;
 
@@ -88,10 +88,13 @@ pub(crate) fn run(server: &TestServer, scenario: &Scenario) -> String {
     runners.push(Runner::RefineryLoop);
     let meter = Meter::of(server);
     let mut out = String::new();
-    // Databases first: the shorter scenario is recorded even if the longer one is cut short.
+    // Databases made for a run are kept until the process ends: the server's directory is
+    // removed then, far faster than DROP DATABASE (a checkpoint each, and tens of thousands
+    // of files deleted one by one).
+    let mut kept = Vec::new();
     for (kind, count) in [
-        (Kind::Databases, scenario.databases),
         (Kind::Schemas, scenario.schemas),
+        (Kind::Databases, scenario.databases),
     ] {
         if count == 0 {
             continue;
@@ -103,12 +106,25 @@ pub(crate) fn run(server: &TestServer, scenario: &Scenario) -> String {
         eprintln!("{what} x {} migrations...", scenario.migrations);
         let mut samples = Vec::new();
         let mut status_times = Vec::new();
+        // The tenant databases are made once and emptied between runs (see `reset`).
+        let tenant_databases: Vec<TestDatabase<'_>> = match kind {
+            Kind::Schemas => Vec::new(),
+            Kind::Databases => (0..count)
+                .map(|_| server.create_database().unwrap())
+                .collect(),
+        };
         for &runner in &runners {
             let sample = match kind {
-                Kind::Schemas => {
-                    schemas(server, &meter, &workload, count, runner, &mut status_times)
-                }
-                Kind::Databases => databases(server, &meter, &workload, count, runner),
+                Kind::Schemas => schemas(
+                    server,
+                    &meter,
+                    &workload,
+                    count,
+                    runner,
+                    &mut status_times,
+                    &mut kept,
+                ),
+                Kind::Databases => databases(server, &meter, &workload, &tenant_databases, runner),
             };
             eprintln!(
                 "  {}: {:.2?}, server CPU {:?}, WAL syncs {:?}",
@@ -119,15 +135,21 @@ pub(crate) fn run(server: &TestServer, scenario: &Scenario) -> String {
             );
             samples.push(sample);
         }
-        render(&mut out, &what, scenario.migrations, count, &samples);
+        let mut part = String::new();
+        render(&mut part, &what, scenario.migrations, count, &samples);
         for (parallel, time) in status_times {
             let _ = writeln!(
-                out,
+                part,
                 "\n`Fleet::status()` of the {count} up-to-date tenants, parallel {parallel}: {:.0} ms",
                 time.as_secs_f64() * 1000.0
             );
         }
+        // Each scenario's table as soon as it is done.
+        print!("{part}");
+        out.push_str(&part);
+        kept.extend(tenant_databases);
     }
+    std::mem::forget(kept);
     out
 }
 
@@ -162,9 +184,7 @@ fn measure(
     let started = Instant::now();
     body();
     let time = started.elapsed();
-    for database in databases {
-        server_cpu::wait_for_backends_to_exit(server, database);
-    }
+    wait_for_backends_to_exit(&mut admin, databases);
     let cpu = match (cpu_before, meter.so_far()) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
@@ -181,6 +201,26 @@ fn measure(
     }
 }
 
+/// Waits (up to 30 s) until no session is connected to `databases`, so that their backends
+/// have exited and been counted in the postmaster's CPU time.
+fn wait_for_backends_to_exit(admin: &mut Client, databases: &[String]) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let connected: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)",
+                &[&databases],
+            )
+            .map_or(0, |row| row.get(0));
+        if connected == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The postmaster adds a child's time when it reaps it, just after the exit.
+    std::thread::sleep(Duration::from_millis(100));
+}
+
 /// Tables named `bench_%` in the database: tenants x migrations when every tenant is done.
 fn tables(client: &mut Client) -> i64 {
     client
@@ -192,13 +232,14 @@ fn tables(client: &mut Client) -> i64 {
         .get(0)
 }
 
-fn schemas(
-    server: &TestServer,
+fn schemas<'s>(
+    server: &'s TestServer,
     meter: &Meter,
     workload: &Workload,
     count: usize,
     runner: Runner,
     status_times: &mut Vec<(usize, Duration)>,
+    kept: &mut Vec<TestDatabase<'s>>,
 ) -> Sample {
     let database = server.create_database().unwrap();
     let names: Vec<String> = (0..count).map(tenant_name).collect();
@@ -270,6 +311,7 @@ fn schemas(
             .all(|(_, state)| matches!(state, TenantState::UpToDate)));
         status_times.push((parallel, status.elapsed));
     }
+    kept.push(database);
     sample
 }
 
@@ -277,14 +319,14 @@ fn databases(
     server: &TestServer,
     meter: &Meter,
     workload: &Workload,
-    count: usize,
+    databases: &[TestDatabase<'_>],
     runner: Runner,
 ) -> Sample {
-    let databases: Vec<TestDatabase<'_>> = (0..count)
-        .map(|_| server.create_database().unwrap())
-        .collect();
     let names: Vec<String> = databases.iter().map(|d| d.name().to_owned()).collect();
     let urls: Vec<String> = databases.iter().map(TestDatabase::url).collect();
+    for database in databases {
+        reset(database);
+    }
     settle(server);
     let sample = measure(server, meter, &names, runner, || match runner {
         Runner::Fleet(parallel) => {
@@ -306,7 +348,7 @@ fn databases(
             );
         }
         Runner::RefineryLoop => {
-            for database in &databases {
+            for database in databases {
                 let mut client = database.client().unwrap();
                 refinery::Runner::new(&workload.refinery)
                     .run(&mut client)
@@ -314,7 +356,7 @@ fn databases(
             }
         }
     });
-    for database in &databases {
+    for database in databases {
         assert_eq!(
             tables(&mut database.client().unwrap()),
             workload.n as i64,
@@ -324,6 +366,16 @@ fn databases(
         );
     }
     sample
+}
+
+/// Empties a tenant database for the next runner: its tables and history tables (ours and
+/// refinery's) are all in `public`.
+fn reset(database: &TestDatabase<'_>) {
+    database
+        .client()
+        .unwrap()
+        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .unwrap();
 }
 
 /// Runs `script` with bash, the `migrate` binary as `$MIGRATE`, the migrations as `$DIR` and
