@@ -115,6 +115,8 @@
 //!   for rolling deploys, per-migration out-of-order.
 //! - [Squashing a long history](guide::squash) and [migration sets from library
 //!   crates](guide::sets).
+//! - [Fleet mode](guide::fleet): one migration set applied to many tenant schemas or
+//!   databases, in parallel, with canaries, failure budgets and shards.
 //! - [Deployment and the admin endpoint](guide::deployment).
 //! - [Reliability guarantees](guide::reliability) and [performance](guide::performance).
 #![warn(missing_docs)]
@@ -141,6 +143,9 @@ mod contention;
 mod error;
 #[cfg(feature = "runtime")]
 mod execute;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod fleet;
 #[cfg(feature = "runtime")]
 mod history;
 #[cfg(feature = "http")]

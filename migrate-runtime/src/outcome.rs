@@ -28,8 +28,12 @@ pub mod exit {
     /// ```
     pub const PENDING: u8 = 3;
     /// `check`: the database lacks a migration this binary needs (after `--wait-ready`, if
-    /// given).
+    /// given). The same code as [`RETRY`]: not done yet, and a later run gets past it.
     pub const NOT_READY: u8 = 4;
+    /// `fleet`: no migration failed and no history refused, but some tenants are not done
+    /// for reasons a rerun gets past by itself: a tenant (or the database listing them) was
+    /// unreachable, a connection was lost, or a migration lock stayed busy. Retry the job.
+    pub const RETRY: u8 = 4;
     /// Stopped by SIGINT (Ctrl-C): the running statement was cancelled (128 + 2).
     pub const INTERRUPTED: u8 = 130;
     /// Stopped by SIGTERM: the running statement was cancelled (128 + 15).

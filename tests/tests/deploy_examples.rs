@@ -433,3 +433,131 @@ fn kubernetes_init_containers_wait_for_the_database_and_apply_once() {
     assert!(output.status.success(), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("the application would start here"));
 }
+
+/// `$(NAME)` references in a container's arguments, expanded from its environment as the
+/// kubelet does.
+fn expand_references(arg: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = arg.to_owned();
+    for (name, value) in env {
+        out = out.replace(&format!("$({name})"), value);
+    }
+    assert!(!out.contains("$("), "no value for a reference in {arg}");
+    out
+}
+
+/// The Indexed Job: its failure policy matches the documented exit codes, and its four pods,
+/// started at once with their completion indexes, migrate every active tenant database
+/// exactly once; a retried pod then finds nothing pending.
+#[test]
+fn kubernetes_fleet_indexed_job_shards_the_tenants_and_retries_safely() {
+    use migrate_runtime::cli::exit;
+
+    let job = example("kubernetes-fleet-indexed-job.yaml");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    let completions = spec["completions"].as_u64().unwrap();
+    assert!(spec["backoffLimitPerIndex"].as_u64().unwrap() > 0);
+    let rules = spec["podFailurePolicy"]["rules"].as_sequence().unwrap();
+    let action_for = |code: u8| {
+        rules
+            .iter()
+            .find(|rule| {
+                rule["onExitCodes"]["values"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|value| value.as_u64() == Some(u64::from(code)))
+            })
+            .map(|rule| rule["action"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(action_for(exit::FAILED).as_deref(), Some("FailIndex"));
+    assert_eq!(action_for(exit::USAGE).as_deref(), Some("FailJob"));
+    assert_eq!(
+        action_for(exit::RETRY),
+        None,
+        "exit 4 must be retried (counted)"
+    );
+
+    let container = &spec["template"]["spec"]["containers"][0];
+    let server = TestServer::shared();
+    let control = server.create_database().unwrap();
+    let tenants: Vec<TestDatabase<'_>> =
+        (0..6).map(|_| server.create_database().unwrap()).collect();
+    let mut client = control.client().unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE tenants (database_name text NOT NULL, active boolean NOT NULL);
+             INSERT INTO tenants VALUES ('paused_tenant_without_a_database', false);",
+        )
+        .unwrap();
+    for tenant in &tenants {
+        client
+            .execute("INSERT INTO tenants VALUES ($1, true)", &[&tenant.name()])
+            .unwrap();
+    }
+    let pod = |index: u64| {
+        let mut env = BTreeMap::new();
+        for entry in container["env"].as_sequence().unwrap() {
+            let name = entry["name"].as_str().unwrap().to_owned();
+            let value = match (entry.get("value"), name.as_str()) {
+                (Some(value), _) => value.as_str().unwrap().to_owned(),
+                (None, "JOB_COMPLETION_INDEX") => index.to_string(),
+                (None, "DATABASE_URL") => control.url(),
+                (None, "TENANT_URL_TEMPLATE") => server.url("{tenant}"),
+                (None, other) => panic!("the test has no value for {other}"),
+            };
+            env.insert(name, value);
+        }
+        let args: Vec<String> = container["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|arg| expand_references(arg.as_str().unwrap(), &env))
+            .collect();
+        let mut command = clean_command(container["command"][0].as_str().unwrap());
+        command.args(args).envs(&env);
+        command
+    };
+
+    let pods: Vec<_> = (0..completions)
+        .map(|index| spawn(&mut pod(index)))
+        .collect();
+    for (index, child) in pods.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "index {index}: {}", text(&output));
+    }
+    let mut counts = Vec::new();
+    for tenant in &tenants {
+        let row = tenant
+            .client()
+            .unwrap()
+            .query_one(
+                "SELECT (SELECT count(*) FROM schema_migrations), \
+                 (SELECT count(*) FROM schema_migrations_history WHERE action = 'apply')",
+                &[],
+            )
+            .unwrap();
+        let (rows, applies): (i64, i64) = (row.get(0), row.get(1));
+        assert!(rows > 0, "{} was not migrated", tenant.name());
+        assert_eq!(
+            rows,
+            applies,
+            "each migration applied once in {}",
+            tenant.name()
+        );
+        counts.push(rows);
+    }
+    assert!(
+        counts.windows(2).all(|pair| pair[0] == pair[1]),
+        "{counts:?}"
+    );
+
+    // A retried pod (per-index retry, or a duplicate) finds its shard up to date.
+    let retry = pod(0).output().unwrap();
+    assert!(retry.status.success(), "{}", text(&retry));
+    assert!(
+        String::from_utf8_lossy(&retry.stdout).contains("0 applied (0 migrations)"),
+        "{}",
+        text(&retry)
+    );
+}

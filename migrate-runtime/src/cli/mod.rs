@@ -18,6 +18,7 @@
 //!
 //! Exit codes: see [`exit`].
 
+mod fleet;
 mod interrupt;
 mod output;
 
@@ -36,7 +37,7 @@ use output::Output;
 
 pub use crate::outcome::exit;
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 4 `check` found the database not ready for these migrations; 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 a migration or check failed; 2 usage, configuration or connection error; 3 `status --exit-code` found pending migrations; 4 not done yet, and a later run gets past it: `check` found the database not ready for these migrations, or `fleet` left tenants that were unreachable, lost their connection or found their lock busy (no migration failed); 130 interrupted (SIGINT) and 143 terminated (SIGTERM): the running statement was cancelled.";
 
 /// The `migrate` subcommands and their options, to nest under an application's own clap
 /// command line (`myapp migrate up`); [`run_parsed`] runs the parsed value over the
@@ -362,6 +363,12 @@ pub(crate) enum Command {
     },
     /// Compare the database with the schema its applied migrations produce on a throwaway server.
     Drift,
+    /// Many tenants (schemas of one database, or databases) with one migration set: `fleet up|status|plan`.
+    Fleet {
+        /// What to do to the fleet.
+        #[command(subcommand)]
+        command: Box<fleet::FleetCommand>,
+    },
     /// Report risky DDL in UP sections (rules allowed by `-- migrate:allow` are listed, not counted).
     Lint,
     /// Serve the admin HTTP endpoint (GET/POST /migrations, GET /migrations/history); needs INTERNAL_ADMIN_TOKEN, refused in production.
@@ -602,6 +609,11 @@ pub(crate) enum Failure {
     Files(source::Diagnostics),
     /// A migration or a check failed.
     Migrate(Error),
+    /// `fleet`: the database that names or holds the tenants could not be reached; a rerun
+    /// may get past it.
+    Unreachable(ConfigError),
+    /// `fleet`: the tenants could not be listed for a reason a rerun may get past.
+    Retry(String),
     /// A signal stopped the command: its running statement was cancelled, and `cause` is how
     /// the command ended.
     Interrupted {
@@ -617,6 +629,7 @@ impl Failure {
         match self {
             Failure::Usage(_) | Failure::Config(_) => exit::USAGE,
             Failure::Files(_) => exit::FAILED,
+            Failure::Unreachable(_) | Failure::Retry(_) => exit::RETRY,
             Failure::Migrate(error) => crate::outcome::of(error).exit_code,
             Failure::Interrupted { signal, .. } => signal.exit_code(),
         }
@@ -660,6 +673,10 @@ fn execute(
     #[cfg(feature = "http")]
     if let Command::Serve { listen, prefix } = command {
         return serve(options, migrations, listen, prefix, output);
+    }
+    if let Command::Fleet { command } = command {
+        // Each tenant has its own connection: there is no one database to connect to first.
+        return fleet::execute(options, command, migrations, options.json);
     }
     guard_production(options, command)?;
     let observe = |progress: Progress<'_>| output.progress(progress);
@@ -777,7 +794,7 @@ fn execute(
                 .map_err(|error| Failure::Usage(error.to_string()))?;
             Ok(output.drift(&migrator.drift(client, &server)?))
         }
-        Command::Lint | Command::Verify { .. } => {
+        Command::Lint | Command::Verify { .. } | Command::Fleet { .. } => {
             unreachable!("handled before connecting")
         }
         #[cfg(feature = "http")]

@@ -459,7 +459,8 @@ impl Output {
     pub(super) fn failure(&self, failure: &Failure) {
         let message = match failure {
             Failure::Usage(message) => format!("error: {message}"),
-            Failure::Config(error) => error.to_string(),
+            Failure::Config(error) | Failure::Unreachable(error) => error.to_string(),
+            Failure::Retry(message) => format!("error: {message}"),
             Failure::Files(problems) => problems.to_string(),
             Failure::Migrate(error) => error.render().to_string(),
             Failure::Interrupted { signal, cause } => interrupted(signal.name(), cause),
@@ -495,6 +496,7 @@ fn kind(failure: &Failure) -> &'static str {
         Failure::Config(ConfigError::NotConfigured) => "no_database",
         Failure::Usage(_) | Failure::Config(_) => "usage",
         Failure::Files(_) => "invalid_migration_files",
+        Failure::Unreachable(_) | Failure::Retry(_) => "unreachable",
         Failure::Migrate(error) => crate::outcome::of(error).kind,
         Failure::Interrupted { .. } => "interrupted",
     }
@@ -503,8 +505,8 @@ fn kind(failure: &Failure) -> &'static str {
 /// A signal stopped the command: what the user asked to stop, then how it ended.
 fn interrupted(signal: &str, cause: &Failure) -> String {
     let how = match cause {
-        Failure::Usage(message) => message.clone(),
-        Failure::Config(error) => error.to_string(),
+        Failure::Usage(message) | Failure::Retry(message) => message.clone(),
+        Failure::Config(error) | Failure::Unreachable(error) => error.to_string(),
         Failure::Files(problems) => problems.to_string(),
         Failure::Migrate(error) => error.to_string(),
         Failure::Interrupted { cause, .. } => return interrupted(signal, cause),

@@ -29,6 +29,10 @@ pub mod sets {
     #![doc = include_str!("sets.md")]
 }
 
+pub mod fleet {
+    #![doc = include_str!("fleet.md")]
+}
+
 pub mod deployment {
     #![doc = include_str!("deployment.md")]
 }

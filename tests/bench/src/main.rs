@@ -5,6 +5,7 @@
 
 mod compile;
 mod file_size;
+mod fleet;
 mod peers;
 mod report;
 mod server_cpu;
@@ -30,6 +31,10 @@ cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3
     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
     [--file-sizes 1,10,50]   (only the file-size run, no database: one migration of N MB
          of INSERT lines; time and peak memory of lex+split, read_dir and lint_set)
+    [--fleet] [--fleet-schemas 1000] [--fleet-databases 100] [--fleet-migrations 20]
+        [--fleet-parallel 1,2,4,8]   (only the fleet scenarios: the fleet at each parallelism,
+         a shell loop of the `migrate` binary (build it first: cargo build --release
+         -p migrate-runtime --features cli --bin migrate) and a loop over refinery)
     [--traffic] [--traffic-clients 8] [--traffic-hold-s 6] [--traffic-rows 10000]
         (only the busy-table scenario: clients querying a table, a reader holding it, a
          migration adding a column; each runner --reps times)
@@ -53,6 +58,8 @@ struct Options {
     file_sizes: Vec<usize>,
     /// Run only the squash benchmark, at these numbers of migrations.
     squash: Vec<usize>,
+    /// Run only the fleet scenarios, with these sizes.
+    fleet: Option<fleet::Scenario>,
 }
 
 fn main() {
@@ -96,6 +103,10 @@ fn main() {
     }
     if !options.squash.is_empty() {
         print!("{}", squash::run(&server, &options.squash, options.reps));
+        return;
+    }
+    if let Some(scenario) = &options.fleet {
+        print!("{}", fleet::run(&server, scenario));
         return;
     }
     if let Some(scenario) = options.traffic {
@@ -235,6 +246,13 @@ fn parse_args() -> Options {
         traffic: None,
         file_sizes: Vec::new(),
         squash: Vec::new(),
+        fleet: None,
+    };
+    let default_fleet = fleet::Scenario {
+        schemas: 1000,
+        databases: 100,
+        migrations: 20,
+        parallel: vec![1, 2, 4, 8],
     };
     let default_scenario = traffic::Scenario {
         clients: 8,
@@ -273,6 +291,33 @@ fn parse_args() -> Options {
                     .split(',')
                     .map(|t| t.trim().to_owned())
                     .collect()
+            }
+            "--fleet" => {
+                options.fleet.get_or_insert_with(|| default_fleet.clone());
+            }
+            "--fleet-schemas" => {
+                options
+                    .fleet
+                    .get_or_insert_with(|| default_fleet.clone())
+                    .schemas = list(args.next()).first().copied().unwrap_or(0)
+            }
+            "--fleet-databases" => {
+                options
+                    .fleet
+                    .get_or_insert_with(|| default_fleet.clone())
+                    .databases = list(args.next()).first().copied().unwrap_or(0)
+            }
+            "--fleet-migrations" => {
+                options
+                    .fleet
+                    .get_or_insert_with(|| default_fleet.clone())
+                    .migrations = list(args.next()).first().copied().unwrap_or(20)
+            }
+            "--fleet-parallel" => {
+                options
+                    .fleet
+                    .get_or_insert_with(|| default_fleet.clone())
+                    .parallel = list(args.next())
             }
             "--traffic" => {
                 options.traffic.get_or_insert(default_scenario);
