@@ -91,7 +91,18 @@ pub(crate) fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream> {
         Type::Reference(reference) => (Some(reference.mutability), &*reference.elem),
         other => (None, other),
     };
-    if is_async && names_client(owned) {
+    if !["Client", "TestDatabase", "String"]
+        .iter()
+        .any(|name| last_segment_is(owned, name))
+    {
+        let ty = &argument.ty;
+        let written = quote!(#ty).to_string();
+        return Err(syn::Error::new(
+            argument.ty.span(),
+            format!("`#[migrate_macros::test]` cannot give a test a `{written}`: the argument may be {ARGUMENTS}"),
+        ));
+    }
+    if is_async && last_segment_is(owned, "Client") {
         return Err(syn::Error::new(
             argument.ty.span(),
             "a blocking `postgres::Client` cannot be used inside an async test (its runtime would run inside the test's)\n  help: take the database's URL as `String` (connect with tokio-postgres, sqlx, ...) or `migrate_runtime::testing::TestDatabase`",
@@ -180,14 +191,14 @@ pub(crate) fn expand(args: Args, function: ItemFn) -> syn::Result<TokenStream> {
     })
 }
 
-/// Whether `ty` is spelled `Client` or `something::Client`.
-fn names_client(ty: &Type) -> bool {
+/// Whether `ty` is spelled `name` or `some::path::name` (with or without generic arguments).
+fn last_segment_is(ty: &Type, name: &str) -> bool {
     match ty {
         Type::Path(path) => path
             .path
             .segments
             .last()
-            .is_some_and(|segment| segment.ident == "Client"),
+            .is_some_and(|segment| segment.ident == name),
         _ => false,
     }
 }
