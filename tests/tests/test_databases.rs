@@ -368,6 +368,20 @@ fn a_failing_tests_database_is_kept_and_named() {
             "{all}"
         );
         // The help's `psql` works: what the test wrote is there to look at.
+        let psql = Command::new("psql")
+            .args([
+                url.as_str(),
+                "-Atc",
+                &format!("SELECT count(*) FROM t WHERE id = {row}"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&psql.stdout).trim(),
+            "1",
+            "{}",
+            text(&psql)
+        );
         let mut client = migrate_runtime::config::ConnectionSettings::from_url(&url)
             .unwrap()
             .connect()
@@ -397,4 +411,41 @@ fn a_failing_tests_database_is_kept_and_named() {
     let all = text(&output);
     assert!(!output.status.success(), "{all}");
     assert!(!all.contains("is kept"), "{all}");
+}
+
+#[test]
+fn a_server_named_by_migrate_test_database_url_is_used() {
+    // A server of this test's own stands for the developer's (`DATABASE_URL`-like) server.
+    let server = migrate_runtime::testing::TestServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    new_set(dir.path(), &token());
+    let path = dir.path().to_str().unwrap();
+    let url = server.url("postgres");
+    let output = run_child(
+        "child_hands_out_a_database",
+        &[("CHILD_DIR", path), ("MIGRATE_TEST_DATABASE_URL", &url)],
+    )
+    .wait_with_output()
+    .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("built=true"), "{all}");
+    let template = all
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("template="))
+        .unwrap();
+    let mut admin = server.connect("postgres").unwrap();
+    assert_eq!(databases_like(&mut admin, template), [template]);
+
+    // Set but empty is refused, never replaced by another server.
+    let output = run_child(
+        "child_hands_out_a_database",
+        &[("CHILD_DIR", path), ("MIGRATE_TEST_DATABASE_URL", "")],
+    )
+    .wait_with_output()
+    .unwrap();
+    let all = text(&output);
+    assert!(!output.status.success(), "{all}");
+    assert!(all.contains("MIGRATE_TEST_DATABASE_URL"), "{all}");
+    assert!(all.contains("is set but empty"), "{all}");
 }

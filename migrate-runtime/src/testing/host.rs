@@ -45,6 +45,14 @@ impl Host {
                 })
             }
         };
+        if url.trim().is_empty() {
+            return Err(TestServerError::Command {
+                program: URL_VARIABLE.to_owned(),
+                output: format!(
+                    "{URL_VARIABLE} is set but empty\n  help: unset it to use the shared throwaway server, or set it to a postgresql:// URL"
+                ),
+            });
+        }
         let settings = ConnectionSettings::from_url(&url)?;
         Ok(Host { settings, url })
     }

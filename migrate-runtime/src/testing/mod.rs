@@ -591,6 +591,10 @@ impl Drop for TestDatabase<'_> {
                 return;
             }
             host.touch();
+            if let Err(error) = off_async(|| pool::discard(host, &self.name)) {
+                log::debug!("dropping test database {}: {error}", self.name);
+            }
+            return;
         }
         let sql = format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -114,11 +115,12 @@ fn server_facts(admin: &mut Client) -> Result<(u32, bool), TestServerError> {
     Ok(*FACTS.get_or_init(|| facts))
 }
 
-fn hand_out(
-    host: &'static Host,
-    set: &str,
-    migrator: &Migrator<'_>,
-) -> Result<(String, Template, bool), TestServerError> {
+/// Takes an idle administrative connection (or opens one), runs `work`, and keeps the
+/// connection for the next caller.
+fn with_admin<T>(
+    host: &Host,
+    work: impl FnOnce(&mut Client) -> Result<T, TestServerError>,
+) -> Result<T, TestServerError> {
     let popped = idle_admins()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -127,25 +129,103 @@ fn hand_out(
         Some(admin) if !admin.is_closed() => admin,
         _ => host.admin()?,
     };
-    let (major, _) = server_facts(&mut admin)?;
-    let key = TemplateKey::new(set, migrator, major);
-    let mut result = take(host, &mut admin, &key, set, migrator);
-    if let Err(TestServerError::Database(error)) = &result {
-        if error.code() == Some(&SqlState::UNDEFINED_DATABASE) {
-            // A newer set's build dropped this template (another checkout of the project):
-            // build it again.
-            pools()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&key);
-            result = take(host, &mut admin, &key, set, migrator);
-        }
-    }
+    let result = work(&mut admin);
     idle_admins()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(admin);
     result
+}
+
+/// Drops a passing test's database without making the test wait: it is renamed out of the
+/// way (`mtg_`, garbage: nothing ever uses such a database) at once, and dropped by a thread
+/// of this process. Garbage a process left when it exited is dropped by the next one's.
+/// When the rename is refused (a session still in the database) it is dropped here and now.
+pub(crate) fn discard(host: &'static Host, name: &str) -> Result<(), TestServerError> {
+    let garbage = format!("mtg_{:016x}", fastrand::u64(..));
+    let renamed = with_admin(host, |admin| {
+        Ok(admin.batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            escape_identifier(name),
+            escape_identifier(&garbage)
+        )))
+    })?;
+    match renamed {
+        Ok(()) => {
+            let sent = dropper(host)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(garbage);
+            if sent.is_err() {
+                log::debug!("the test database dropper has stopped");
+            }
+            Ok(())
+        }
+        Err(_) => with_admin(host, |admin| {
+            Ok(admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                escape_identifier(name)
+            ))?)
+        }),
+    }
+}
+
+/// The channel to this process's dropper thread, started on first use by dropping every
+/// garbage database on the server (left by processes that exited before theirs were gone).
+fn dropper(host: &'static Host) -> &'static Mutex<Sender<String>> {
+    static DROPPER: OnceLock<Mutex<Sender<String>>> = OnceLock::new();
+    DROPPER.get_or_init(|| {
+        let (send, receive) = channel::<String>();
+        let spawned = std::thread::Builder::new()
+            .name("migrate-test-dropper".to_owned())
+            .spawn(move || {
+                let Ok(mut admin) = host.admin() else { return };
+                let left: Vec<String> = admin
+                    .query(
+                        "SELECT datname FROM pg_database WHERE datname LIKE 'mtg\\_%'",
+                        &[],
+                    )
+                    .map(|rows| rows.iter().map(|row| row.get(0)).collect())
+                    .unwrap_or_default();
+                for garbage in left.into_iter().chain(receive) {
+                    let dropped = admin.batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        escape_identifier(&garbage)
+                    ));
+                    if let Err(error) = dropped {
+                        log::debug!("dropping the test database {garbage}: {error}");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            log::debug!("starting the test database dropper: {error}");
+        }
+        Mutex::new(send)
+    })
+}
+
+fn hand_out(
+    host: &'static Host,
+    set: &str,
+    migrator: &Migrator<'_>,
+) -> Result<(String, Template, bool), TestServerError> {
+    with_admin(host, |admin| {
+        let (major, _) = server_facts(admin)?;
+        let key = TemplateKey::new(set, migrator, major);
+        let mut result = take(host, admin, &key, set, migrator);
+        if let Err(TestServerError::Database(error)) = &result {
+            if error.code() == Some(&SqlState::UNDEFINED_DATABASE) {
+                // A newer set's build dropped this template (another checkout of the project):
+                // build it again.
+                pools()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                result = take(host, admin, &key, set, migrator);
+            }
+        }
+        result
+    })
 }
 
 fn take(

@@ -8,6 +8,7 @@ mod file_size;
 mod peers;
 mod report;
 mod server_cpu;
+mod test_databases;
 mod tools;
 mod traffic;
 mod workload;
@@ -29,6 +30,13 @@ cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3
     [--install-peers]   (dbmate from npm and sqlx-cli by cargo install, into target/bench-peers)
     [--file-sizes 1,10,50]   (only the file-size run, no database: one migration of N MB
          of INSERT lines; time and peak memory of lex+split, read_dir and lint_set)
+    [--test-databases [--test-migrations 1000] [--tests 100] [--variants ours,with-sqlx,per-process,naive]
+        [--single-run]   (one default-threads run of each variant but ours, whose first and
+         later runs differ)]
+        (only the test-database comparison: a generated application tested with
+         #[migrate_macros::test], #[sqlx::test], the per-process template and a fresh
+         migrated database per test; prints a markdown table)
+    [--clone-strategies]   (only CREATE DATABASE ... STRATEGY FILE_COPY vs WAL_LOG, fsync off and on)
     [--traffic] [--traffic-clients 8] [--traffic-hold-s 6] [--traffic-rows 10000]
         (only the busy-table scenario: clients querying a table, a reader holding it, a
          migration adding a column; each runner --reps times)
@@ -57,6 +65,30 @@ fn main() {
             file_size::child(phase, std::path::Path::new(dir));
             return;
         }
+    }
+    if args
+        .iter()
+        .any(|arg| arg == "--test-databases" || arg == "--clone-strategies")
+    {
+        let value = |flag: &str| {
+            args.iter()
+                .position(|arg| arg == flag)
+                .and_then(|at| args.get(at + 1))
+        };
+        let number = |flag: &str, default: usize| {
+            value(flag).and_then(|v| v.parse().ok()).unwrap_or(default)
+        };
+        let migrations = number("--test-migrations", 1000);
+        if args.iter().any(|arg| arg == "--clone-strategies") {
+            test_databases::clone_strategies(migrations, 7);
+        } else {
+            let variants: Vec<String> = value("--variants")
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let single = args.iter().any(|arg| arg == "--single-run");
+            test_databases::run(migrations, number("--tests", 100), &variants, single);
+        }
+        return;
     }
     let options = parse_args();
     if !options.file_sizes.is_empty() {
