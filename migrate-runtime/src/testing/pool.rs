@@ -204,6 +204,39 @@ fn dropper(host: &'static Host) -> &'static Mutex<Sender<String>> {
     })
 }
 
+/// [`TemplateKey::new`], remembered: hashing a large set on every hand-out costs more than
+/// comparing its versions and checksums (an unoptimised test build hashes slowly).
+fn cached_key(set: &str, migrator: &Migrator<'_>, major: u32) -> TemplateKey {
+    type Fingerprint = (String, Vec<(i64, crate::Checksum)>, String, u32);
+    static KEYS: OnceLock<Mutex<Vec<(Fingerprint, TemplateKey)>>> = OnceLock::new();
+    let settings = &migrator.settings;
+    let fingerprint: Fingerprint = (
+        set.to_owned(),
+        migrator
+            .migrations
+            .iter()
+            .map(|migration| (migration.version(), migration.checksum()))
+            .collect(),
+        format!(
+            "{} {:?} {:?}",
+            settings.tables.migrations(),
+            settings.environment,
+            settings.target
+        ),
+        major,
+    );
+    let mut keys = KEYS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, key)) = keys.iter().find(|(known, _)| *known == fingerprint) {
+        return key.clone();
+    }
+    let key = TemplateKey::new(set, migrator, major);
+    keys.push((fingerprint, key.clone()));
+    key
+}
+
 fn hand_out(
     host: &'static Host,
     set: &str,
@@ -211,7 +244,7 @@ fn hand_out(
 ) -> Result<(String, Template, bool), TestServerError> {
     with_admin(host, |admin| {
         let (major, _) = server_facts(admin)?;
-        let key = TemplateKey::new(set, migrator, major);
+        let key = cached_key(set, migrator, major);
         let mut result = take(host, admin, &key, set, migrator);
         if let Err(TestServerError::Database(error)) = &result {
             if error.code() == Some(&SqlState::UNDEFINED_DATABASE) {

@@ -130,10 +130,15 @@ fn build_if_missing(
         escape_identifier(&building)
     ))?;
     admin.batch_execute(&format!("CREATE DATABASE {}", escape_identifier(&building)))?;
-    let migrated = host.connect(&building).and_then(|mut client| {
-        migrator.run(&mut client)?;
-        Ok(client.close()?)
-    });
+    let migrated = host
+        .connect(&building)
+        .and_then(|mut client| {
+            migrator.run(&mut client)?;
+            Ok(client.close()?)
+        })
+        // One more session after the last DDL writes the relation cache's init file, which
+        // every clone then inherits instead of each test's first connection building it.
+        .and_then(|()| Ok(host.connect(&building)?.close()?));
     if let Err(error) = migrated {
         let _ = admin.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
