@@ -449,3 +449,92 @@ fn a_server_named_by_migrate_test_database_url_is_used() {
     assert!(all.contains("MIGRATE_TEST_DATABASE_URL"), "{all}");
     assert!(all.contains("is set but empty"), "{all}");
 }
+
+/// The shared server of `tmp` (what `TMPDIR` points at), if its `postmaster.pid` is there.
+fn shared_server_pid_file(tmp: &Path) -> Option<std::path::PathBuf> {
+    let dir = std::fs::read_dir(tmp).ok()?.flatten().find(|entry| {
+        entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("migrate-test-server-")
+    })?;
+    let pid_file = dir.path().join("data/postmaster.pid");
+    pid_file.exists().then_some(pid_file)
+}
+
+#[test]
+fn the_shared_server_is_reused_by_later_processes_and_stops_itself_when_idle() {
+    use std::os::unix::fs::PermissionsExt;
+    // A shared server of this test's own: the directory comes from TMPDIR.
+    let tmp = tempfile::tempdir().unwrap();
+    // As root the server runs as an unprivileged user, who must reach its directory.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sets = tempfile::tempdir().unwrap();
+    new_set(sets.path(), &token());
+    let set = sets.path().to_str().unwrap();
+    let tmpdir = tmp.path().to_str().unwrap();
+    let envs = [
+        ("CHILD_DIR", set),
+        ("TMPDIR", tmpdir),
+        ("MIGRATE_TEST_SERVER_IDLE_MINUTES", "1"),
+    ];
+    let report = |envs: &[(&str, &str)]| {
+        let output = run_child("child_hands_out_a_database", envs)
+            .wait_with_output()
+            .unwrap();
+        let all = text(&output);
+        assert!(output.status.success(), "{all}");
+        all
+    };
+    let first = report(&envs);
+    assert!(first.contains("built=true"), "{first}");
+    let pid_file = shared_server_pid_file(tmp.path()).expect("the shared server runs");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+
+    // A later process (a later `cargo test`) finds the same server and its template.
+    let second = report(&envs);
+    assert!(second.contains("built=false"), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        pid,
+        "the same server"
+    );
+
+    // Idle for the configured minute, it stops itself, keeping its data.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    while pid_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shared server did not stop when idle"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    assert!(
+        pid_file.with_file_name("PG_VERSION").exists(),
+        "its data is kept"
+    );
+
+    // The next process starts it again, and the template is still there.
+    let third = report(&envs);
+    assert!(third.contains("built=false"), "{third}");
+    // Stopped and removed by the documented function (here in a child of this directory).
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["child_stops_the_shared_server", "--exact", "--ignored"])
+        .env("TMPDIR", tmpdir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(shared_server_pid_file(tmp.path()), None);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "its directory is removed"
+    );
+}
+
+/// Run by `the_shared_server_is_reused_by_later_processes_and_stops_itself_when_idle`.
+#[test]
+#[ignore = "a child process of the_shared_server_is_reused_by_later_processes_and_stops_itself_when_idle"]
+fn child_stops_the_shared_server() {
+    migrate_runtime::testing::stop_shared_server().unwrap();
+}
