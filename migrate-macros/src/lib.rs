@@ -28,6 +28,7 @@
 mod args;
 mod expand;
 mod load;
+mod test_attribute;
 mod validate;
 mod watch;
 
@@ -78,6 +79,59 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
         Err(problems) => expand::errors(problems),
     }
     .into()
+}
+
+/// A test with its own database, migrated with the crate's embedded migrations: the function
+/// takes one argument, `&mut postgres::Client`, `postgres::Client`,
+/// `migrate_runtime::testing::TestDatabase` or `String` (the database's URL), and the
+/// attribute makes it a `#[test]` that hands it a fresh clone of the migration set's template.
+///
+/// ```no_run
+/// # /* This crate has no migrations/ of its own.
+/// #[migrate_macros::test]
+/// fn orders_start_empty(client: &mut postgres::Client) {
+///     let count: i64 = client.query_one("SELECT count(*) FROM orders", &[]).unwrap().get(0);
+///     assert_eq!(count, 0);
+/// }
+///
+/// // A set the crate already embeds (recommended: the set is embedded once, not per test).
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!();
+///
+/// #[migrate_macros::test(migrations = crate::MIGRATIONS)]
+/// #[tokio::test]
+/// async fn from_async_code(url: String) {
+///     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+/// }
+/// # */
+/// ```
+///
+/// `migrations = "dir"` embeds another directory (relative to the crate root, default
+/// `"migrations"`); `migrations = path::TO_MIGRATIONS` uses a `&'static [Migration]`. An
+/// `async fn` needs its runtime's test attribute (`#[tokio::test]`, any flavour) *below* this
+/// one, and cannot take a blocking `postgres::Client`.
+///
+/// The databases come from `migrate_runtime::testing::migrated_database`: a template
+/// per migration set that outlives the test process (on the server `MIGRATE_TEST_DATABASE_URL`
+/// names, else a shared throwaway server the crate starts once per machine and user) and a warm
+/// pool of its clones. A test that passes drops its database; one that panics or returns an
+/// error keeps it and prints its URL (without password), unless `MIGRATE_TEST_KEEP_FAILED=0`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = syn::parse_macro_input!(args as test_attribute::Args);
+    let function = match syn::parse::<syn::ItemFn>(item) {
+        Ok(function) => function,
+        Err(error) => {
+            return syn::Error::new(
+                error.span(),
+                "`#[migrate_macros::test]` goes on a test function: `fn name(client: &mut postgres::Client) { ... }`",
+            )
+            .into_compile_error()
+            .into()
+        }
+    };
+    test_attribute::expand(args, function)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 /// The compile-time warning when a file added to the directory would not rebuild the crate

@@ -109,6 +109,8 @@
 //! - [Applying migrations](guide::operations): settings, live databases (lock timeouts and
 //!   retries), no-transaction migrations, failures, repair, baseline.
 //! - [The command line](guide::cli): commands, configuration, exit codes, JSON.
+//! - [Test databases](guide::testing): `#[migrate_macros::test]`, the persistent template
+//!   and its warm pool, the shared test server.
 //! - [Release checks](guide::release_checks): `verify`, `drift`, data-safety snapshots, SQL
 //!   syntax at compile time, `lint`.
 //! - [Deploy phases and readiness](guide::phases): post-deploy migrations, `migrate check`

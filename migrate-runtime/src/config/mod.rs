@@ -245,6 +245,14 @@ impl ConnectionSettings {
         }
     }
 
+    /// The same settings for another database on the same server (test databases).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_dbname(&self, dbname: &str) -> ConnectionSettings {
+        let mut settings = self.clone();
+        settings.config.dbname(dbname);
+        settings
+    }
+
     /// Which source was used: "--database-url", "DATABASE_URL", "DB_* variables", "PG* variables", "configuration".
     ///
     /// ```

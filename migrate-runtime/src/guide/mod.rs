@@ -13,6 +13,10 @@ pub mod cli {
     #![doc = include_str!("cli.md")]
 }
 
+pub mod testing {
+    #![doc = include_str!("testing.md")]
+}
+
 pub mod release_checks {
     #![doc = include_str!("release_checks.md")]
 }

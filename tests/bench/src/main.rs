@@ -10,6 +10,7 @@ mod peers;
 mod report;
 mod server_cpu;
 mod squash;
+mod test_databases;
 mod tools;
 mod traffic;
 mod workload;
@@ -35,6 +36,13 @@ cargo run --release -p migrate-bench --bin bench -- [--sizes 100,1000] [--reps 3
         [--fleet-parallel 1,2,4,8]   (only the fleet scenarios: the fleet at each parallelism,
          a shell loop of the `migrate` binary (build it first: cargo build --release
          -p migrate-runtime --features cli --bin migrate) and a loop over refinery)
+    [--test-databases [--test-migrations 1000] [--tests 100] [--variants ours,with-sqlx,per-process,naive]
+        [--single-run]   (one default-threads run of each variant but ours, whose first and
+         later runs differ)]
+        (only the test-database comparison: a generated application tested with
+         #[migrate_macros::test], #[sqlx::test], the per-process template and a fresh
+         migrated database per test; prints a markdown table)
+    [--clone-strategies]   (only CREATE DATABASE ... STRATEGY FILE_COPY vs WAL_LOG, fsync off and on)
     [--traffic] [--traffic-clients 8] [--traffic-hold-s 6] [--traffic-rows 10000]
         (only the busy-table scenario: clients querying a table, a reader holding it, a
          migration adding a column; each runner --reps times)
@@ -69,6 +77,30 @@ fn main() {
             file_size::child(phase, std::path::Path::new(dir));
             return;
         }
+    }
+    if args
+        .iter()
+        .any(|arg| arg == "--test-databases" || arg == "--clone-strategies")
+    {
+        let value = |flag: &str| {
+            args.iter()
+                .position(|arg| arg == flag)
+                .and_then(|at| args.get(at + 1))
+        };
+        let number = |flag: &str, default: usize| {
+            value(flag).and_then(|v| v.parse().ok()).unwrap_or(default)
+        };
+        let migrations = number("--test-migrations", 1000);
+        if args.iter().any(|arg| arg == "--clone-strategies") {
+            test_databases::clone_strategies(migrations, 7);
+        } else {
+            let variants: Vec<String> = value("--variants")
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let single = args.iter().any(|arg| arg == "--single-run");
+            test_databases::run(migrations, number("--tests", 100), &variants, single);
+        }
+        return;
     }
     let options = parse_args();
     if !options.file_sizes.is_empty() {

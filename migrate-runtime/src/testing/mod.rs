@@ -23,14 +23,26 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use postgres::{Client, NoTls};
 use postgres_protocol::escape::escape_identifier;
 use sha2::{Digest, Sha256};
 
 use crate::Migrator;
+
+mod attribute;
+mod host;
+mod key;
+mod machine;
+mod pool;
+mod template;
+
+#[doc(hidden)]
+pub use attribute::__private;
+pub use machine::stop_shared_server;
+pub use pool::{migrated_database, HandOut};
 
 /// Why a throwaway server could not be started or used.
 ///
@@ -75,11 +87,27 @@ pub enum TestServerError {
         source: std::io::Error,
     },
     /// The server refused a query.
-    #[error("throwaway server: {0}")]
+    #[error("throwaway server: {}", database_error(.0))]
     Database(#[from] postgres::Error),
     /// Migrating a template database failed.
     #[error("migrating the template database: {0}")]
     Migrate(#[from] crate::Error),
+    /// `MIGRATE_TEST_DATABASE_URL` is unusable, or connecting with it failed.
+    #[error("test database server (MIGRATE_TEST_DATABASE_URL): {0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// The driver's error with the server's message (its `Display` alone may say only "db error").
+fn database_error(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => error.to_string(),
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestServerError {
@@ -542,7 +570,12 @@ impl TestServer {
         off_async(|| -> Result<(), TestServerError> {
             Ok(self.connect("postgres")?.batch_execute(&sql)?)
         })?;
-        Ok(TestDatabase { server: self, name })
+        Ok(TestDatabase {
+            owner: Owner::Server(self),
+            name,
+            failed: Arc::default(),
+            hand_out: None,
+        })
     }
 }
 
@@ -553,7 +586,10 @@ impl Drop for TestServer {
     }
 }
 
-/// A database on a [`TestServer`], dropped (with its connections) when the value is.
+/// A database on a [`TestServer`] or, from [`migrated_database`] and the
+/// `#[migrate_macros::test]` attribute, on the persistent test server; dropped (with its
+/// connections) when the value is. A database from the persistent server is kept instead
+/// when its test fails (see [`migrated_database`]).
 ///
 /// ```
 /// let server = migrate_runtime::testing::TestServer::shared();
@@ -568,8 +604,21 @@ impl Drop for TestServer {
 /// ```
 #[derive(Debug)]
 pub struct TestDatabase<'s> {
-    server: &'s TestServer,
+    owner: Owner<'s>,
     name: String,
+    /// Set by the test attribute when the test returned an error: kept like a panic.
+    failed: Arc<AtomicBool>,
+    /// How it was made, for one from the persistent server.
+    hand_out: Option<HandOut>,
+}
+
+/// Where a test database lives.
+#[derive(Debug, Clone, Copy)]
+enum Owner<'s> {
+    /// A throwaway server of this process: everything goes with it, nothing is kept.
+    Server(&'s TestServer),
+    /// The persistent server (`MIGRATE_TEST_DATABASE_URL` or the machine's shared one).
+    Host(&'static host::Host),
 }
 
 impl TestDatabase<'_> {
@@ -597,7 +646,10 @@ impl TestDatabase<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn client(&self) -> Result<Client, TestServerError> {
-        self.server.connect(&self.name)
+        match self.owner {
+            Owner::Server(server) => server.connect(&self.name),
+            Owner::Host(host) => host.connect(&self.name),
+        }
     }
 
     /// Its connection settings (Unix socket).
@@ -611,7 +663,10 @@ impl TestDatabase<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn config(&self) -> postgres::Config {
-        self.server.config(&self.name)
+        match self.owner {
+            Owner::Server(server) => server.config(&self.name),
+            Owner::Host(host) => host.config(&self.name),
+        }
     }
 
     /// Its URL (TCP on 127.0.0.1).
@@ -627,20 +682,68 @@ impl TestDatabase<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn url(&self) -> String {
-        self.server.url(&self.name)
+        match self.owner {
+            Owner::Server(server) => server.url(&self.name),
+            Owner::Host(host) => host.url(&self.name),
+        }
+    }
+
+    /// Its URL without any password: safe to print, as a failed test's output does.
+    ///
+    /// ```no_run
+    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// eprintln!("look inside: psql {}", database.url_without_password());
+    /// ```
+    pub fn url_without_password(&self) -> String {
+        match self.owner {
+            Owner::Server(server) => server.url(&self.name),
+            Owner::Host(host) => host.shown_url(&self.name),
+        }
+    }
+
+    /// How it was made (template, warm pool or not, time taken), for a database from the
+    /// persistent server ([`migrated_database`]); `None` for one from a [`TestServer`].
+    ///
+    /// ```no_run
+    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// if let Some(hand_out) = database.hand_out() {
+    ///     println!("ready in {:?}", hand_out.elapsed);
+    /// }
+    /// ```
+    pub fn hand_out(&self) -> Option<&HandOut> {
+        self.hand_out.as_ref()
+    }
+
+    /// A handle the test attribute sets when the test returns an error, so that the database
+    /// is kept as when the test panics.
+    fn failure_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.failed)
     }
 }
 
 impl Drop for TestDatabase<'_> {
     fn drop(&mut self) {
+        if let Owner::Host(host) = self.owner {
+            let failed = std::thread::panicking() || self.failed.load(Ordering::Relaxed);
+            if failed && attribute::keep_failed() {
+                attribute::announce_kept(&self.url_without_password());
+                return;
+            }
+            host.touch();
+            if let Err(error) = off_async(|| pool::discard(host, &self.name)) {
+                log::debug!("dropping test database {}: {error}", self.name);
+            }
+            return;
+        }
         let sql = format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             escape_identifier(&self.name)
         );
-        let dropped = off_async(|| {
-            self.server
+        let dropped = off_async(|| match self.owner {
+            Owner::Server(server) => server
                 .connect("postgres")
-                .map(|mut admin| admin.batch_execute(&sql))
+                .map(|mut admin| admin.batch_execute(&sql)),
+            Owner::Host(host) => host.admin().map(|mut admin| admin.batch_execute(&sql)),
         });
         if let Err(error) = dropped {
             log::debug!("dropping test database {}: {error}", self.name);

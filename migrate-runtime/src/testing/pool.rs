@@ -1,0 +1,422 @@
+//! Handing out test databases on the persistent server: from a warm pool of clones made ahead
+//! of demand (the hand-out is a rename), or by cloning the template when the pool is empty.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
+use postgres::Client;
+use postgres_protocol::escape::escape_identifier;
+
+use super::host::Host;
+use super::key::TemplateKey;
+use super::template::{self, Template};
+use super::{off_async, Owner, TestDatabase, TestServerError};
+use crate::Migrator;
+
+/// How many clones each template keeps ready on the server (default 8; 0: no pool).
+pub(crate) const POOL_SIZE_VARIABLE: &str = "MIGRATE_TEST_POOL_SIZE";
+const DEFAULT_POOL_SIZE: usize = 8;
+
+/// How a test database was made.
+///
+/// ```no_run
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
+/// let database = migrate_runtime::testing::migrated_database("app", &migrate_runtime::Migrator::new(MIGRATIONS))?;
+/// let hand_out = database.hand_out().expect("from the persistent server");
+/// println!("{} in {:?}, from the pool: {}", database.name(), hand_out.elapsed, hand_out.from_pool);
+/// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandOut {
+    /// The template it was cloned from.
+    pub template: String,
+    /// Whether this process migrated that template (once per set, server and content).
+    pub built_template: bool,
+    /// Whether it was a ready clone from the warm pool (renamed), not a clone made on demand.
+    pub from_pool: bool,
+    /// From the call to the database being there.
+    pub elapsed: Duration,
+}
+
+/// A database with `migrator`'s migrations applied, on the persistent test server: the one
+/// `MIGRATE_TEST_DATABASE_URL` names, else the machine's shared throwaway server (started on
+/// first use, reused by later processes and `cargo test` runs, stopped after
+/// `MIGRATE_TEST_SERVER_IDLE_MINUTES` idle minutes; see [`stop_shared_server`](super::stop_shared_server)).
+///
+/// `set` names the migration set (for example `"my-crate:migrations"`): its template is keyed
+/// by the migrations' checksums, the history table, environment and target, and the server's
+/// major version; it is migrated once, under an advisory lock, whoever asks at the same time,
+/// and building a new one drops the set's older templates. Clones are made ahead of demand
+/// (`MIGRATE_TEST_POOL_SIZE`, default 8), so handing one out is a rename.
+///
+/// Dropping the database drops it on the server, unless the thread is panicking (a failed
+/// test): then it is kept and its password-free URL printed, unless
+/// `MIGRATE_TEST_KEEP_FAILED=0`.
+///
+/// ```no_run
+/// static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+///
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+/// let database = migrate_runtime::testing::migrated_database("docs:migrations", &migrator)?;
+/// let mut client = database.client()?;
+/// # Ok::<(), migrate_runtime::testing::TestServerError>(())
+/// ```
+pub fn migrated_database(
+    set: &str,
+    migrator: &Migrator<'_>,
+) -> Result<TestDatabase<'static>, TestServerError> {
+    let started = Instant::now();
+    let host = off_async(Host::get)?;
+    let (name, template, from_pool) = off_async(|| hand_out(host, set, migrator))?;
+    host.touch();
+    Ok(TestDatabase {
+        owner: Owner::Host(host),
+        name,
+        failed: Arc::new(AtomicBool::new(false)),
+        hand_out: Some(HandOut {
+            template: template.key.template(),
+            built_template: template.built_here,
+            from_pool,
+            elapsed: started.elapsed(),
+        }),
+    })
+}
+
+/// A template's ready clones, topped up by a thread of this process.
+struct Pool {
+    template: Template,
+    /// Rung on each hand-out, so that the filler replaces what was taken.
+    wake: (Mutex<bool>, Condvar),
+}
+
+fn pools() -> &'static Mutex<HashMap<TemplateKey, Arc<Pool>>> {
+    static POOLS: OnceLock<Mutex<HashMap<TemplateKey, Arc<Pool>>>> = OnceLock::new();
+    POOLS.get_or_init(Mutex::default)
+}
+
+/// Administrative connections kept for the next hand-out (connecting costs more than renaming).
+fn idle_admins() -> &'static Mutex<Vec<Client>> {
+    static IDLE: OnceLock<Mutex<Vec<Client>>> = OnceLock::new();
+    IDLE.get_or_init(Mutex::default)
+}
+
+/// The server's major version and `fsync`, asked once per process.
+fn server_facts(admin: &mut Client) -> Result<(u32, bool), TestServerError> {
+    static FACTS: OnceLock<(u32, bool)> = OnceLock::new();
+    if let Some(facts) = FACTS.get() {
+        return Ok(*facts);
+    }
+    let facts = template::server_facts(admin)?;
+    Ok(*FACTS.get_or_init(|| facts))
+}
+
+/// Takes an idle administrative connection (or opens one), runs `work`, and keeps the
+/// connection for the next caller.
+fn with_admin<T>(
+    host: &Host,
+    work: impl FnOnce(&mut Client) -> Result<T, TestServerError>,
+) -> Result<T, TestServerError> {
+    let popped = idle_admins()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop();
+    let mut admin = match popped {
+        Some(admin) if !admin.is_closed() => admin,
+        _ => host.admin()?,
+    };
+    let result = work(&mut admin);
+    idle_admins()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(admin);
+    result
+}
+
+/// Drops a passing test's database without making the test wait: it is renamed out of the
+/// way (`mtg_`, garbage: nothing ever uses such a database) at once, and dropped by a thread
+/// of this process. Garbage a process left when it exited is dropped by the next one's.
+/// When the rename is refused (a session still in the database) it is dropped here and now.
+pub(crate) fn discard(host: &'static Host, name: &str) -> Result<(), TestServerError> {
+    let garbage = format!("mtg_{:016x}", fastrand::u64(..));
+    let renamed = with_admin(host, |admin| {
+        Ok(admin.batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            escape_identifier(name),
+            escape_identifier(&garbage)
+        )))
+    })?;
+    match renamed {
+        Ok(()) => {
+            let sent = dropper(host)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(garbage);
+            if sent.is_err() {
+                log::debug!("the test database dropper has stopped");
+            }
+            Ok(())
+        }
+        Err(_) => with_admin(host, |admin| {
+            Ok(admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                escape_identifier(name)
+            ))?)
+        }),
+    }
+}
+
+/// The channel to this process's dropper thread, started on first use by dropping every
+/// garbage database on the server (left by processes that exited before theirs were gone).
+fn dropper(host: &'static Host) -> &'static Mutex<Sender<String>> {
+    static DROPPER: OnceLock<Mutex<Sender<String>>> = OnceLock::new();
+    DROPPER.get_or_init(|| {
+        let (send, receive) = channel::<String>();
+        let spawned = std::thread::Builder::new()
+            .name("migrate-test-dropper".to_owned())
+            .spawn(move || {
+                let Ok(mut admin) = host.admin() else { return };
+                let left: Vec<String> = admin
+                    .query(
+                        "SELECT datname FROM pg_database WHERE datname LIKE 'mtg\\_%'",
+                        &[],
+                    )
+                    .map(|rows| rows.iter().map(|row| row.get(0)).collect())
+                    .unwrap_or_default();
+                for garbage in left.into_iter().chain(receive) {
+                    let dropped = admin.batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        escape_identifier(&garbage)
+                    ));
+                    if let Err(error) = dropped {
+                        log::debug!("dropping the test database {garbage}: {error}");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            log::debug!("starting the test database dropper: {error}");
+        }
+        Mutex::new(send)
+    })
+}
+
+/// [`TemplateKey::new`], remembered: hashing a large set on every hand-out costs more than
+/// comparing its versions and checksums (an unoptimised test build hashes slowly).
+fn cached_key(set: &str, migrator: &Migrator<'_>, major: u32) -> TemplateKey {
+    type Fingerprint = (String, Vec<(i64, crate::Checksum)>, String, u32);
+    static KEYS: OnceLock<Mutex<Vec<(Fingerprint, TemplateKey)>>> = OnceLock::new();
+    let settings = &migrator.settings;
+    let fingerprint: Fingerprint = (
+        set.to_owned(),
+        migrator
+            .migrations
+            .iter()
+            .map(|migration| (migration.version(), migration.checksum()))
+            .collect(),
+        format!(
+            "{} {:?} {:?}",
+            settings.tables.migrations(),
+            settings.environment,
+            settings.target
+        ),
+        major,
+    );
+    let mut keys = KEYS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, key)) = keys.iter().find(|(known, _)| *known == fingerprint) {
+        return key.clone();
+    }
+    let key = TemplateKey::new(set, migrator, major);
+    keys.push((fingerprint, key.clone()));
+    key
+}
+
+fn hand_out(
+    host: &'static Host,
+    set: &str,
+    migrator: &Migrator<'_>,
+) -> Result<(String, Template, bool), TestServerError> {
+    with_admin(host, |admin| {
+        let (major, _) = server_facts(admin)?;
+        let key = cached_key(set, migrator, major);
+        let mut result = take(host, admin, &key, set, migrator);
+        if let Err(TestServerError::Database(error)) = &result {
+            if error.code() == Some(&SqlState::UNDEFINED_DATABASE) {
+                // A newer set's build dropped this template (another checkout of the project):
+                // build it again.
+                pools()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                result = take(host, admin, &key, set, migrator);
+            }
+        }
+        result
+    })
+}
+
+fn take(
+    host: &'static Host,
+    admin: &mut Client,
+    key: &TemplateKey,
+    set: &str,
+    migrator: &Migrator<'_>,
+) -> Result<(String, Template, bool), TestServerError> {
+    let (pool, built_here) = pool_for(host, key, set, migrator)?;
+    let mut template = pool.template.clone();
+    template.built_here = built_here;
+    let name = key.test_database();
+    let from_pool = claim(admin, key, &name)?;
+    if !from_pool {
+        admin.batch_execute(&template.clone_sql(&name))?;
+    }
+    let (woken, signal) = &pool.wake;
+    *woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    signal.notify_one();
+    Ok((name, template, from_pool))
+}
+
+/// This process's pool for `key`, creating the template (or finding it) and the pool's filler
+/// on first use. Whether this call built the template.
+fn pool_for(
+    host: &'static Host,
+    key: &TemplateKey,
+    set: &str,
+    migrator: &Migrator<'_>,
+) -> Result<(Arc<Pool>, bool), TestServerError> {
+    let mut pools = pools().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = pools.get(key) {
+        return Ok((Arc::clone(pool), false));
+    }
+    // Under the map's lock: this process's other threads wait rather than build twice.
+    let template = template::ensure(host, set, migrator)?;
+    let built_here = template.built_here;
+    let pool = Arc::new(Pool {
+        template,
+        wake: (Mutex::new(true), Condvar::new()),
+    });
+    pools.insert(key.clone(), Arc::clone(&pool));
+    let wanted = pool_size();
+    if wanted > 0 {
+        let filler = Arc::clone(&pool);
+        std::thread::Builder::new()
+            .name("migrate-test-pool".to_owned())
+            .spawn(move || fill(host, &filler, wanted))
+            .map_err(super::io("starting the test database pool's filler"))?;
+    }
+    Ok((pool, built_here))
+}
+
+fn pool_size() -> usize {
+    std::env::var(POOL_SIZE_VARIABLE)
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(DEFAULT_POOL_SIZE)
+}
+
+fn like_prefix(prefix: &str) -> String {
+    format!("{}%", prefix.replace('_', "\\_"))
+}
+
+/// Renames a ready clone to `name`. Several processes may race for one: the loser's rename
+/// finds it gone (or busy) and tries the next.
+fn claim(admin: &mut Client, key: &TemplateKey, name: &str) -> Result<bool, TestServerError> {
+    let rows = admin.query(
+        "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY random()",
+        &[&like_prefix(&key.pool_prefix())],
+    )?;
+    for row in rows {
+        let ready: String = row.get(0);
+        let renamed = admin.batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            escape_identifier(&ready),
+            escape_identifier(name)
+        ));
+        match renamed {
+            Ok(()) => return Ok(true),
+            Err(error)
+                if matches!(
+                    error.code(),
+                    Some(&SqlState::UNDEFINED_DATABASE | &SqlState::OBJECT_IN_USE)
+                ) =>
+            {
+                continue
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(false)
+}
+
+/// The filler: whenever woken (or every few seconds), and if no other process is filling this
+/// template's pool, clones it until `wanted` are ready.
+fn fill(host: &Host, pool: &Pool, wanted: usize) {
+    let key = &pool.template.key;
+    let mut admin: Option<Client> = None;
+    loop {
+        {
+            let (woken, signal) = &pool.wake;
+            let guard = woken.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut guard, _) = signal
+                .wait_timeout_while(guard, Duration::from_secs(5), |woken| !*woken)
+                .unwrap_or_else(|e| e.into_inner());
+            *guard = false;
+        }
+        let client = match admin.take().filter(|client| !client.is_closed()) {
+            Some(client) => Ok(client),
+            None => host.admin(),
+        };
+        let mut client = match client {
+            Ok(client) => client,
+            Err(error) => {
+                log::debug!("test database pool: {error}");
+                continue;
+            }
+        };
+        match top_up(&mut client, pool, key, wanted) {
+            Ok(()) => {}
+            Err(error) if error.code() == Some(&SqlState::UNDEFINED_DATABASE) => {
+                log::debug!("test database pool: template {} is gone", key.template());
+                return;
+            }
+            Err(error) => log::debug!("test database pool: {error}"),
+        }
+        admin = Some(client);
+    }
+}
+
+fn top_up(
+    admin: &mut Client,
+    pool: &Pool,
+    key: &TemplateKey,
+    wanted: usize,
+) -> Result<(), postgres::Error> {
+    let lock = key.fill_lock();
+    let locked: bool = admin
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
+        .get(0);
+    if !locked {
+        return Ok(());
+    }
+    let filled = (|| loop {
+        let ready: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+                &[&like_prefix(&key.pool_prefix())],
+            )?
+            .get(0);
+        if ready >= i64::try_from(wanted).unwrap_or(i64::MAX) {
+            return Ok(());
+        }
+        admin.batch_execute(&pool.template.clone_sql(&key.pool_database()))?;
+    })();
+    let unlocked = admin.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+    filled?;
+    unlocked.map(|_| ())
+}
