@@ -86,8 +86,10 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
 /// `migrate_runtime::testing::TestDatabase` or `String` (the database's URL), and the
 /// attribute makes it a `#[test]` that hands it a fresh clone of the migration set's template.
 ///
-/// ```no_run
-/// # /* This crate has no migrations/ of its own.
+/// (Not compiled here: this crate has no migrations of its own; `tests/tests/test_databases.rs`
+/// in the repository runs each form.)
+///
+/// ```ignore
 /// #[migrate_macros::test]
 /// fn orders_start_empty(client: &mut postgres::Client) {
 ///     let count: i64 = client.query_one("SELECT count(*) FROM orders", &[]).unwrap().get(0);
@@ -102,7 +104,6 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
 /// async fn from_async_code(url: String) {
 ///     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
 /// }
-/// # */
 /// ```
 ///
 /// `migrations = "dir"` embeds another directory (relative to the crate root, default

@@ -97,10 +97,12 @@ impl<'m> Fleet<'m> {
     /// A fleet with the defaults: one tenant at a time, no canary, stop after a failure,
     /// every tenant, and each tenant migrated with [`Migrator::new`]'s defaults.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let tenants: migrate_runtime::fleet::Tenants = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(migrations: &'m [Migration], tenants: Tenants) -> Fleet<'m> {
         Fleet {
@@ -118,12 +120,14 @@ impl<'m> Fleet<'m> {
     /// target, ...). For schema tenants its history table's name is used inside each
     /// tenant's schema; its history schema is not.
     ///
-    /// ```no_run
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = &[];
-    /// # let tenants: migrate_runtime::fleet::Tenants = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// use migrate_runtime::{fleet::Fleet, Migrator};
     /// let fleet = Fleet::new(MIGRATIONS, tenants)
     ///     .migrator(Migrator::new(MIGRATIONS).environment("production"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrator(mut self, migrator: Migrator<'m>) -> Self {
         self.migrator = migrator;
@@ -133,9 +137,13 @@ impl<'m> Fleet<'m> {
     /// At most `threads` tenants at once, each thread with its own connection (so also the
     /// fleet's connection budget). At least 1.
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// let fleet = fleet.parallel(8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn parallel(mut self, threads: usize) -> Self {
         self.parallel = threads.max(1);
@@ -145,9 +153,13 @@ impl<'m> Fleet<'m> {
     /// The first `count` tenants (of this runner's shard) go first; the others start only
     /// when every one of them succeeded.
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// let fleet = fleet.canary(3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn canary(mut self, count: usize) -> Self {
         self.canary = if count == 0 {
@@ -161,9 +173,13 @@ impl<'m> Fleet<'m> {
     /// These tenants go first; the others start only when every one of them succeeded. A
     /// name that is not one of the fleet's tenants makes [`run`](Self::run) refuse.
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// let fleet = fleet.canary_tenants(["internal_demo"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn canary_tenants<I, S>(mut self, names: I) -> Self
     where
@@ -177,10 +193,14 @@ impl<'m> Fleet<'m> {
     /// What happens after a tenant fails or cannot be reached (default
     /// [`FailurePolicy::Stop`]).
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// use migrate_runtime::fleet::FailurePolicy;
     /// let fleet = fleet.on_failure(FailurePolicy::Continue { budget: Some(3) });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
@@ -190,11 +210,14 @@ impl<'m> Fleet<'m> {
     /// Only the tenants of this shard (for one of several runners, e.g. a Kubernetes
     /// Indexed Job's pods).
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// use migrate_runtime::fleet::Shard;
     /// let fleet = fleet.shard(Shard::new(2, 8)?);
-    /// # Ok::<(), migrate_runtime::fleet::FleetError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shard(mut self, shard: Shard) -> Self {
         self.shard = Some(shard);
@@ -204,12 +227,15 @@ impl<'m> Fleet<'m> {
     /// Calls `observer` with each tenant's result as it finishes (and for each tenant not
     /// started, when it is skipped), from the thread that ran it.
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// use migrate_runtime::fleet::TenantResult;
     /// let print = |done: &TenantResult| eprintln!("{}: {}", done.tenant, done.outcome.as_str());
     /// let report = fleet.on_tenant(&print).run()?;
-    /// # Ok::<(), migrate_runtime::fleet::FleetError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn on_tenant(mut self, observer: TenantObserver<'m>) -> Self {
         self.observer = Some(observer);
@@ -250,13 +276,16 @@ impl<'m> Fleet<'m> {
     /// [`parallel`](Self::parallel) at a time, starting no tenant once the failure policy
     /// says stop. A tenant's failure is in the report, not an `Err`: `Err` means nothing ran.
     ///
-    /// ```no_run
-    /// # let fleet: migrate_runtime::fleet::Fleet<'static> = unimplemented!();
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
     /// let report = fleet.run()?;
     /// if !report.succeeded() {
     ///     eprintln!("{}", report.summary());
     /// }
-    /// # Ok::<(), migrate_runtime::fleet::FleetError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self) -> Result<FleetReport, FleetError> {
         let started = Instant::now();

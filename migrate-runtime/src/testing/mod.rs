@@ -690,9 +690,10 @@ impl TestDatabase<'_> {
 
     /// Its URL without any password: safe to print, as a failed test's output does.
     ///
-    /// ```no_run
-    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// ```
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// eprintln!("look inside: psql {}", database.url_without_password());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn url_without_password(&self) -> String {
         match self.owner {
@@ -704,11 +705,12 @@ impl TestDatabase<'_> {
     /// How it was made (template, warm pool or not, time taken), for a database from the
     /// persistent server ([`migrated_database`]); `None` for one from a [`TestServer`].
     ///
-    /// ```no_run
-    /// # let database: migrate_runtime::testing::TestDatabase<'static> = unimplemented!();
+    /// ```
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// if let Some(hand_out) = database.hand_out() {
     ///     println!("ready in {:?}", hand_out.elapsed);
     /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn hand_out(&self) -> Option<&HandOut> {
         self.hand_out.as_ref()
