@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::cluster::{self, command, run, INITDB_FLAGS};
 use super::{find_binaries, free_port, io, unprivileged_user_if_root, TestServerError};
 
 /// Minutes without a test database handed out or dropped after which the shared server stops
@@ -22,17 +23,10 @@ const START_WAIT: Duration = Duration::from_secs(60);
 
 /// The shared server's directory: `$TMPDIR/migrate-test-server-<uid>`.
 fn directory() -> PathBuf {
-    std::env::temp_dir().join(format!("migrate-test-server-{}", effective_uid()))
-}
-
-fn effective_uid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("Uid:"))?;
-            line.split_whitespace().nth(2)?.parse().ok()
-        })
-        .unwrap_or(0)
+    std::env::temp_dir().join(format!(
+        "migrate-test-server-{}",
+        cluster::effective_uid().unwrap_or(0)
+    ))
 }
 
 /// The shared server's `postgresql://` URL (its `postgres` database), starting it if no
@@ -100,50 +94,13 @@ fn running_port(dir: &Path) -> Option<u16> {
     (ready && alive && reachable).then_some(port)
 }
 
-fn command(bin: &Path, program: &str, dir: &Path, run_as: Option<(u32, u32)>) -> Command {
-    let mut command = Command::new(bin.join(program));
-    if let Some((uid, gid)) = run_as {
-        // initdb and postgres refuse to run as root.
-        command.uid(uid).gid(gid).env("HOME", dir);
-    }
-    command.current_dir(dir).stdin(Stdio::null());
-    command
-}
-
-fn run(mut command: Command, program: &str, log: Option<&Path>) -> Result<(), TestServerError> {
-    let output = command.output().map_err(io(format!("running {program}")))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stdout));
-    if let Some(log) = log.and_then(|log| std::fs::read_to_string(log).ok()) {
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        text.push_str("\nserver log (last lines):\n");
-        text.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-    }
-    Err(TestServerError::Command {
-        program: program.to_owned(),
-        output: text.trim().to_owned(),
-    })
-}
-
 /// A new cluster made in a private directory and renamed to `data` (if another process's
 /// got there first, ours is thrown away).
 fn initdb(bin: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<(), TestServerError> {
     let private = dir.join(format!("data.{}.new", std::process::id()));
     let _ = std::fs::remove_dir_all(&private);
     let mut initdb = command(bin, "initdb", dir, run_as);
-    initdb.arg("-D").arg(&private).args([
-        "-U",
-        "postgres",
-        "-A",
-        "trust",
-        "-E",
-        "UTF8",
-        "--locale=C",
-        "--no-sync",
-    ]);
+    initdb.arg("-D").arg(&private).args(INITDB_FLAGS);
     run(initdb, "initdb", None)?;
     if std::fs::rename(&private, dir.join("data")).is_err() {
         let _ = std::fs::remove_dir_all(&private);

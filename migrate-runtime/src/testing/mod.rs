@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::Migrator;
 
 mod attribute;
+mod cluster;
 mod host;
 mod key;
 mod machine;
@@ -235,34 +236,13 @@ impl TestServer {
     }
 
     fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(self.bin.join(program));
-        if let Some((uid, gid)) = self.run_as {
-            // initdb and postgres refuse to run as root.
-            command.uid(uid).gid(gid).env("HOME", &self.dir);
-        }
-        command.current_dir(&self.dir).stdin(Stdio::null());
-        command
+        cluster::command(&self.bin, program, &self.dir, self.run_as)
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), TestServerError> {
-        let output = self
-            .command(program)
-            .args(args)
-            .output()
-            .map_err(io(format!("running {program}")))?;
-        if output.status.success() {
-            return Ok(());
-        }
-        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stdout));
-        if let Ok(log) = std::fs::read_to_string(self.dir.join("server.log")) {
-            text.push_str("\nserver log:\n");
-            text.push_str(&log);
-        }
-        Err(TestServerError::Command {
-            program: program.to_owned(),
-            output: text.trim().to_owned(),
-        })
+        let mut command = self.command(program);
+        command.args(args);
+        cluster::run(command, program, Some(&self.dir.join("server.log")))
     }
 
     fn data(&self) -> PathBuf {
@@ -270,22 +250,12 @@ impl TestServer {
     }
 
     fn initdb(&self) -> Result<(), TestServerError> {
-        let data = self.data();
-        self.run(
-            "initdb",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-U".as_ref(),
-                "postgres".as_ref(),
-                "-A".as_ref(),
-                "trust".as_ref(),
-                "-E".as_ref(),
-                "UTF8".as_ref(),
-                "--locale=C".as_ref(),
-                "--no-sync".as_ref(),
-            ],
-        )
+        let mut initdb = self.command("initdb");
+        initdb
+            .arg("-D")
+            .arg(self.data())
+            .args(cluster::INITDB_FLAGS);
+        cluster::run(initdb, "initdb", Some(&self.dir.join("server.log")))
     }
 
     fn pg_ctl_start(&self, durable: bool) -> Result<(), TestServerError> {
@@ -807,10 +777,7 @@ fn find_binaries_in(
 
 /// When running as root, the uid/gid of `nobody` (the server refuses to run as root).
 fn unprivileged_user_if_root() -> Option<(u32, u32)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid_line = status.lines().find(|line| line.starts_with("Uid:"))?;
-    let effective: u32 = uid_line.split_whitespace().nth(2)?.parse().ok()?;
-    if effective != 0 {
+    if cluster::effective_uid()? != 0 {
         return None;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
