@@ -364,11 +364,10 @@ fn result_json(result: &TenantResult) -> Value {
     value
 }
 
+/// The command line's error shape (kind, message, and where it happened), with the causes on
+/// the message's line.
 fn error_json(error: &Error) -> Value {
-    json!({
-        "kind": crate::outcome::of(error).kind,
-        "message": chain(error),
-    })
+    crate::shapes::error_body(crate::outcome::of(error).kind, &chain(error), Some(error))
 }
 
 fn print_status(status: &FleetStatus, plan: bool, json: bool) {
