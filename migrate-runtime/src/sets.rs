@@ -169,11 +169,22 @@ impl<'m> Sets<'m> {
             .collect();
         loop {
             let mut progressed = false;
-            for (index, (_, migrator)) in self.sets.iter().enumerate() {
+            // The first set held up by another's migration, in this round.
+            let mut held = None;
+            for (index, (name, migrator)) in self.sets.iter().enumerate() {
                 let pending = migrator.validate(client)?.pending;
                 let mut runnable = None;
                 for migration in &pending {
-                    if self.unmet(client, migration)?.is_some() {
+                    if let Some(unmet) = self.unmet(client, migration)? {
+                        if runnable.is_none() {
+                            // The set's next migration itself waits for another set.
+                            held.get_or_insert((
+                                *name,
+                                migration.version(),
+                                migration.path(),
+                                unmet,
+                            ));
+                        }
                         break;
                     }
                     runnable = Some(migration.version());
@@ -184,23 +195,21 @@ impl<'m> Sets<'m> {
                     reports[index].1.applied.extend(report.applied);
                 }
             }
-            if !progressed {
-                break;
+            if progressed {
+                continue;
             }
-        }
-        for (name, migrator) in &self.sets {
-            if let Some(migration) = migrator.validate(client)?.pending.first() {
-                if let Some((set, version)) = self.unmet(client, migration)? {
-                    return Err(Error::UnmetSetRequirement {
-                        set: (*name).to_owned(),
-                        version: migration.version(),
-                        path: migration.path().to_owned(),
-                        requires_set: set,
-                        requires_version: version,
-                        known: true,
-                    });
-                }
+            // Nothing more can run: this round's view is the final one, no need to read again.
+            if let Some((name, version, path, (set, required))) = held {
+                return Err(Error::UnmetSetRequirement {
+                    set: name.to_owned(),
+                    version,
+                    path: path.to_owned(),
+                    requires_set: set,
+                    requires_version: required,
+                    known: true,
+                });
             }
+            break;
         }
         Ok(reports)
     }
