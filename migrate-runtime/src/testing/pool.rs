@@ -105,16 +105,6 @@ fn idle_admins() -> &'static Mutex<Vec<Client>> {
     IDLE.get_or_init(Mutex::default)
 }
 
-/// The server's major version and `fsync`, asked once per process.
-fn server_facts(admin: &mut Client) -> Result<(u32, bool), TestServerError> {
-    static FACTS: OnceLock<(u32, bool)> = OnceLock::new();
-    if let Some(facts) = FACTS.get() {
-        return Ok(*facts);
-    }
-    let facts = template::server_facts(admin)?;
-    Ok(*FACTS.get_or_init(|| facts))
-}
-
 /// Takes an idle administrative connection (or opens one), runs `work`, and keeps the
 /// connection for the next caller.
 fn with_admin<T>(
@@ -243,9 +233,9 @@ fn hand_out(
     migrator: &Migrator<'_>,
 ) -> Result<(String, Template, bool), TestServerError> {
     with_admin(host, |admin| {
-        let (major, _) = server_facts(admin)?;
+        let (major, _) = template::server_facts(admin)?;
         let key = cached_key(set, migrator, major);
-        let mut result = take(host, admin, &key, set, migrator);
+        let mut result = take(host, admin, &key, migrator);
         if let Err(TestServerError::Database(error)) = &result {
             if error.code() == Some(&SqlState::UNDEFINED_DATABASE) {
                 // A newer set's build dropped this template (another checkout of the project):
@@ -254,7 +244,7 @@ fn hand_out(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&key);
-                result = take(host, admin, &key, set, migrator);
+                result = take(host, admin, &key, migrator);
             }
         }
         result
@@ -265,10 +255,9 @@ fn take(
     host: &'static Host,
     admin: &mut Client,
     key: &TemplateKey,
-    set: &str,
     migrator: &Migrator<'_>,
 ) -> Result<(String, Template, bool), TestServerError> {
-    let (pool, built_here) = pool_for(host, key, set, migrator)?;
+    let (pool, built_here) = pool_for(host, admin, key, migrator)?;
     let mut template = pool.template.clone();
     template.built_here = built_here;
     let name = key.test_database();
@@ -286,8 +275,8 @@ fn take(
 /// on first use. Whether this call built the template.
 fn pool_for(
     host: &'static Host,
+    admin: &mut Client,
     key: &TemplateKey,
-    set: &str,
     migrator: &Migrator<'_>,
 ) -> Result<(Arc<Pool>, bool), TestServerError> {
     let mut pools = pools().lock().unwrap_or_else(|e| e.into_inner());
@@ -295,7 +284,7 @@ fn pool_for(
         return Ok((Arc::clone(pool), false));
     }
     // Under the map's lock: this process's other threads wait rather than build twice.
-    let template = template::ensure(host, set, migrator)?;
+    let template = template::ensure(host, admin, key, migrator)?;
     let built_here = template.built_here;
     let pool = Arc::new(Pool {
         template,

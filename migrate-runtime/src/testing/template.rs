@@ -3,6 +3,8 @@
 //! the set's older templates (and their pooled clones) dropped when a new one is built.
 
 use postgres::error::SqlState;
+use std::sync::OnceLock;
+
 use postgres::Client;
 use postgres_protocol::escape::escape_identifier;
 
@@ -69,36 +71,41 @@ impl Template {
     }
 }
 
-/// The server facts a template depends on.
+/// The server facts a template depends on: its major version and `fsync`. Asked once per
+/// process (the test server does not change under it).
 pub(crate) fn server_facts(admin: &mut Client) -> Result<(u32, bool), TestServerError> {
+    static FACTS: OnceLock<(u32, bool)> = OnceLock::new();
+    if let Some(facts) = FACTS.get() {
+        return Ok(*facts);
+    }
     let row = admin.query_one(
         "SELECT current_setting('server_version_num')::int / 10000, current_setting('fsync') = 'on'",
         &[],
     )?;
-    Ok((u32::try_from(row.get::<_, i32>(0)).unwrap_or(0), row.get(1)))
+    let facts = (u32::try_from(row.get::<_, i32>(0)).unwrap_or(0), row.get(1));
+    Ok(*FACTS.get_or_init(|| facts))
 }
 
-/// `migrator`'s template for the set `label`: there already, or built now (once, whoever else
-/// is asking).
+/// `migrator`'s template under `key`: there already, or built now (once, whoever else is
+/// asking), on the caller's administrative connection.
 pub(crate) fn ensure(
     host: &Host,
-    label: &str,
+    admin: &mut Client,
+    key: &TemplateKey,
     migrator: &Migrator<'_>,
 ) -> Result<Template, TestServerError> {
-    let mut admin = host.admin()?;
-    let (major, fsync) = server_facts(&mut admin)?;
-    let key = TemplateKey::new(label, migrator, major);
+    let (major, fsync) = server_facts(admin)?;
     let mut template = Template {
         strategy: Strategy::choose(major, fsync),
         built_here: false,
-        key,
+        key: key.clone(),
     };
-    if exists(&mut admin, &template.key.template())? {
+    if exists(admin, &template.key.template())? {
         return Ok(template);
     }
     let lock = template.key.build_lock();
     admin.execute("SELECT pg_advisory_lock($1)", &[&lock])?;
-    let built = build_if_missing(host, &mut admin, &template.key, migrator);
+    let built = build_if_missing(host, admin, &template.key, migrator);
     let unlocked = admin.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
     template.built_here = built?;
     unlocked?;
