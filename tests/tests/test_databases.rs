@@ -237,18 +237,130 @@ fn databases_are_isolated_from_each_other() {
     assert_eq!(note(&mut second), ["two"]);
 }
 
-#[test]
-fn a_passing_tests_database_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let migrations = new_set(dir.path(), &token());
-    let database = migrated_database("dropped", &Migrator::new(&migrations)).unwrap();
+/// A set whose tables a test writes: `items` (seeded by the template), `events` (empty, with
+/// an identity sequence, referencing `items`), `tags` (empty, referencing `events`), an
+/// unused sequence and one the template used.
+fn recyclable_set(dir: &Path, token: &str) -> Vec<Migration> {
+    new_set(dir, token);
+    std::fs::write(
+        dir.join("003_events.sql"),
+        "-- migrate:up\n\
+         CREATE TABLE events (id bigserial PRIMARY KEY, item int REFERENCES items, note text);\n\
+         CREATE TABLE tags (event bigint REFERENCES events, tag text);\n\
+         CREATE SEQUENCE counter;\n\
+         CREATE SEQUENCE used;\n\
+         SELECT nextval('used');\n",
+    )
+    .unwrap();
+    migrate_runtime::source::read_dir(dir, ".")
+        .unwrap()
+        .migrations
+}
+
+/// What became of the finished database whose OID is `oid`: its name once it is back in the
+/// warm pool (`mtp_`), or `None` once it is dropped.
+fn fate(admin: &mut Client, oid: u32) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let name: Option<String> = admin
+            .query_opt(
+                "SELECT datname::text FROM pg_database WHERE oid = $1",
+                &[&oid],
+            )
+            .unwrap()
+            .map(|row| row.get(0));
+        match name {
+            None => return None,
+            Some(name) if name.starts_with("mtp_") => return Some(name),
+            Some(name) => assert!(
+                std::time::Instant::now() < deadline,
+                "{name} was neither recycled nor dropped"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn oid_of(admin: &mut Client, name: &str) -> u32 {
+    admin
+        .query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .get(0)
+}
+
+/// A passing test's database that `write` was run in, and what became of it.
+fn finish_after(
+    set: &str,
+    migrator: &Migrator<'_>,
+    write: &str,
+) -> (TestDatabase<'static>, Option<String>) {
+    let database = migrated_database(set, migrator).unwrap();
+    let watcher = migrated_database(set, migrator).unwrap();
+    let mut admin = watcher.client().unwrap();
+    let oid = oid_of(&mut admin, database.name());
     let name = database.name().to_owned();
-    let other = migrated_database("dropped", &Migrator::new(&migrations)).unwrap();
+    database.client().unwrap().batch_execute(write).unwrap();
     drop(database);
-    assert_eq!(
-        databases_like(&mut other.client().unwrap(), &name),
-        Vec::<String>::new()
+    let fate = fate(&mut admin, oid);
+    assert!(
+        databases_like(&mut admin, &name).is_empty(),
+        "the finished database's name is free again"
     );
+    drop(admin);
+    (watcher, fate)
+}
+
+#[test]
+fn a_passing_tests_rows_are_emptied_and_its_database_returns_to_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = recyclable_set(dir.path(), &token());
+    let migrator = Migrator::new(&migrations);
+    let (watcher, recycled) = finish_after(
+        "recycled",
+        &migrator,
+        "INSERT INTO events (item, note) VALUES (1, 'a'), (1, 'b'), (NULL, 'c'); \
+         INSERT INTO tags SELECT id, 'x' FROM events; \
+         SELECT nextval('counter'); SELECT nextval('counter');",
+    );
+    let recycled = recycled.expect("a database with only rows written is recycled");
+    // As the template left it: the seed row, empty tables, unused sequences.
+    let mut config = watcher.config();
+    let mut client = config.dbname(&recycled).connect(postgres::NoTls).unwrap();
+    let row = client
+        .query_one(
+            "SELECT (SELECT string_agg(note, ',') FROM items), \
+                    (SELECT count(*) FROM events), (SELECT count(*) FROM tags), \
+                    (SELECT last_value = 1 AND NOT is_called FROM events_id_seq), \
+                    (SELECT last_value = 1 AND NOT is_called FROM counter)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "seeded");
+    assert_eq!(row.get::<_, i64>(1), 0);
+    assert_eq!(row.get::<_, i64>(2), 0);
+    assert!(row.get::<_, bool>(3), "the identity sequence starts again");
+    assert!(row.get::<_, bool>(4), "the used sequence starts again");
+}
+
+#[test]
+fn a_passing_tests_database_is_dropped_when_its_writes_cannot_be_undone_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = recyclable_set(dir.path(), &token());
+    let migrator = Migrator::new(&migrations);
+    for write in [
+        // The schema changed.
+        "CREATE TABLE extra (id int)",
+        "CREATE TEMPORARY TABLE scratch AS SELECT 1",
+        // A table the template seeded.
+        "UPDATE items SET note = 'changed'",
+        "DELETE FROM items",
+        "INSERT INTO items VALUES (7, 'added')",
+        // A sequence the template used.
+        "SELECT nextval('used')",
+    ] {
+        let (_, fate) = finish_after("unrecyclable", &migrator, write);
+        assert_eq!(fate, None, "after `{write}` the database is dropped");
+    }
 }
 
 // The attribute, with each argument type, in sync and async tests. Each inserts the same row:

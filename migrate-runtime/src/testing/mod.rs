@@ -38,6 +38,7 @@ mod host;
 mod key;
 mod machine;
 mod pool;
+mod recycle;
 mod template;
 
 #[doc(hidden)]
@@ -545,6 +546,7 @@ impl TestServer {
             name,
             failed: Arc::default(),
             hand_out: None,
+            template: None,
         })
     }
 }
@@ -580,6 +582,8 @@ pub struct TestDatabase<'s> {
     failed: Arc<AtomicBool>,
     /// How it was made, for one from the persistent server.
     hand_out: Option<HandOut>,
+    /// The template it was cloned from, whose pool may take it back when its test passes.
+    template: Option<key::TemplateKey>,
 }
 
 /// Where a test database lives.
@@ -702,7 +706,9 @@ impl Drop for TestDatabase<'_> {
                 return;
             }
             host.touch();
-            if let Err(error) = off_async(|| pool::discard(host, &self.name)) {
+            if let Err(error) =
+                off_async(|| pool::discard(host, &self.name, self.template.as_ref()))
+            {
                 log::debug!("dropping test database {}: {error}", self.name);
             }
             return;

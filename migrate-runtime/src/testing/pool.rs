@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
 use postgres::Client;
-use postgres_protocol::escape::escape_identifier;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::host::Host;
 use super::key::TemplateKey;
+use super::recycle::{self, Baseline};
 use super::template::{self, Template};
 use super::{off_async, Owner, TestDatabase, TestServerError};
 use crate::Migrator;
@@ -78,6 +79,7 @@ pub fn migrated_database(
         owner: Owner::Host(host),
         name,
         failed: Arc::new(AtomicBool::new(false)),
+        template: Some(template.key.clone()),
         hand_out: Some(HandOut {
             template: template.key.template(),
             built_template: template.built_here,
@@ -90,6 +92,8 @@ pub fn migrated_database(
 /// A template's ready clones, topped up by a thread of this process.
 struct Pool {
     template: Template,
+    /// What a finished clone must not have written to be recycled; `None`: never recycled.
+    baseline: Option<Baseline>,
     /// Rung on each hand-out, so that the filler replaces what was taken.
     wake: (Mutex<bool>, Condvar),
 }
@@ -127,11 +131,42 @@ fn with_admin<T>(
     result
 }
 
-/// Drops a passing test's database without making the test wait: it is renamed out of the
-/// way (`mtg_`, garbage: nothing ever uses such a database) at once, and dropped by a thread
-/// of this process. Garbage a process left when it exited is dropped by the next one's.
-/// When the rename is refused (a session still in the database) it is dropped here and now.
-pub(crate) fn discard(host: &'static Host, name: &str) -> Result<(), TestServerError> {
+/// Takes a passing test's database back without making the test wait: it is marked finished
+/// and handed to this process's janitor thread, which returns it to its template's warm pool
+/// when what the test wrote can be undone exactly (see [`recycle`]), and drops it otherwise.
+/// A finished database left behind by a process that exited first is dropped by the next
+/// process's janitor. Without a pool (or a baseline) the database is renamed out of the way
+/// (`mtg_`, garbage) at once and dropped by the janitor.
+pub(crate) fn discard(
+    host: &'static Host,
+    name: &str,
+    template: Option<&TemplateKey>,
+) -> Result<(), TestServerError> {
+    let recyclable = template.filter(|key| {
+        pool_size() > 0
+            && pools()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(*key)
+                .is_some_and(|pool| pool.baseline.is_some())
+    });
+    if let Some(key) = recyclable {
+        with_admin(host, |admin| {
+            Ok(admin.batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                escape_identifier(name),
+                escape_literal(recycle::FINISHED)
+            ))?)
+        })?;
+        send(
+            host,
+            Finished::Recycle {
+                name: name.to_owned(),
+                key: key.clone(),
+            },
+        );
+        return Ok(());
+    }
     let garbage = format!("mtg_{:016x}", fastrand::u64(..));
     let renamed = with_admin(host, |admin| {
         Ok(admin.batch_execute(&format!(
@@ -142,56 +177,156 @@ pub(crate) fn discard(host: &'static Host, name: &str) -> Result<(), TestServerE
     })?;
     match renamed {
         Ok(()) => {
-            let sent = dropper(host)
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .send(garbage);
-            if sent.is_err() {
-                log::debug!("the test database dropper has stopped");
-            }
+            send(host, Finished::Drop(garbage));
             Ok(())
         }
-        Err(_) => with_admin(host, |admin| {
-            Ok(admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                escape_identifier(name)
-            ))?)
-        }),
+        Err(_) => with_admin(host, |admin| drop_now(admin, name)),
     }
 }
 
-/// The channel to this process's dropper thread, started on first use by dropping every
-/// garbage database on the server (left by processes that exited before theirs were gone).
-fn dropper(host: &'static Host) -> &'static Mutex<Sender<String>> {
-    static DROPPER: OnceLock<Mutex<Sender<String>>> = OnceLock::new();
-    DROPPER.get_or_init(|| {
-        let (send, receive) = channel::<String>();
+/// A finished database for the janitor.
+enum Finished {
+    /// Renamed to garbage: drop it.
+    Drop(String),
+    /// A passing test's database, marked finished: recycle it into `key`'s pool, or drop it.
+    Recycle { name: String, key: TemplateKey },
+}
+
+fn send(host: &'static Host, finished: Finished) {
+    let sent = janitor(host)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(finished);
+    if sent.is_err() {
+        log::debug!("the test database janitor has stopped");
+    }
+}
+
+fn drop_now(admin: &mut Client, name: &str) -> Result<(), TestServerError> {
+    Ok(admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        escape_identifier(name)
+    ))?)
+}
+
+/// The channel to this process's janitor thread, started on first use by dropping every
+/// garbage or finished database on the server (left by processes that exited first).
+fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
+    static JANITOR: OnceLock<Mutex<Sender<Finished>>> = OnceLock::new();
+    JANITOR.get_or_init(|| {
+        let (send, receive) = channel::<Finished>();
         let spawned = std::thread::Builder::new()
-            .name("migrate-test-dropper".to_owned())
+            .name("migrate-test-janitor".to_owned())
             .spawn(move || {
                 let Ok(mut admin) = host.admin() else { return };
-                let left: Vec<String> = admin
+                let left: Vec<Finished> = admin
                     .query(
-                        "SELECT datname FROM pg_database WHERE datname LIKE 'mtg\\_%'",
-                        &[],
+                        "SELECT datname FROM pg_database \
+                          WHERE datname LIKE 'mtg\\_%' \
+                             OR (datname LIKE 'mtd\\_%' AND shobj_description(oid, 'pg_database') = $1)",
+                        &[&recycle::FINISHED],
                     )
-                    .map(|rows| rows.iter().map(|row| row.get(0)).collect())
+                    .map(|rows| rows.iter().map(|row| Finished::Drop(row.get(0))).collect())
                     .unwrap_or_default();
-                for garbage in left.into_iter().chain(receive) {
-                    let dropped = admin.batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        escape_identifier(&garbage)
-                    ));
-                    if let Err(error) = dropped {
-                        log::debug!("dropping the test database {garbage}: {error}");
+                for finished in left.into_iter().chain(receive) {
+                    let (name, outcome) = match finished {
+                        Finished::Drop(name) => {
+                            let dropped = drop_now(&mut admin, &name);
+                            (name, dropped)
+                        }
+                        Finished::Recycle { name, key } => {
+                            let outcome = recycle_or_drop(host, &mut admin, &name, &key);
+                            (name, outcome)
+                        }
+                    };
+                    if let Err(error) = outcome {
+                        log::debug!("taking back the test database {name}: {error}");
                     }
                 }
             });
         if let Err(error) = spawned {
-            log::debug!("starting the test database dropper: {error}");
+            log::debug!("starting the test database janitor: {error}");
         }
         Mutex::new(send)
     })
+}
+
+/// Returns the finished database `name` to `key`'s pool if the test's writes can be undone
+/// and the pool wants it; drops it otherwise.
+fn recycle_or_drop(
+    host: &Host,
+    admin: &mut Client,
+    name: &str,
+    key: &TemplateKey,
+) -> Result<(), TestServerError> {
+    let baseline = pools()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(key)
+        .and_then(|pool| pool.baseline.clone());
+    let wanted = i64::try_from(pool_size().saturating_mul(2)).unwrap_or(i64::MAX);
+    let recycled = match baseline {
+        Some(baseline) if alone(admin, name)? && ready(admin, key)? < wanted => {
+            let mut database = host.connect(name)?;
+            let reset = recycle::reset(&mut database, &baseline)?;
+            database.close()?;
+            match reset {
+                Ok(()) => alone(admin, name)?,
+                Err(reason) => {
+                    log::debug!("test database {name} is not recycled: {reason:?}");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
+    if !recycled {
+        return drop_now(admin, name);
+    }
+    admin.batch_execute(&format!(
+        "COMMENT ON DATABASE {} IS NULL",
+        escape_identifier(name)
+    ))?;
+    match admin.batch_execute(&format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        escape_identifier(name),
+        escape_identifier(&key.pool_database())
+    )) {
+        Ok(()) => Ok(()),
+        Err(_) => drop_now(admin, name),
+    }
+}
+
+/// Waits (briefly) until no session is in `name`: the test's connections were closed, but
+/// their server processes exit on their own time, and renaming a database in use waits in
+/// steps of 100 ms. False when a session stays (a connection the test leaked).
+fn alone(admin: &mut Client, name: &str) -> Result<bool, TestServerError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let sessions: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )?
+            .get(0);
+        if sessions == 0 {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// How many clones of `key` are ready in the pool.
+fn ready(admin: &mut Client, key: &TemplateKey) -> Result<i64, postgres::Error> {
+    Ok(admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+            &[&like_prefix(&key.pool_prefix())],
+        )?
+        .get(0))
 }
 
 /// [`TemplateKey::new`], remembered: hashing a large set on every hand-out costs more than
@@ -286,8 +421,16 @@ fn pool_for(
     // Under the map's lock: this process's other threads wait rather than build twice.
     let template = template::ensure(host, admin, key, migrator)?;
     let built_here = template.built_here;
+    let (major, _) = template::server_facts(admin)?;
+    // Undoing a test's writes needs `pg_stat_force_next_flush` (PostgreSQL 15).
+    let baseline = if major >= 15 {
+        Baseline::load(admin, &key.template())?
+    } else {
+        None
+    };
     let pool = Arc::new(Pool {
         template,
+        baseline,
         wake: (Mutex::new(true), Condvar::new()),
     });
     pools.insert(key.clone(), Arc::clone(&pool));
@@ -394,13 +537,7 @@ fn top_up(
         return Ok(());
     }
     let filled = (|| loop {
-        let ready: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
-                &[&like_prefix(&key.pool_prefix())],
-            )?
-            .get(0);
-        if ready >= i64::try_from(wanted).unwrap_or(i64::MAX) {
+        if ready(admin, key)? >= i64::try_from(wanted).unwrap_or(i64::MAX) {
             return Ok(());
         }
         admin.batch_execute(&pool.template.clone_sql(&key.pool_database()))?;

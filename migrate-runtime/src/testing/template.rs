@@ -10,6 +10,7 @@ use postgres_protocol::escape::escape_identifier;
 
 use super::host::Host;
 use super::key::TemplateKey;
+use super::recycle::Baseline;
 use super::TestServerError;
 use crate::Migrator;
 
@@ -144,8 +145,14 @@ fn build_if_missing(
             Ok(client.close()?)
         })
         // One more session after the last DDL writes the relation cache's init file, which
-        // every clone then inherits instead of each test's first connection building it.
-        .and_then(|()| Ok(host.connect(&building)?.close()?));
+        // every clone then inherits instead of each test's first connection building it. It
+        // also measures what a finished clone must not have written to be recycled.
+        .and_then(|()| {
+            let mut client = host.connect(&building)?;
+            let baseline = Baseline::measure(&mut client)?;
+            client.close()?;
+            Ok(admin.batch_execute(&baseline.comment_sql(&building))?)
+        });
     if let Err(error) = migrated {
         let _ = admin.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -168,7 +175,6 @@ fn build_if_missing(
     Ok(true)
 }
 
-/// Drops the set's templates and pooled clones of other contents. One in use (a clone being
 /// Drops the set's templates of other contents, then their pooled and half-built clones (a
 /// template first: once it is gone no filler can clone it again). One in use (a clone being
 /// made from it, a session in it) is left for the next build, as the lock timeout decides.
