@@ -918,3 +918,138 @@ fn a_bad_tenants_query_or_url_is_refused_and_nothing_runs() {
     assert_eq!(schemas, 0);
     assert!(effects(&mut client).is_empty());
 }
+
+#[test]
+fn ctrl_c_starts_no_more_tenants_cancels_the_running_ones_and_a_rerun_finishes() {
+    let server = TestServer::shared();
+    let dir = tempfile::tempdir().unwrap();
+    // Each migration sleeps 60 s: only a cancelled statement lets the run end soon.
+    write_set(dir.path(), 60.0);
+    let database = schema_database(server);
+    let tenants = names("i", 6);
+    let tenant_args = tenant_args(&tenants);
+    let mut args = vec!["--json", "up", "--schema-tenants", "--parallel", "2"];
+    args.extend(strs(&tenant_args));
+    let child = spawn(&mut fleet(dir.path(), &database.url(), &args));
+
+    let mut client = database.client().unwrap();
+    let sleeping = |client: &mut Client| -> i64 {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sleeping(&mut client) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two tenants never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stopped = Run::of(&output);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "the run ended only when the grace period forced it: {}",
+        stopped.all()
+    );
+    assert_eq!(stopped.code, 130, "{}", stopped.all());
+    assert!(
+        stopped
+            .stderr
+            .contains("SIGINT: starting no more tenants and cancelling the running ones"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        stopped.stderr.contains(
+            "interrupted by SIGINT: 2 tenants stopped part-way (their running migration rolled back), 4 not started"
+        ),
+        "{}",
+        stopped.stderr
+    );
+    let report: Value = serde_json::from_str(&stopped.stdout).unwrap();
+    let outcomes = outcomes(&report);
+    let count = |what: &str| outcomes.values().filter(|o| *o == what).count();
+    assert_eq!(
+        (count("interrupted"), count("skipped")),
+        (2, 4),
+        "{outcomes:?}"
+    );
+    assert_eq!(report["summary"]["failed"], 0, "a stop is not a failure");
+    assert_eq!(report["summary"]["interrupted"], 2);
+    assert_eq!(sleeping(&mut client), 0, "no statement is left running");
+    // Nothing was applied, and nothing half-applied: no history rows, no side effects.
+    for tenant in &tenants {
+        assert_eq!(applied(&mut client, tenant), Vec::<i64>::new(), "{tenant}");
+    }
+    assert!(effects(&mut client).is_empty());
+
+    // What the help line promises: the same command again finishes the fleet (without the
+    // sleep this time; nothing was recorded, so the files may still change).
+    write_set(dir.path(), 0.0);
+    let rerun = run(&mut fleet(dir.path(), &database.url(), &args));
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    for tenant in &tenants {
+        assert_eq!(applied(&mut client, tenant), all_versions(), "{tenant}");
+    }
+    assert!(effects(&mut client).values().all(|&times| times == 1));
+}
+
+#[test]
+fn a_progress_bar_is_redrawn_in_place_and_a_failing_tenant_gets_a_line_of_its_own() {
+    let server = TestServer::shared();
+    let dir = tempfile::tempdir().unwrap();
+    write_set(dir.path(), 0.0);
+    let database = schema_database(server);
+    let args = [
+        "up",
+        "--schema-tenants",
+        "--tenant",
+        "alpha",
+        "--tenant",
+        "bad",
+        "--tenant",
+        "gamma",
+        "--parallel",
+        "1",
+        "--on-failure",
+        "continue",
+        "--progress",
+        "bar",
+    ];
+    let done = run(&mut fleet(dir.path(), &database.url(), &args));
+    assert_eq!(done.code, 1, "{}", done.all());
+    // Each redraw erases the line first; the failure is printed above the bar.
+    assert!(
+        done.stderr.contains("\r\x1b[2Kbad: FAILED at 2: "),
+        "{:?}",
+        done.stderr
+    );
+    assert!(
+        done.stderr
+            .contains("\r\x1b[2K[########################] 3/3 tenants, 1 failed, "),
+        "{:?}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("[1/3]"),
+        "no per-tenant lines with a bar"
+    );
+    // In a log (stderr not a terminal) the default is a line per tenant.
+    let mut again = args.to_vec();
+    again.truncate(args.len() - 2);
+    let logged = run(&mut fleet(dir.path(), &database.url(), &again));
+    assert!(logged.stderr.contains("[3/3] "), "{}", logged.stderr);
+    assert!(!logged.stderr.contains('\x1b'), "{:?}", logged.stderr);
+}

@@ -4,13 +4,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // The fleet commands' own voice.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use super::{exit, migrator, Failure, Options};
+use super::progress::{Progress, Style};
+use super::{exit, interrupt, migrator, Failure, Options};
 use crate::config::{ConfigError, ConnectionSettings};
 use crate::fleet::{
     FailurePolicy, Fleet, FleetError, FleetReport, FleetStatus, Shard, SkipReason, TenantOutcome,
@@ -27,6 +27,10 @@ pub(crate) enum FleetCommand {
         select: Select,
         #[command(flatten)]
         policy: Policy,
+        /// How progress is shown on stderr: `bar` (redrawn in place), `lines` (one per tenant),
+        /// or `auto` (a bar on a terminal).
+        #[arg(long, value_enum, default_value_t = Style::Auto, value_name = "STYLE")]
+        progress: Style,
     },
     /// Each tenant's state (up to date, pending n, failed at V, unreachable), without locks.
     Status {
@@ -136,7 +140,9 @@ pub(crate) fn execute(
         select.parallel
     );
     match command {
-        FleetCommand::Up { policy, .. } => up(fleet, policy, total, json),
+        FleetCommand::Up {
+            policy, progress, ..
+        } => up(fleet, policy, Progress::new(total, *progress), json),
         FleetCommand::Status { exit_code, .. } => {
             let status = fleet.status();
             print_status(&status, false, json);
@@ -200,7 +206,7 @@ fn fleet_failure(error: FleetError) -> Failure {
     }
 }
 
-fn up(fleet: Fleet<'_>, policy: &Policy, total: usize, json: bool) -> Result<u8, Failure> {
+fn up(fleet: Fleet<'_>, policy: &Policy, progress: Progress, json: bool) -> Result<u8, Failure> {
     let failure_policy = match (policy.on_failure, policy.failure_budget) {
         (OnFailure::Stop, Some(_)) => {
             return Err(Failure::Usage(
@@ -216,17 +222,24 @@ fn up(fleet: Fleet<'_>, policy: &Policy, total: usize, json: bool) -> Result<u8,
     } else if !policy.canary_tenant.is_empty() {
         fleet = fleet.canary_tenants(policy.canary_tenant.iter().cloned());
     }
-    let finished = AtomicUsize::new(0);
-    let width = total.to_string().len();
-    let print = |result: &TenantResult| {
-        if matches!(result.outcome, TenantOutcome::Skipped { .. }) {
-            return;
-        }
-        let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
-        eprintln!("[{done:>width$}/{total}] {}", tenant_line(result));
-    };
-    let report = fleet.on_tenant(&print).run().map_err(fleet_failure)?;
+    let print = |result: &TenantResult| progress.finished(result, &tenant_line(result));
+    let fleet = fleet.on_tenant(&print);
+    // Ctrl-C (or SIGTERM) starts no more tenants and cancels the running ones' statements.
+    interrupt::arm_fleet(fleet.stopper());
+    let report = fleet.run();
+    progress.done();
+    let report = report.map_err(fleet_failure)?;
     print_report(&report, json);
+    if let Some(signal) = interrupt::received() {
+        let summary = report.summary();
+        eprintln!(
+            "interrupted by {}: {} tenants stopped part-way (their running migration rolled back), {} not started\n  help: run the same `migrate fleet up` again to finish: it applies only what is still pending",
+            signal.name(),
+            summary.interrupted,
+            summary.skipped
+        );
+        return Ok(signal.exit_code());
+    }
     Ok(up_code(&report))
 }
 
@@ -251,6 +264,11 @@ fn tenant_line(result: &TenantResult) -> String {
             format!("UNREACHABLE (retryable): {}", chain(error))
         }
         TenantOutcome::Skipped { reason } => format!("skipped ({})", reason.as_str()),
+        TenantOutcome::Interrupted { applied, error } => format!(
+            "INTERRUPTED after applying {} (retryable): {}",
+            applied.len(),
+            chain(error)
+        ),
     };
     format!("{}: {what}", result.tenant)
 }
@@ -310,6 +328,7 @@ fn print_report(report: &FleetReport, json: bool) {
                 "failed": summary.failed,
                 "unreachable": summary.unreachable,
                 "skipped": summary.skipped,
+                "interrupted": summary.interrupted,
                 "retryable": summary.retryable,
                 "elapsed_ms": report.elapsed.as_millis() as u64,
             },
@@ -329,6 +348,7 @@ fn print_report(report: &FleetReport, json: bool) {
     for (reason, count) in skipped {
         let then = match reason {
             SkipReason::CanaryFailed => "rerun once the canary's failure is fixed",
+            SkipReason::Interrupted => "rerun to migrate them",
             _ => "rerun once the failure is fixed, or with --on-failure continue to migrate the others meanwhile",
         };
         eprintln!("{count} tenants not started ({}): {then}", reason.as_str());
@@ -356,6 +376,10 @@ fn result_json(result: &TenantResult) -> Value {
         }),
         TenantOutcome::Unreachable { error } => json!({ "error": error_json(error) }),
         TenantOutcome::Skipped { reason } => json!({ "reason": reason.as_str() }),
+        TenantOutcome::Interrupted { applied, error } => json!({
+            "applied": applied,
+            "error": error_json(error),
+        }),
         _ => json!({}),
     };
     if let (Some(value), Value::Object(extra)) = (value.as_object_mut(), extra) {

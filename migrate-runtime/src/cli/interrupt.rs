@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::fleet::FleetStopper;
 use crate::CancelHandle;
 
 /// How long the run has to end after the signal before the process exits anyway.
@@ -68,17 +69,47 @@ impl Signal {
 /// The signal received, as its number (0: none yet).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-/// The connection whose statement a signal cancels.
-static CONNECTION: OnceLock<Mutex<Option<CancelHandle>>> = OnceLock::new();
+/// What a signal stops.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// The statement one connection is running.
+    Connection(CancelHandle),
+    /// A fleet run: no tenant starts, the running ones are cancelled.
+    Fleet(FleetStopper),
+}
+
+impl Target {
+    fn cancel(&self) -> Result<(), postgres::Error> {
+        match self {
+            Target::Connection(handle) => handle.cancel(),
+            Target::Fleet(stopper) => {
+                stopper.stop();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a signal stops now.
+static CONNECTION: OnceLock<Mutex<Option<Target>>> = OnceLock::new();
 
 /// From now on, SIGINT and SIGTERM cancel what `handle`'s connection is running.
 pub(crate) fn arm(handle: CancelHandle) {
+    arm_target(Target::Connection(handle));
+}
+
+/// From now on, SIGINT and SIGTERM stop the fleet run `stopper` belongs to.
+pub(crate) fn arm_fleet(stopper: FleetStopper) {
+    arm_target(Target::Fleet(stopper));
+}
+
+fn arm_target(target: Target) {
     let mut installed = false;
     let slot = CONNECTION.get_or_init(|| {
         installed = true;
         Mutex::new(None)
     });
-    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(handle);
+    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(target);
     if installed {
         install();
     }
@@ -91,8 +122,8 @@ pub(crate) fn disarm() {
     }
 }
 
-/// The connection armed now, if any.
-fn armed() -> Option<CancelHandle> {
+/// The target armed now, if any.
+fn armed() -> Option<Target> {
     CONNECTION.get().and_then(|slot| {
         slot.lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -143,11 +174,12 @@ fn install() {
 fn install() {}
 
 /// Cancels the running statement, and exits if the run has not ended [`GRACE`] later.
-fn on_first(signal: Signal, handle: CancelHandle) {
-    eprintln!(
-        "{}: cancelling the running statement (again to exit at once)",
-        signal.name()
-    );
+fn on_first(signal: Signal, handle: Target) {
+    let what = match handle {
+        Target::Connection(_) => "cancelling the running statement",
+        Target::Fleet(_) => "starting no more tenants and cancelling the running ones",
+    };
+    eprintln!("{}: {what} (again to exit at once)", signal.name());
     // On its own thread: over a dead network the request itself waits for connect_timeout.
     // A request that arrives between two statements cancels nothing, and the run goes on to
     // the next one: it is sent again every [`RESEND`] until the process exits.

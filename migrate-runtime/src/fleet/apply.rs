@@ -6,9 +6,10 @@ use std::sync::Mutex;
 use postgres::Client;
 use postgres_protocol::escape::escape_identifier;
 
-use super::report::{transient, TenantOutcome, TenantState};
+use super::report::{transient, SkipReason, TenantOutcome, TenantState};
+use super::stop::FleetStopper;
 use super::tenants::{Tenant, Tenants};
-use crate::{Error, Migrator, Progress};
+use crate::{CancelHandle, Error, Migrator, Progress};
 
 /// The migrator for `tenant`: a schema tenant keeps its history (and so its lock key) in its
 /// own schema, under the history table's name.
@@ -59,12 +60,14 @@ fn session<'c>(
     Ok(client)
 }
 
-/// Migrates one tenant; `connection` is the calling thread's, kept across tenants.
+/// Migrates one tenant; `connection` is the calling thread's, kept across tenants. A stop
+/// cancels its statements while it runs.
 pub(crate) fn migrate(
     migrator: &Migrator<'_>,
     tenants: &Tenants,
     tenant: &Tenant,
     connection: &mut Option<Client>,
+    stopper: &FleetStopper,
 ) -> TenantOutcome {
     let client = match session(tenants, tenant, connection, true) {
         Ok(client) => client,
@@ -72,6 +75,15 @@ pub(crate) fn migrate(
             *connection = None;
             return TenantOutcome::Unreachable { error };
         }
+    };
+    let settings = tenants.database.as_ref().or(tenant.url.as_ref());
+    let cancel = settings
+        .and_then(|settings| settings.cancel_handle(client).ok())
+        .unwrap_or_else(|| CancelHandle::new(client));
+    let Some(_running) = stopper.enter(cancel) else {
+        return TenantOutcome::Skipped {
+            reason: SkipReason::Interrupted,
+        };
     };
     // What was applied before an error is known only from the progress calls.
     let applied = Mutex::new(Vec::new());
@@ -96,6 +108,10 @@ pub(crate) fn migrate(
         Ok(report) => TenantOutcome::Applied {
             versions: report.applied.iter().map(|done| done.version).collect(),
         },
+        Err(error) if stopper.is_stopped() => {
+            *connection = None;
+            TenantOutcome::Interrupted { applied, error }
+        }
         Err(error) => {
             // A fresh session for the next tenant: nothing of this one's can linger.
             *connection = None;

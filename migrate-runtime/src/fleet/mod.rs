@@ -32,6 +32,7 @@ mod apply;
 mod report;
 mod schedule;
 mod select;
+mod stop;
 mod tenants;
 
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub use report::{
 };
 pub use schedule::FailurePolicy;
 pub use select::{Canary, Shard};
+pub use stop::FleetStopper;
 pub use tenants::{FleetError, Tenants, PLACEHOLDER};
 
 use crate::{Migration, Migrator};
@@ -79,6 +81,7 @@ pub struct Fleet<'m> {
     policy: FailurePolicy,
     shard: Option<Shard>,
     observer: Option<TenantObserver<'m>>,
+    stopper: FleetStopper,
 }
 
 impl std::fmt::Debug for Fleet<'_> {
@@ -98,7 +101,7 @@ impl<'m> Fleet<'m> {
     /// every tenant, and each tenant migrated with [`Migrator::new`]'s defaults.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -113,6 +116,7 @@ impl<'m> Fleet<'m> {
             policy: FailurePolicy::Stop,
             shard: None,
             observer: None,
+            stopper: FleetStopper::default(),
         }
     }
 
@@ -121,7 +125,7 @@ impl<'m> Fleet<'m> {
     /// tenant's schema; its history schema is not.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// use migrate_runtime::{fleet::Fleet, Migrator};
@@ -138,7 +142,7 @@ impl<'m> Fleet<'m> {
     /// fleet's connection budget). At least 1.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -154,7 +158,7 @@ impl<'m> Fleet<'m> {
     /// when every one of them succeeded.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -174,7 +178,7 @@ impl<'m> Fleet<'m> {
     /// name that is not one of the fleet's tenants makes [`run`](Self::run) refuse.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -194,7 +198,7 @@ impl<'m> Fleet<'m> {
     /// [`FailurePolicy::Stop`]).
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -211,7 +215,7 @@ impl<'m> Fleet<'m> {
     /// Indexed Job's pods).
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -224,11 +228,33 @@ impl<'m> Fleet<'m> {
         self
     }
 
+    /// A handle that stops this fleet's run from another thread: no tenant starts after it,
+    /// and the running ones are cancelled (see [`FleetStopper`]).
+    ///
+    /// ```
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
+    /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
+    /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
+    /// let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
+    /// let stopper = fleet.stopper();
+    /// std::thread::scope(|scope| {
+    ///     let run = scope.spawn(|| fleet.run());
+    ///     stopper.stop(); // e.g. from a shutdown hook
+    ///     let report = run.join().unwrap()?;
+    ///     println!("{}", report.summary());
+    ///     Ok::<(), migrate_runtime::fleet::FleetError>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stopper(&self) -> FleetStopper {
+        self.stopper.clone()
+    }
+
     /// Calls `observer` with each tenant's result as it finishes (and for each tenant not
     /// started, when it is skipped), from the thread that ran it.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -277,7 +303,7 @@ impl<'m> Fleet<'m> {
     /// says stop. A tenant's failure is in the report, not an `Err`: `Err` means nothing ran.
     ///
     /// ```
-    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let tenants = migrate_runtime::fleet::Tenants::schemas(migrate_runtime::config::ConnectionSettings::from_url(&database.url())?, ["acme", "globex"])?;
     /// # let fleet = migrate_runtime::fleet::Fleet::new(MIGRATIONS, tenants);
@@ -346,8 +372,20 @@ impl<'m> Fleet<'m> {
             |connection, position| {
                 let tenant = chosen[position];
                 let started = Instant::now();
-                let outcome = apply::migrate(&self.migrator, &self.tenants, tenant, connection);
-                let failed = !outcome.succeeded();
+                let outcome = if self.stopper.is_stopped() {
+                    TenantOutcome::Skipped {
+                        reason: SkipReason::Interrupted,
+                    }
+                } else {
+                    let stopper = &self.stopper;
+                    apply::migrate(&self.migrator, &self.tenants, tenant, connection, stopper)
+                };
+                // A stopped tenant did not fail: it closes no gate.
+                let failed = !outcome.succeeded()
+                    && !matches!(
+                        outcome,
+                        TenantOutcome::Skipped { .. } | TenantOutcome::Interrupted { .. }
+                    );
                 if canary && failed {
                     gate.close(SkipReason::CanaryFailed);
                 }

@@ -37,6 +37,15 @@ pub enum TenantOutcome {
         /// Why.
         reason: SkipReason,
     },
+    /// The run was stopped while this tenant was being migrated
+    /// ([`FleetStopper::stop`](super::FleetStopper::stop), Ctrl-C): its running statement was
+    /// cancelled, the migration it was applying rolled back, and a rerun applies the rest.
+    Interrupted {
+        /// Versions applied (and committed) before the stop.
+        applied: Vec<i64>,
+        /// The error the cancelled run returned.
+        error: Error,
+    },
 }
 
 /// Why a tenant was not started.
@@ -49,6 +58,8 @@ pub enum SkipReason {
     StoppedAfterFailure,
     /// More tenants failed than the failure budget allows.
     BudgetExhausted,
+    /// The run was stopped ([`FleetStopper::stop`](super::FleetStopper::stop), Ctrl-C).
+    Interrupted,
 }
 
 impl SkipReason {
@@ -62,6 +73,7 @@ impl SkipReason {
             SkipReason::CanaryFailed => "canary_failed",
             SkipReason::StoppedAfterFailure => "stopped_after_failure",
             SkipReason::BudgetExhausted => "failure_budget_exhausted",
+            SkipReason::Interrupted => "interrupted",
         }
     }
 }
@@ -80,6 +92,7 @@ impl TenantOutcome {
             TenantOutcome::Failed { .. } => "failed",
             TenantOutcome::Unreachable { .. } => "unreachable",
             TenantOutcome::Skipped { .. } => "skipped",
+            TenantOutcome::Interrupted { .. } => "interrupted",
         }
     }
 
@@ -105,7 +118,7 @@ impl TenantOutcome {
     /// ```
     pub fn retryable(&self) -> bool {
         match self {
-            TenantOutcome::Unreachable { .. } => true,
+            TenantOutcome::Unreachable { .. } | TenantOutcome::Interrupted { .. } => true,
             TenantOutcome::Failed { error, .. } => transient(error),
             _ => false,
         }
@@ -165,6 +178,8 @@ pub struct Summary {
     pub unreachable: usize,
     /// Tenants not started.
     pub skipped: usize,
+    /// Tenants whose run was stopped part-way (see [`TenantOutcome::Interrupted`]).
+    pub interrupted: usize,
     /// Failed or unreachable tenants a rerun can fix by itself (see
     /// [`TenantOutcome::retryable`]).
     pub retryable: usize,
@@ -196,6 +211,10 @@ impl FleetReport {
                 }
                 TenantOutcome::Unreachable { .. } => summary.unreachable += 1,
                 TenantOutcome::Skipped { .. } => summary.skipped += 1,
+                TenantOutcome::Interrupted { applied, .. } => {
+                    summary.interrupted += 1;
+                    summary.migrations += applied.len();
+                }
             }
             if result.outcome.retryable() {
                 summary.retryable += 1;
@@ -226,7 +245,11 @@ impl fmt::Display for Summary {
             self.failed,
             self.unreachable,
             self.skipped
-        )
+        )?;
+        if self.interrupted > 0 {
+            write!(f, ", {} interrupted", self.interrupted)?;
+        }
+        Ok(())
     }
 }
 
