@@ -39,7 +39,7 @@ impl<'m> MigrationSet<'m> {
     /// Its name.
     ///
     /// ```
-    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let set = migrate_runtime::MigrationSet::new("queue", QUEUE);
     /// println!("{}_schema_migrations", set.name());
     /// ```
@@ -50,7 +50,7 @@ impl<'m> MigrationSet<'m> {
     /// Its migrations.
     ///
     /// ```
-    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let set = migrate_runtime::MigrationSet::new("queue", QUEUE);
     /// println!("{} has {} migrations", set.name(), set.migrations().len());
     /// ```
@@ -68,7 +68,7 @@ impl<'m> MigrationSet<'m> {
 ///
 /// ```
 /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-/// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+/// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
 /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
 /// # let mut client = database.client()?;
 /// use migrate_runtime::{MigrationSet, Migrator};
@@ -92,7 +92,7 @@ impl<'m> Migrator<'m> {
     /// use migrate_runtime::{Migration, MigrationSet, Migrator};
     ///
     /// static APP: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-    /// static QUEUE: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// static QUEUE: &[Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     ///
     /// let database = TestServer::shared().create_database()?;
     /// let mut client = database.client()?;
@@ -128,7 +128,7 @@ impl<'m> Sets<'m> {
     ///
     /// ```
     /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
     /// let sets = sets.each(|migrator| migrator.environment("production"));
     /// ```
@@ -151,7 +151,7 @@ impl<'m> Sets<'m> {
     ///
     /// ```
     /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let mut client = database.client()?;
@@ -218,7 +218,7 @@ impl<'m> Sets<'m> {
     ///
     /// ```
     /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let mut client = database.client()?;
@@ -241,7 +241,7 @@ impl<'m> Sets<'m> {
     ///
     /// ```
     /// # static APP: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/app");
-    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/valid/sets/queue");
+    /// # static QUEUE: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../tests/fixtures/crates/queue/migrations");
     /// # let sets = migrate_runtime::Migrator::sets([migrate_runtime::MigrationSet::new("app", APP), migrate_runtime::MigrationSet::new("queue", QUEUE)]);
     /// # let database = migrate_runtime::testing::TestServer::shared().create_database()?;
     /// # let mut client = database.client()?;

@@ -1,5 +1,6 @@
-//! Migration sets: an application's migrations and a library's, with overlapping version
-//! numbers, each with its own history table, and a requirement from one set on the other.
+//! Migration sets: an application's migrations (this crate's) and a library crate's (the
+//! `migrate-fixture-queue` fixture, which embeds its own), with overlapping version numbers,
+//! each with its own history table, and a requirement from one set on the other.
 
 use migrate_runtime::testing::TestServer;
 use migrate_runtime::{Error, Migration, MigrationSet, Migrator, State};
@@ -7,8 +8,9 @@ use migrate_test_support::files::directory;
 
 /// The application: 002 needs the queue's 002 (`-- migrate:requires queue:2`).
 static APP: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/app");
-/// What a job-queue library crate ships: versions 1 and 2 too.
-static QUEUE: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/queue");
+/// What a job-queue library crate ships, embedded by that crate from its own directory:
+/// versions 1 and 2 too.
+static QUEUE: &[Migration] = migrate_fixture_queue::MIGRATIONS;
 
 fn versions(client: &mut postgres::Client, table: &str) -> Vec<i64> {
     client
@@ -222,6 +224,25 @@ fn the_command_line_works_on_every_set() {
     assert!(run.stdout.contains("welcome_jobs"), "{}", run.stdout);
     assert!(run.stdout.contains("add_priority"), "{}", run.stdout);
     assert_eq!(sets_app(&url, &["migrate", "check"]).code, 0);
+    // With --json, one document for all the sets, each set's result under its name.
+    let run = sets_app(&url, &["migrate", "status", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let document: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("not one JSON document ({error}): {}", run.stdout));
+    let sets = document["sets"].as_array().expect("a list of sets");
+    let names: Vec<&str> = sets
+        .iter()
+        .map(|set| set["set"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app", "queue"]);
+    assert!(
+        sets.iter().all(|set| set["result"].is_object()),
+        "{document:#}"
+    );
+    assert_ne!(
+        sets[0]["result"], sets[1]["result"],
+        "each set's own status"
+    );
     // A flag that names one set's versions is refused, with why.
     let run = sets_app(&url, &["migrate", "up", "--to", "1"]);
     assert_eq!(run.code, 2, "{}", run.all());

@@ -21,6 +21,7 @@
 mod fleet;
 mod interrupt;
 mod output;
+mod progress;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -511,13 +512,20 @@ fn execute_sets(
             .collect();
         let (mut client, _server) = connect(options, output)?;
         let reports = crate::Sets::from_migrators(migrators).run(&mut client)?;
+        let mut results = Vec::new();
+        output.collect();
         for (set, report) in &reports {
             output.note(&format!("set {set}:"));
             output.report(report);
+            results.push((set.clone(), output.collected()));
         }
+        output.sets(results);
         return Ok(exit::SUCCESS);
     }
+    // With --json, one document for all the sets, not one per set.
+    output.collect();
     let mut code = exit::SUCCESS;
+    let mut results = Vec::new();
     for set in sets {
         output.note(&format!("set {}:", set.name()));
         code = code.max(execute(
@@ -526,7 +534,9 @@ fn execute_sets(
             set.migrations(),
             output,
         )?);
+        results.push((set.name().to_owned(), output.collected()));
     }
+    output.sets(results);
     Ok(code)
 }
 

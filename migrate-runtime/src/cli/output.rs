@@ -21,6 +21,8 @@ pub(super) struct Output {
     color: bool,
     /// Steps done so far, for a JSON error that must say what happened before it.
     done: Mutex<Vec<Value>>,
+    /// With several migration sets, each set's documents, held back to be printed as one.
+    collected: Mutex<Option<Vec<Value>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -39,6 +41,7 @@ impl Output {
             json,
             color,
             done: Mutex::new(Vec::new()),
+            collected: Mutex::new(None),
         }
     }
 
@@ -51,7 +54,43 @@ impl Output {
     }
 
     fn emit(&self, value: Value) {
-        println!("{value:#}");
+        let mut collected = self.collected.lock().unwrap_or_else(|p| p.into_inner());
+        match collected.as_mut() {
+            Some(documents) => documents.push(value),
+            None => println!("{value:#}"),
+        }
+    }
+
+    /// With `--json`, holds the documents back from now on (see [`Output::sets`]).
+    pub(super) fn collect(&self) {
+        if self.json {
+            *self.collected.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+        }
+    }
+
+    /// The documents held back since the last call, as one value (`null` when there were none).
+    pub(super) fn collected(&self) -> Value {
+        let mut collected = self.collected.lock().unwrap_or_else(|p| p.into_inner());
+        let mut documents = collected.as_mut().map(std::mem::take).unwrap_or_default();
+        match documents.len() {
+            0 => Value::Null,
+            1 => documents.remove(0),
+            _ => Value::Array(documents),
+        }
+    }
+
+    /// With `--json`, one document for a command run on several migration sets:
+    /// `{"sets": [{"set": NAME, "result": ...}, ...]}`, in the sets' order.
+    pub(super) fn sets(&self, results: Vec<(String, Value)>) {
+        if !self.json {
+            return;
+        }
+        *self.collected.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let sets: Vec<Value> = results
+            .into_iter()
+            .map(|(set, result)| json!({ "set": set, "result": result }))
+            .collect();
+        self.emit(json!({ "sets": sets }));
     }
 
     /// Progress and notes go to standard error, so standard output stays the result.

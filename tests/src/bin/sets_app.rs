@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use migrate_runtime::{Migration, MigrationSet};
 
 static APP: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/app");
-static QUEUE: &[Migration] = migrate_macros::embed_migrations!("fixtures/valid/sets/queue");
+/// The queue library crate's own set (a dependency, embedded from its own directory).
+static QUEUE: &[Migration] = migrate_fixture_queue::MIGRATIONS;
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("migrate") {
