@@ -340,6 +340,14 @@ fn a_passing_tests_rows_are_emptied_and_its_database_returns_to_the_pool() {
     assert_eq!(row.get::<_, i64>(2), 0);
     assert!(row.get::<_, bool>(3), "the identity sequence starts again");
     assert!(row.get::<_, bool>(4), "the used sequence starts again");
+    drop(client);
+
+    // A test that only read gives its database back too (without anything to empty).
+    let (_, read_only) = finish_after("recycled", &migrator, "SELECT count(*) FROM items");
+    assert!(
+        read_only.is_some(),
+        "a read-only test's database is recycled"
+    );
 }
 
 #[test]
@@ -357,6 +365,8 @@ fn a_passing_tests_database_is_dropped_when_its_writes_cannot_be_undone_exactly(
         "INSERT INTO items VALUES (7, 'added')",
         // A sequence the template used.
         "SELECT nextval('used')",
+        // A setting attached to the database.
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = ''8MB''', current_database()); END $$",
     ] {
         let (_, fate) = finish_after("unrecyclable", &migrator, write);
         assert_eq!(fate, None, "after `{write}` the database is dropped");

@@ -6,6 +6,10 @@ use sha2::{Digest, Sha256};
 use super::hex;
 use crate::Migrator;
 
+/// What this version of the crate records on a template (see `recycle::Baseline`): a
+/// template built by a version that recorded something else is rebuilt, not half-understood.
+const TEMPLATE_FORMAT: u32 = 2;
+
 /// What makes two templates interchangeable: the set's label (which test suite's set it is,
 /// so that only that set's older templates count as stale), and everything that changes the
 /// migrated database: each migration's version and checksum, the history table, the
@@ -32,7 +36,7 @@ impl TemplateKey {
         }
         let settings = &migrator.settings;
         content.update(format!(
-            "history {}\nenvironment {:?}\ntarget {:?}\nserver {major}\n",
+            "history {}\nenvironment {:?}\ntarget {:?}\nserver {major}\nformat {TEMPLATE_FORMAT}\n",
             settings.tables.migrations(),
             settings.environment,
             settings.target

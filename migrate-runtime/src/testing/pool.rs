@@ -94,6 +94,9 @@ struct Pool {
     template: Template,
     /// What a finished clone must not have written to be recycled; `None`: never recycled.
     baseline: Option<Baseline>,
+    /// This process's finished clones in the janitor's hands, and a signal when one is done:
+    /// a hand-out that finds the pool empty waits for them rather than cloning.
+    returning: (Mutex<usize>, Condvar),
     /// Rung on each hand-out, so that the filler replaces what was taken.
     wake: (Mutex<bool>, Condvar),
 }
@@ -134,7 +137,7 @@ fn with_admin<T>(
 /// Takes a passing test's database back without making the test wait: it is marked finished
 /// and handed to this process's janitor thread, which returns it to its template's warm pool
 /// when what the test wrote can be undone exactly (see [`recycle`]), and drops it otherwise.
-/// A finished database left behind by a process that exited first is dropped by the next
+/// A finished database left behind by a process that exited first is taken back by the next
 /// process's janitor. Without a pool (or a baseline) the database is renamed out of the way
 /// (`mtg_`, garbage) at once and dropped by the janitor.
 pub(crate) fn discard(
@@ -142,27 +145,25 @@ pub(crate) fn discard(
     name: &str,
     template: Option<&TemplateKey>,
 ) -> Result<(), TestServerError> {
-    let recyclable = template.filter(|key| {
-        pool_size() > 0
-            && pools()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(*key)
-                .is_some_and(|pool| pool.baseline.is_some())
-    });
-    if let Some(key) = recyclable {
+    let recyclable = template
+        .and_then(recycling_pool)
+        .filter(|_| pool_size() > 0);
+    if let Some(pool) = recyclable {
+        let key = &pool.template.key;
         with_admin(host, |admin| {
             Ok(admin.batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",
                 escape_identifier(name),
-                escape_literal(recycle::FINISHED)
+                escape_literal(&recycle::finished_comment(&key.template()))
             ))?)
         })?;
+        *pool.returning.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         send(
             host,
             Finished::Recycle {
                 name: name.to_owned(),
                 key: key.clone(),
+                counted: true,
             },
         );
         return Ok(());
@@ -189,7 +190,32 @@ enum Finished {
     /// Renamed to garbage: drop it.
     Drop(String),
     /// A passing test's database, marked finished: recycle it into `key`'s pool, or drop it.
-    Recycle { name: String, key: TemplateKey },
+    /// `counted`: one of this process's, counted in the pool's `returning`.
+    Recycle {
+        name: String,
+        key: TemplateKey,
+        counted: bool,
+    },
+}
+
+/// This process's pool for `key`, if it recycles finished clones.
+fn recycling_pool(key: &TemplateKey) -> Option<Arc<Pool>> {
+    pools()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(key)
+        .filter(|pool| pool.baseline.is_some())
+        .cloned()
+}
+
+/// This process's recycling pool whose template is called `template`.
+fn recycling_pool_named(template: &str) -> Option<Arc<Pool>> {
+    pools()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .find(|pool| pool.template.key.template() == template && pool.baseline.is_some())
+        .cloned()
 }
 
 fn send(host: &'static Host, finished: Finished) {
@@ -209,8 +235,9 @@ fn drop_now(admin: &mut Client, name: &str) -> Result<(), TestServerError> {
     ))?)
 }
 
-/// The channel to this process's janitor thread, started on first use by dropping every
-/// garbage or finished database on the server (left by processes that exited first).
+/// The channel to this process's janitor thread, started on first use by taking back every
+/// garbage or finished database on the server (left by processes that exited first): a
+/// finished clone of one of this process's templates is recycled, any other dropped.
 fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
     static JANITOR: OnceLock<Mutex<Sender<Finished>>> = OnceLock::new();
     JANITOR.get_or_init(|| {
@@ -221,12 +248,12 @@ fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
                 let Ok(mut admin) = host.admin() else { return };
                 let left: Vec<Finished> = admin
                     .query(
-                        "SELECT datname FROM pg_database \
+                        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
                           WHERE datname LIKE 'mtg\\_%' \
-                             OR (datname LIKE 'mtd\\_%' AND shobj_description(oid, 'pg_database') = $1)",
-                        &[&recycle::FINISHED],
+                             OR (datname LIKE 'mtd\\_%' AND shobj_description(oid, 'pg_database') LIKE $1)",
+                        &[&recycle::finished_pattern()],
                     )
-                    .map(|rows| rows.iter().map(|row| Finished::Drop(row.get(0))).collect())
+                    .map(|rows| rows.iter().map(|row| left_behind(row.get(0), row.get(1))).collect())
                     .unwrap_or_default();
                 for finished in left.into_iter().chain(receive) {
                     let (name, outcome) = match finished {
@@ -234,8 +261,11 @@ fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
                             let dropped = drop_now(&mut admin, &name);
                             (name, dropped)
                         }
-                        Finished::Recycle { name, key } => {
+                        Finished::Recycle { name, key, counted } => {
                             let outcome = recycle_or_drop(host, &mut admin, &name, &key);
+                            if counted {
+                                returned(&key);
+                            }
                             (name, outcome)
                         }
                     };
@@ -249,6 +279,48 @@ fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
         }
         Mutex::new(send)
     })
+}
+
+/// What to do with a database a process left behind: recycle a finished clone of one of this
+/// process's templates, drop anything else.
+fn left_behind(name: String, comment: Option<String>) -> Finished {
+    let pool = comment
+        .as_deref()
+        .and_then(recycle::finished_template)
+        .and_then(recycling_pool_named);
+    match pool {
+        Some(pool) => Finished::Recycle {
+            name,
+            key: pool.template.key.clone(),
+            counted: false,
+        },
+        None => Finished::Drop(name),
+    }
+}
+
+/// The janitor is done with one of this process's finished clones of `key`.
+fn returned(key: &TemplateKey) {
+    if let Some(pool) = recycling_pool(key) {
+        let (count, signal) = &pool.returning;
+        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+        *count = count.saturating_sub(1);
+        signal.notify_all();
+    }
+}
+
+/// Waits until the janitor is done with one of this process's finished clones of `pool`, if
+/// it holds any (at most a second). Whether there was one to wait for.
+fn await_return(pool: &Pool) -> bool {
+    let (count, signal) = &pool.returning;
+    let count = count.lock().unwrap_or_else(|e| e.into_inner());
+    if *count == 0 {
+        return false;
+    }
+    let before = *count;
+    let _ = signal
+        .wait_timeout_while(count, Duration::from_secs(1), |now| *now >= before)
+        .unwrap_or_else(|e| e.into_inner());
+    true
 }
 
 /// Returns the finished database `name` to `key`'s pool if the test's writes can be undone
@@ -267,14 +339,21 @@ fn recycle_or_drop(
     let wanted = i64::try_from(pool_size().saturating_mul(2)).unwrap_or(i64::MAX);
     let recycled = match baseline {
         Some(baseline) if alone(admin, name)? && ready(admin, key)? < wanted => {
-            let mut database = host.connect(name)?;
-            let reset = recycle::reset(&mut database, &baseline)?;
-            database.close()?;
-            match reset {
-                Ok(()) => alone(admin, name)?,
-                Err(reason) => {
-                    log::debug!("test database {name} is not recycled: {reason:?}");
-                    false
+            // Most tests only read, or write only rows: the first needs no session in the
+            // database at all, the second one to empty what was written.
+            let untouched = recycle::untouched(admin, name)?;
+            if untouched && baseline.untouched_is_enough() {
+                true
+            } else {
+                let mut database = host.connect(name)?;
+                let reset = recycle::reset(&mut database, &baseline, untouched)?;
+                database.close()?;
+                match reset {
+                    Ok(()) => alone(admin, name)?,
+                    Err(reason) => {
+                        log::debug!("test database {name} is not recycled: {reason:?}");
+                        false
+                    }
                 }
             }
         }
@@ -283,18 +362,50 @@ fn recycle_or_drop(
     if !recycled {
         return drop_now(admin, name);
     }
+    // Not while a new template of the set is built (its build drops the older contents'
+    // pools): the build holds the set's lock, and the clone is then dropped instead.
+    let lock = key.build_lock();
+    let locked: bool = admin
+        .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&lock])?
+        .get(0);
+    let returned = if locked {
+        return_to_pool(admin, name, key)
+    } else {
+        Ok(false)
+    };
+    if locked {
+        admin.execute("SELECT pg_advisory_unlock_shared($1)", &[&lock])?;
+    }
+    if returned? {
+        Ok(())
+    } else {
+        drop_now(admin, name)
+    }
+}
+
+/// Renames a reset clone into `key`'s pool, if its template is still there. Whether it did.
+fn return_to_pool(
+    admin: &mut Client,
+    name: &str,
+    key: &TemplateKey,
+) -> Result<bool, TestServerError> {
+    let template = admin.query_opt(
+        "SELECT 1 FROM pg_database WHERE datname = $1",
+        &[&key.template()],
+    )?;
+    if template.is_none() {
+        return Ok(false);
+    }
     admin.batch_execute(&format!(
         "COMMENT ON DATABASE {} IS NULL",
         escape_identifier(name)
     ))?;
-    match admin.batch_execute(&format!(
+    let renamed = admin.batch_execute(&format!(
         "ALTER DATABASE {} RENAME TO {}",
         escape_identifier(name),
         escape_identifier(&key.pool_database())
-    )) {
-        Ok(()) => Ok(()),
-        Err(_) => drop_now(admin, name),
-    }
+    ));
+    Ok(renamed.is_ok())
 }
 
 /// Waits (briefly) until no session is in `name`: the test's connections were closed, but
@@ -396,7 +507,13 @@ fn take(
     let mut template = pool.template.clone();
     template.built_here = built_here;
     let name = key.test_database();
-    let from_pool = claim(admin, key, &name)?;
+    let mut from_pool = claim(admin, key, &name)?;
+    // The pool is empty, but finished clones are on their way back: one is much sooner
+    // ready than a new clone (but a janitor that is slow for once must not hold tests up).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !from_pool && Instant::now() < deadline && await_return(&pool) {
+        from_pool = claim(admin, key, &name)?;
+    }
     if !from_pool {
         admin.batch_execute(&template.clone_sql(&name))?;
     }
@@ -431,6 +548,7 @@ fn pool_for(
     let pool = Arc::new(Pool {
         template,
         baseline,
+        returning: (Mutex::new(0), Condvar::new()),
         wake: (Mutex::new(true), Condvar::new()),
     });
     pools.insert(key.clone(), Arc::clone(&pool));
@@ -537,7 +655,10 @@ fn top_up(
         return Ok(());
     }
     let filled = (|| loop {
-        if ready(admin, key)? >= i64::try_from(wanted).unwrap_or(i64::MAX) {
+        // Clones on their way back from finished tests count: they refill the pool sooner.
+        let returning = *pool.returning.0.lock().unwrap_or_else(|e| e.into_inner());
+        let coming = i64::try_from(returning).unwrap_or(i64::MAX);
+        if ready(admin, key)?.saturating_add(coming) >= i64::try_from(wanted).unwrap_or(i64::MAX) {
             return Ok(());
         }
         admin.batch_execute(&pool.template.clone_sql(&key.pool_database()))?;

@@ -16,14 +16,34 @@ use postgres_protocol::escape::escape_literal;
 pub(crate) struct Baseline {
     /// The relations' OIDs (the same in every clone: `CREATE DATABASE` copies the catalogs).
     fixed: Vec<u32>,
+    /// Whether the template has any sequence. Using one is not counted with the written
+    /// rows; without any, a database with no row written anywhere is known untouched
+    /// without connecting to it.
+    sequences: bool,
 }
 
 /// The comment's first words, telling our baseline from a comment someone else wrote.
-const MARK: &str = "migrate-runtime test template; fixed relations:";
+const MARK: &str = "migrate-runtime test template;";
 
 /// The comment a passing test's database carries while it waits to be recycled, so that one
-/// left behind by a process that exited meanwhile is known to be finished with.
-pub(crate) const FINISHED: &str = "migrate-runtime: finished test database";
+/// left behind by a process that exited meanwhile is known to be finished with (and which
+/// template's pool may take it).
+const FINISHED: &str = "migrate-runtime: finished test database of ";
+
+/// The comment marking a finished clone of `template`.
+pub(crate) fn finished_comment(template: &str) -> String {
+    format!("{FINISHED}{template}")
+}
+
+/// The `LIKE` pattern matching every finished database's comment.
+pub(crate) fn finished_pattern() -> String {
+    format!("{FINISHED}%")
+}
+
+/// The template a finished database's comment names.
+pub(crate) fn finished_template(comment: &str) -> Option<&str> {
+    comment.strip_prefix(FINISHED)
+}
 
 impl Baseline {
     /// Measures a just-migrated template (through a session in it).
@@ -44,6 +64,7 @@ impl Baseline {
             "SELECT s.seqrelid, s.seqrelid::regclass::text, s.seqstart FROM pg_sequence s",
             &[],
         )?;
+        let any_sequence = !sequences.is_empty();
         for sequence in sequences {
             let name: String = sequence.get(1);
             let start: i64 = sequence.get(2);
@@ -54,7 +75,10 @@ impl Baseline {
             }
         }
         fixed.sort_unstable();
-        Ok(Baseline { fixed })
+        Ok(Baseline {
+            fixed,
+            sequences: any_sequence,
+        })
     }
 
     /// `COMMENT ON DATABASE` for the template, recording this baseline.
@@ -63,7 +87,11 @@ impl Baseline {
         format!(
             "COMMENT ON DATABASE {} IS {}",
             postgres_protocol::escape::escape_identifier(database),
-            escape_literal(&format!("{MARK} {}", oids.join(" ")))
+            escape_literal(&format!(
+                "{MARK} sequences: {}; fixed relations: {}",
+                if self.sequences { "yes" } else { "no" },
+                oids.join(" ")
+            ))
         )
     }
 
@@ -83,12 +111,26 @@ impl Baseline {
     }
 
     fn parse(comment: &str) -> Option<Baseline> {
-        let oids = comment.strip_prefix(MARK)?;
+        let rest = comment.strip_prefix(MARK)?.trim_start();
+        let (sequences, oids) = rest
+            .strip_prefix("sequences: ")?
+            .split_once("; fixed relations:")?;
+        let sequences = match sequences {
+            "yes" => true,
+            "no" => false,
+            _ => return None,
+        };
         let fixed = oids
             .split_whitespace()
             .map(|oid| oid.parse().ok())
             .collect::<Option<Vec<u32>>>()?;
-        Some(Baseline { fixed })
+        Some(Baseline { fixed, sequences })
+    }
+
+    /// Whether a finished clone with no row written anywhere (see [`untouched`]) needs no
+    /// closer look: only a used sequence could have changed it, and there is none.
+    pub(crate) fn untouched_is_enough(&self) -> bool {
+        !self.sequences
     }
 }
 
@@ -104,13 +146,43 @@ pub(crate) enum Unrecyclable {
     Fixed(String),
 }
 
+/// Whether no row was inserted, updated or deleted in the finished database `name`, in any
+/// table or catalog, since it was cloned or last reset (the server's per-database counters,
+/// read from the administrative connection), and no setting was attached to it. False when
+/// the server does not count.
+pub(crate) fn untouched(admin: &mut Client, name: &str) -> Result<bool, postgres::Error> {
+    Ok(admin
+        .query_opt(
+            "SELECT current_setting('track_counts')::bool \
+                    AND s.tup_inserted + s.tup_updated + s.tup_deleted = 0 \
+                    AND NOT EXISTS (SELECT FROM pg_db_role_setting r WHERE r.setdatabase = s.datid) \
+               FROM pg_stat_database s WHERE s.datname = $1",
+            &[&name],
+        )?
+        .is_some_and(|row| row.get(0)))
+}
+
 /// Empties what the test wrote, through a session in the finished database (no other session
 /// may be in it), and resets its statistics so that the next test's writes are counted from
 /// zero. `Ok(Err(_))`: nothing was changed and the database must be dropped.
+///
+/// `untouched`: [`untouched`] said no row was written; then only the sequences are looked at.
 pub(crate) fn reset(
     database: &mut Client,
     baseline: &Baseline,
+    untouched: bool,
 ) -> Result<Result<(), Unrecyclable>, postgres::Error> {
+    if untouched {
+        let used: bool = database
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_statio_user_sequences WHERE blks_read + blks_hit > 0)",
+                &[],
+            )?
+            .get(0);
+        if !used {
+            return Ok(Ok(()));
+        }
+    }
     // Statistics reach the shared counters when a backend exits (or goes idle a while): the
     // caller waited for the test's sessions to end, so its writes are all counted here.
     let counts = database.query_one(
@@ -183,18 +255,39 @@ mod tests {
 
     #[test]
     fn a_baseline_survives_its_comment_and_a_foreign_comment_is_no_baseline() {
-        let baseline = Baseline {
-            fixed: vec![16384, 16390],
-        };
-        let sql = baseline.comment_sql("mtt_x");
-        let literal = sql.split(" IS ").nth(1).expect("a literal");
-        let text = literal.trim_matches(|c| c == '\'' || c == ' ' || c == 'E');
-        assert_eq!(Baseline::parse(text), Some(baseline));
+        for sequences in [true, false] {
+            let baseline = Baseline {
+                fixed: vec![16384, 16390],
+                sequences,
+            };
+            let sql = baseline.comment_sql("mtt_x");
+            let literal = sql.split(" IS ").nth(1).expect("a literal");
+            let text = literal.trim_matches(|c| c == '\'' || c == ' ' || c == 'E');
+            assert_eq!(Baseline::parse(text), Some(baseline));
+        }
         assert_eq!(
-            Baseline::parse(&format!("{MARK} ")),
+            Baseline::parse(&format!("{MARK} sequences: no; fixed relations:")),
             Some(Baseline::default())
         );
         assert_eq!(Baseline::parse("the team's template"), None);
-        assert_eq!(Baseline::parse(&format!("{MARK} 12 x")), None);
+        assert_eq!(
+            Baseline::parse(&format!("{MARK} sequences: no; fixed relations: 12 x")),
+            None
+        );
+        assert_eq!(
+            Baseline::parse(&format!("{MARK} fixed relations: 12")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_finished_database_names_its_template() {
+        let comment = finished_comment("mtt_0badcafe_0123456789abcdef");
+        assert_eq!(
+            finished_template(&comment),
+            Some("mtt_0badcafe_0123456789abcdef")
+        );
+        assert_eq!(finished_template("someone's note"), None);
+        assert!(finished_pattern().ends_with('%'));
     }
 }

@@ -131,8 +131,12 @@ fn now_ns() -> u128 {
 }
 
 fn record(test: &str, setup_ns: i128, ready_ns: u128) {
+    record_with_hand_out(test, setup_ns, -1, ready_ns)
+}
+
+fn record_with_hand_out(test: &str, setup_ns: i128, hand_out_ns: i128, ready_ns: u128) {
     use std::io::Write;
-    let line = format!("{test} {setup_ns} {ready_ns} {}\n", now_ns());
+    let line = format!("{test} {setup_ns} {ready_ns} {} {hand_out_ns}\n", now_ns());
     let path = std::env::var("BENCH_TIMINGS").unwrap();
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     file.write_all(line.as_bytes()).unwrap();
@@ -154,10 +158,11 @@ fn app(variant: Variant, tests: usize) -> String {
 fn test_{n:04}(database: migrate_runtime::testing::TestDatabase) {{
     let connecting = std::time::Instant::now();
     let mut client = database.client().unwrap();
-    let setup = database.hand_out().unwrap().elapsed + connecting.elapsed();
+    let hand_out = database.hand_out().unwrap().elapsed;
+    let setup = hand_out + connecting.elapsed();
     let ready = now_ns();
     client.query_one("SELECT count(*) FROM {table}", &[]).unwrap();
-    record("test_{n:04}", setup.as_nanos() as i128, ready);
+    record_with_hand_out("test_{n:04}", setup.as_nanos() as i128, hand_out.as_nanos() as i128, ready);
 }}
 "#
             ),
@@ -228,6 +233,8 @@ struct Run {
     wall: Duration,
     /// In-test setup times (start to usable connection), where the test could measure them.
     setup: Vec<Duration>,
+    /// Of which the hand-out: the database there, before the test connects to it (ours).
+    hand_outs: Vec<Duration>,
     /// With one test thread: from one test's end to the next test's usable connection.
     gaps: Vec<Duration>,
 }
@@ -254,7 +261,7 @@ fn run_variant(root: &Path, variant: Variant, server: &TestServer, threads: Opti
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut rows: Vec<(i128, u128, u128)> = std::fs::read_to_string(&timings)
+    let mut rows: Vec<(i128, u128, u128, i128)> = std::fs::read_to_string(&timings)
         .unwrap()
         .lines()
         .map(|line| {
@@ -263,10 +270,16 @@ fn run_variant(root: &Path, variant: Variant, server: &TestServer, threads: Opti
                 fields[1].parse().unwrap(),
                 fields[2].parse().unwrap(),
                 fields[3].parse().unwrap(),
+                fields[4].parse().unwrap(),
             )
         })
         .collect();
     rows.sort_by_key(|row| row.1);
+    let hand_outs = rows
+        .iter()
+        .filter(|row| row.3 >= 0)
+        .map(|row| Duration::from_nanos(row.3 as u64))
+        .collect();
     let setup = rows
         .iter()
         .filter(|row| row.0 >= 0)
@@ -279,7 +292,12 @@ fn run_variant(root: &Path, variant: Variant, server: &TestServer, threads: Opti
     } else {
         Vec::new()
     };
-    Run { wall, setup, gaps }
+    Run {
+        wall,
+        setup,
+        hand_outs,
+        gaps,
+    }
 }
 
 fn percentile(values: &[Duration], p: f64) -> String {
@@ -317,8 +335,8 @@ pub(crate) fn run(migrations: usize, tests: usize, only: &[String], single_run: 
         .query_one("SHOW fsync", &[])
         .unwrap()
         .get(0);
-    println!("| variant | run | `cargo test` wall time | in-test start → usable connection: median / p99 | test end → next test's usable connection (1 thread): median / p99 |");
-    println!("|---|---|---|---|---|");
+    println!("| variant | run | `cargo test` wall time | in-test start → usable connection: median / p99 | of which the hand-out (database there, before connecting): median / p99 | test end → next test's usable connection (1 thread): median / p99 |");
+    println!("|---|---|---|---|---|---|");
     for variant in VARIANTS {
         if !only.is_empty() && !only.iter().any(|p| p == variant.package) {
             continue;
@@ -336,11 +354,13 @@ pub(crate) fn run(migrations: usize, tests: usize, only: &[String], single_run: 
             eprintln!("{}: {run}...", variant.package);
             let result = run_variant(&root, variant, &server, threads);
             println!(
-                "| {} | {run} | {:.2} s | {} / {} | {} / {} |",
+                "| {} | {run} | {:.2} s | {} / {} | {} / {} | {} / {} |",
                 variant.label,
                 result.wall.as_secs_f64(),
                 percentile(&result.setup, 0.5),
                 percentile(&result.setup, 0.99),
+                percentile(&result.hand_outs, 0.5),
+                percentile(&result.hand_outs, 0.99),
                 percentile(&result.gaps, 0.5),
                 percentile(&result.gaps, 0.99),
             );
