@@ -24,7 +24,7 @@ use postgres::Client;
 
 use crate::config::ConnectionSettings;
 use crate::ops::{Plan, Status};
-use crate::{Error, Migrator, Report};
+use crate::{Error, Migrator, Readiness, Report};
 
 /// Connects with `connection` and applies what is pending ([`Migrator::run`]), all on tokio's
 /// blocking pool; the connection is closed before this returns.
@@ -69,6 +69,30 @@ pub async fn status(
     connection: ConnectionSettings,
 ) -> Result<Status, Error> {
     with_client(connection, move |client| migrator.status(client)).await
+}
+
+/// Whether the database is ready for this binary ([`Migrator::check`]): every migration it
+/// needs is applied, a database that is ahead (a newer replica migrated it) being fine. For a
+/// readiness probe in an async service, during a rolling deploy.
+///
+/// ```
+/// # static MIGRATIONS: &[migrate_runtime::Migration] = migrate_macros::embed_migrations!("../migrations");
+/// # let test_database = migrate_runtime::testing::TestServer::shared().create_database()?;
+/// # let database = migrate_runtime::config::ConnectionSettings::from_url(&test_database.url())?;
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// let migrator = migrate_runtime::Migrator::new(MIGRATIONS);
+/// let readiness = runtime.block_on(migrate_runtime::tokio::check(migrator.clone(), database.clone()))?;
+/// assert!(!readiness.is_ready());
+/// println!("{} migration(s) missing", readiness.missing.len());
+/// runtime.block_on(migrate_runtime::tokio::run(migrator.clone(), database.clone()))?;
+/// assert!(runtime.block_on(migrate_runtime::tokio::check(migrator, database))?.is_ready());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn check(
+    migrator: Migrator<'static>,
+    connection: ConnectionSettings,
+) -> Result<Readiness<'static>, Error> {
+    with_client(connection, move |client| migrator.check(client)).await
 }
 
 /// What [`run`] would do, or why it would refuse ([`Migrator::plan`]), without changing

@@ -198,3 +198,73 @@ fn an_empty_or_short_token_is_refused() {
     };
     assert_eq!(handler.handle(&blank).status, 401);
 }
+
+/// A rolling deploy through the endpoint: a readiness probe that answers 503 until the
+/// binary's migrations are applied, then the post-deploy phase applied on request.
+#[test]
+fn readiness_and_the_post_deploy_phase_through_the_plain_api() {
+    static PHASED: &[migrate_runtime::Migration] =
+        migrate_macros::embed_migrations!("../tests/fixtures/valid/phases/new");
+    let database = TestServer::shared().create_database().unwrap();
+    let handler = Handler::new(
+        PHASED,
+        ConnectionSettings::from_config(database.config()),
+        TOKEN,
+    )
+    .unwrap()
+    .environment(None);
+    let versions = |value: &Value| -> Vec<u64> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["version"].as_u64().unwrap())
+            .collect()
+    };
+
+    let probe = handler.handle(&request("GET", "/migrations/ready", Some(TOKEN), ""));
+    assert_eq!(probe.status, 503, "{}", probe.body);
+    assert_eq!(json(&probe)["ready"], false);
+    assert_eq!(versions(&json(&probe)["missing"]), [1, 2, 3]);
+
+    let pre = handler.handle(&request(
+        "POST",
+        "/migrations",
+        Some(TOKEN),
+        r#"{"dryRun": false}"#,
+    ));
+    assert_eq!(pre.status, 200, "{}", pre.body);
+    assert_eq!(versions(&json(&pre)["applied"]), [1, 2, 3]);
+
+    // Ready: the post-deploy migration is not needed by this binary, only listed.
+    let probe = handler.handle(&request("GET", "/migrations/ready", Some(TOKEN), ""));
+    assert_eq!(probe.status, 200, "{}", probe.body);
+    assert_eq!(versions(&json(&probe)["post_deploy_pending"]), [4]);
+
+    let refused = handler.handle(&request(
+        "POST",
+        "/migrations",
+        Some(TOKEN),
+        r#"{"dryRun": false, "phase": "later"}"#,
+    ));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("\\\"post-deploy\\\""),
+        "{}",
+        refused.body
+    );
+
+    let post = handler.handle(&request(
+        "POST",
+        "/migrations",
+        Some(TOKEN),
+        r#"{"dryRun": false, "phase": "post-deploy"}"#,
+    ));
+    assert_eq!(post.status, 200, "{}", post.body);
+    assert_eq!(versions(&json(&post)["applied"]), [4]);
+    let probe = handler.handle(&request("GET", "/migrations/ready", Some(TOKEN), ""));
+    assert_eq!(json(&probe)["post_deploy_pending"], serde_json::json!([]));
+
+    let wrong = handler.handle(&request("POST", "/migrations/ready", Some(TOKEN), ""));
+    assert_eq!(wrong.status, 405);
+}

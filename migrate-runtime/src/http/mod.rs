@@ -9,6 +9,8 @@
 //! | `POST /migrations` `{"dryRun": true}` | the plan with each file's SQL (`up --dry-run --json`) |
 //! | `POST /migrations` `{"dryRun": true, "execute": true}` | run inside a transaction that is rolled back (`up --dry-run --execute --json`) |
 //! | `POST /migrations` `{"dryRun": false}` | apply what is pending (`up --json`) |
+//! | `POST /migrations` `{"dryRun": false, "phase": "post-deploy"}` | apply the post-deploy migrations too, after a rollout (`up --phase post-deploy --json`) |
+//! | `GET /migrations/ready` | 200 when every migration this binary needs is applied (a database ahead is fine), 503 otherwise, with what is missing (`check --json`): a readiness probe |
 //! | `GET /migrations/history` | the action log (`history --json`) |
 //!
 //! Every request needs `Authorization: Bearer <token>`; the endpoint is off in production.
@@ -48,7 +50,7 @@ use crate::config::{ConfigError, ConnectionSettings};
 use crate::history::HistoryTables;
 use crate::settings::Settings;
 use crate::shapes;
-use crate::{Error, LockScope, Migration, Migrator, Progress};
+use crate::{Error, LockScope, Migration, Migrator, Phase, Progress};
 
 pub use serve::{
     AdminServer, ServeError, BODY_DEADLINE, FREE_FAILURES, HEAD_DEADLINE, MAX_CONNECTIONS,
@@ -203,6 +205,9 @@ struct PostBody {
     dry_run: bool,
     #[serde(default)]
     execute: bool,
+    /// `pre-deploy` (the default) or `post-deploy`.
+    #[serde(default)]
+    phase: Option<String>,
 }
 
 impl<'m> Handler<'m> {
@@ -509,6 +514,12 @@ impl<'m> Handler<'m> {
                 ))
             }),
             ("/migrations", "POST") => self.post(&request.body),
+            ("/migrations/ready", "GET") => self.with_database(|migrator, client| {
+                let readiness = migrator.check(client)?;
+                // 503 until ready, so that a probe (or `curl --fail`) needs no body parsing.
+                let status = if readiness.is_ready() { 200 } else { 503 };
+                Ok(Response::json(status, &shapes::readiness(&readiness)))
+            }),
             ("/migrations/history", "GET") => self.with_database(|migrator, client| {
                 Ok(Response::json(
                     200,
@@ -516,11 +527,11 @@ impl<'m> Handler<'m> {
                 ))
             }),
             ("/migrations", _) => method_not_allowed("GET, POST"),
-            ("/migrations/history", _) => method_not_allowed("GET"),
+            ("/migrations/history" | "/migrations/ready", _) => method_not_allowed("GET"),
             _ => Response::error(
                 404,
                 "not_found",
-                "no such route: use /migrations or /migrations/history",
+                "no such route: use /migrations, /migrations/ready or /migrations/history",
             ),
         }
     }
@@ -570,8 +581,19 @@ impl<'m> Handler<'m> {
                     400,
                     "bad_request",
                     &format!(
-                        "the body must be {{\"dryRun\": true}} (optionally with \"execute\": true) or {{\"dryRun\": false}}: {error}"
+                        "the body must be {{\"dryRun\": true}} (optionally with \"execute\": true) or {{\"dryRun\": false}}, optionally with \"phase\": \"post-deploy\": {error}"
                     ),
+                )
+            }
+        };
+        let phase = match body.phase.as_deref().map(|text| (text, Phase::parse(text))) {
+            None => Phase::PreDeploy,
+            Some((_, Some(phase))) => phase,
+            Some((text, None)) => {
+                return Response::error(
+                    400,
+                    "bad_request",
+                    &format!("\"phase\" is \"pre-deploy\" or \"post-deploy\", not {text:?}"),
                 )
             }
         };
@@ -584,7 +606,7 @@ impl<'m> Handler<'m> {
         }
         match (body.dry_run, body.execute) {
             (true, true) => self.with_database(|migrator, client| {
-                let outcomes = migrator.rehearse(client)?;
+                let outcomes = migrator.clone().phase(phase).rehearse(client)?;
                 let mut document = shapes::rehearsal(&outcomes);
                 let failure = outcomes.iter().find_map(|(_, outcome)| match outcome {
                     crate::Rehearsed::WouldFail(failure) => Some(failure),
@@ -606,15 +628,15 @@ impl<'m> Handler<'m> {
                 })
             }),
             (true, false) => self.with_database(|migrator, client| {
-                let plan = migrator.validate(client)?;
+                let plan = migrator.clone().phase(phase).validate(client)?;
                 Ok(Response::json(200, &shapes::plan(&plan, true)))
             }),
-            (false, _) => self.apply(),
+            (false, _) => self.apply(phase),
         }
     }
 
-    /// Applies, saying in an error what was applied before it.
-    fn apply(&self) -> Response {
+    /// Applies the migrations of `phase`, saying in an error what was applied before it.
+    fn apply(&self, phase: Phase) -> Response {
         let done = Mutex::new(Vec::new());
         let observe = |progress: Progress<'_>| {
             done.lock()
@@ -625,7 +647,7 @@ impl<'m> Handler<'m> {
             Ok(client) => client,
             Err(error) => return connection_failure(&error),
         };
-        let migrator = self.migrator().on_progress(&observe);
+        let migrator = self.migrator().phase(phase).on_progress(&observe);
         match migrator.run(&mut client) {
             Ok(report) => Response::json(200, &shapes::report(&report)),
             Err(error) => {
