@@ -143,8 +143,21 @@ impl Migrator<'_> {
         for statement in &privileges {
             text.push_str(&format!("-- not carried (privileges): {statement}\n"));
         }
+        let down = combined_down(&replaced);
+        if let Err(why) = &down {
+            text.push_str(&format!("-- no DOWN: {why}\n"));
+        }
         text.push('\n');
-        text.push_str(sql.trim_start());
+        if let Ok(down) = &down {
+            // With a DOWN the sections need their markers; without one the file stays as
+            // `migrate squash` always wrote it.
+            text.push_str("-- migrate:up\n");
+            text.push_str(sql.trim_start());
+            text.push_str("\n-- migrate:down\n");
+            text.push_str(down);
+        } else {
+            text.push_str(sql.trim_start());
+        }
         let mut files = Vec::new();
         for migration in &replaced {
             files.push(migration.path().to_owned());
@@ -165,6 +178,32 @@ impl Migrator<'_> {
             not_carried: privileges,
         })
     }
+}
+
+/// The DOWN of a squash: the replaced migrations' DOWN sections, newest first, so that rolling
+/// the squash back undoes what each of them did in the order `down` would have, in one
+/// transaction. `Err` says why there is none: a replaced migration without a DOWN, or with one
+/// that must run outside a transaction (it cannot share the squash's).
+fn combined_down(replaced: &[&Migration]) -> Result<String, String> {
+    let mut down = String::new();
+    for migration in replaced.iter().rev() {
+        let Some(section) = migration.down() else {
+            return Err(format!(
+                "`{}` has none, so rolling the squash back cannot be written",
+                migration.path()
+            ));
+        };
+        if !section.is_transactional() {
+            return Err(format!(
+                "`{}` rolls back outside a transaction, which the squash's one DOWN section cannot",
+                migration.path()
+            ));
+        }
+        down.push_str(&format!("-- from {}\n", migration.path()));
+        down.push_str(section.sql().trim());
+        down.push_str("\n\n");
+    }
+    Ok(down)
 }
 
 /// The version as the migration's file name spells it (`003` for `003_add_x.sql`).

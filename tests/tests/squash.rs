@@ -312,3 +312,43 @@ fn a_squash_beside_a_file_it_replaces_is_refused_until_the_file_is_deleted() {
     let replaces: Vec<i64> = loaded.migrations[0].replaces().map(|(v, _)| v).collect();
     assert_eq!(replaces, [1, 2]);
 }
+
+#[test]
+fn a_squash_rolls_back_with_the_replaced_downs_newest_first() {
+    // This repository's 1..=9 all have a DOWN that runs in a transaction.
+    let (squash, _dir, set) = squashed(REPOSITORY, 9);
+    assert!(
+        squash.text.contains("-- migrate:down\n-- from "),
+        "{}",
+        squash.text
+    );
+    let server = TestServer::shared();
+    let (rolled, empty) = (
+        server.create_database().unwrap(),
+        server.create_database().unwrap(),
+    );
+    let mut client = rolled.client().unwrap();
+    let migrator = everything(&set).target(9);
+    let nothing = migrator
+        .schema_snapshot(&mut empty.client().unwrap())
+        .unwrap();
+    migrator.run(&mut client).unwrap();
+    let report = migrator.down_to(&mut client, 0).unwrap();
+    let reverted: Vec<i64> = report.reverted.iter().map(|r| r.version).collect();
+    assert_eq!(reverted, [9], "the squash is one migration to roll back");
+    let after = migrator.schema_snapshot(&mut client).unwrap();
+    let diff = nothing.diff(&after);
+    assert!(diff.is_empty(), "what the rollback left:\n{diff}");
+    // And up again: the squash applies cleanly where its DOWN ran.
+    assert_eq!(migrator.run(&mut client).unwrap().applied.len(), 1);
+
+    // A replaced DOWN that must run outside a transaction: the squash says why it has none.
+    let (squash, _dir, _set) = squashed(REPOSITORY, 10);
+    assert!(!squash.text.contains("-- migrate:down"), "{}", squash.text);
+    assert!(
+        squash.text.contains("-- no DOWN: `")
+            && squash.text.contains("rolls back outside a transaction"),
+        "{}",
+        squash.text
+    );
+}
