@@ -13,7 +13,7 @@ const TEMPLATE_FORMAT: u32 = 2;
 /// What makes two templates interchangeable: the set's label (which test suite's set it is,
 /// so that only that set's older templates count as stale), and everything that changes the
 /// migrated database: each migration's version and checksum, the history table, the
-/// environment and target the migrator applies, and the server's major version.
+/// environment, target and deploy phase the migrator applies, and the server's major version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct TemplateKey {
     /// 8 hex digits naming the set (e.g. `my-crate:migrations`).
@@ -36,10 +36,11 @@ impl TemplateKey {
         }
         let settings = &migrator.settings;
         content.update(format!(
-            "history {}\nenvironment {:?}\ntarget {:?}\nserver {major}\nformat {TEMPLATE_FORMAT}\n",
+            "history {}\nenvironment {:?}\ntarget {:?}\nphase {}\nserver {major}\nformat {TEMPLATE_FORMAT}\n",
             settings.tables.migrations(),
             settings.environment,
-            settings.target
+            settings.target,
+            settings.phase
         ));
         TemplateKey {
             label,
@@ -120,6 +121,11 @@ mod tests {
         assert_ne!(moved.content, plain.content);
         assert_ne!(
             TemplateKey::new("app", &Migrator::new(none), 16).content,
+            plain.content
+        );
+        let later_phase = Migrator::new(none).phase(crate::Phase::PostDeploy);
+        assert_ne!(
+            TemplateKey::new("app", &later_phase, 15).content,
             plain.content
         );
         let other_set = TemplateKey::new("other", &Migrator::new(none), 15);

@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use postgres::{Client, NoTls};
 use postgres_protocol::escape::escape_identifier;
-use sha2::{Digest, Sha256};
 
 use crate::Migrator;
 
@@ -512,8 +511,10 @@ impl TestServer {
         &self,
         migrator: &Migrator<'_>,
     ) -> Result<TestDatabase<'_>, TestServerError> {
-        let key = Sha256::digest(format!("{migrator:?}"));
-        let template = format!("template_{}", hex(&key[..8]));
+        // What changes the migrated result, as the persistent templates are keyed (the server
+        // is this process's own, so its version needs no place in the key).
+        let key = key::TemplateKey::new("per-process", migrator, 0);
+        let template = format!("template_{}", key.content);
         {
             let mut templates = self.templates.lock().unwrap_or_else(|e| e.into_inner());
             if !templates.contains(&template) {

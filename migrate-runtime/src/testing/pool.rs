@@ -454,10 +454,11 @@ fn cached_key(set: &str, migrator: &Migrator<'_>, major: u32) -> TemplateKey {
             .map(|migration| (migration.version(), migration.checksum()))
             .collect(),
         format!(
-            "{} {:?} {:?}",
+            "{} {:?} {:?} {}",
             settings.tables.migrations(),
             settings.environment,
-            settings.target
+            settings.target,
+            settings.phase
         ),
         major,
     );
