@@ -34,6 +34,7 @@ use crate::Migrator;
 mod attribute;
 mod cluster;
 mod host;
+mod janitor;
 mod key;
 mod machine;
 mod pool;
@@ -708,7 +709,7 @@ impl Drop for TestDatabase<'_> {
             }
             host.touch();
             if let Err(error) =
-                off_async(|| pool::discard(host, &self.name, self.template.as_ref()))
+                off_async(|| janitor::discard(host, &self.name, self.template.as_ref()))
             {
                 log::debug!("dropping test database {}: {error}", self.name);
             }

@@ -1,0 +1,264 @@
+//! Taking finished test databases back, in a thread of the test process (the janitor), so
+//! that no test waits for it: a passing test's database is recycled into its template's warm
+//! pool when what the test wrote can be undone exactly (see [`recycle`]), and dropped
+//! otherwise; garbage and finished databases a process left at exit are taken back by the next.
+
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
+use super::host::Host;
+use super::key::TemplateKey;
+use super::pool;
+use super::recycle;
+use super::TestServerError;
+
+/// Takes a passing test's database back without making the test wait: it is marked finished
+/// and handed to this process's janitor thread, which returns it to its template's warm pool
+/// when what the test wrote can be undone exactly (see [`recycle`]), and drops it otherwise.
+/// A finished database left behind by a process that exited first is taken back by the next
+/// process's janitor. Without a pool (or a baseline) the database is renamed out of the way
+/// (`mtg_`, garbage) at once and dropped by the janitor.
+pub(crate) fn discard(
+    host: &'static Host,
+    name: &str,
+    template: Option<&TemplateKey>,
+) -> Result<(), TestServerError> {
+    let recyclable = template
+        .and_then(pool::recycling_pool)
+        .filter(|_| pool::size() > 0);
+    if let Some(pool) = recyclable {
+        let key = &pool.template.key;
+        pool::with_admin(host, |admin| {
+            Ok(admin.batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                escape_identifier(name),
+                escape_literal(&recycle::finished_comment(&key.template()))
+            ))?)
+        })?;
+        *pool.returning.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        send(
+            host,
+            Finished::Recycle {
+                name: name.to_owned(),
+                key: key.clone(),
+                counted: true,
+            },
+        );
+        return Ok(());
+    }
+    let garbage = format!("mtg_{:016x}", fastrand::u64(..));
+    let renamed = pool::with_admin(host, |admin| {
+        Ok(admin.batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            escape_identifier(name),
+            escape_identifier(&garbage)
+        )))
+    })?;
+    match renamed {
+        Ok(()) => {
+            send(host, Finished::Drop(garbage));
+            Ok(())
+        }
+        Err(_) => pool::with_admin(host, |admin| drop_now(admin, name)),
+    }
+}
+
+/// A finished database for the janitor.
+enum Finished {
+    /// Renamed to garbage: drop it.
+    Drop(String),
+    /// A passing test's database, marked finished: recycle it into `key`'s pool, or drop it.
+    /// `counted`: one of this process's, counted in the pool's `returning`.
+    Recycle {
+        name: String,
+        key: TemplateKey,
+        counted: bool,
+    },
+}
+
+fn send(host: &'static Host, finished: Finished) {
+    let sent = janitor(host)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(finished);
+    if sent.is_err() {
+        log::debug!("the test database janitor has stopped");
+    }
+}
+
+fn drop_now(admin: &mut Client, name: &str) -> Result<(), TestServerError> {
+    Ok(admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        escape_identifier(name)
+    ))?)
+}
+
+/// The channel to this process's janitor thread, started on first use by taking back every
+/// garbage or finished database on the server (left by processes that exited first): a
+/// finished clone of one of this process's templates is recycled, any other dropped.
+fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
+    static JANITOR: OnceLock<Mutex<Sender<Finished>>> = OnceLock::new();
+    JANITOR.get_or_init(|| {
+        let (send, receive) = channel::<Finished>();
+        let spawned = std::thread::Builder::new()
+            .name("migrate-test-janitor".to_owned())
+            .spawn(move || {
+                let Ok(mut admin) = host.admin() else { return };
+                let left: Vec<Finished> = admin
+                    .query(
+                        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+                          WHERE datname LIKE 'mtg\\_%' \
+                             OR (datname LIKE 'mtd\\_%' AND shobj_description(oid, 'pg_database') LIKE $1)",
+                        &[&recycle::finished_pattern()],
+                    )
+                    .map(|rows| rows.iter().map(|row| left_behind(row.get(0), row.get(1))).collect())
+                    .unwrap_or_default();
+                for finished in left.into_iter().chain(receive) {
+                    let (name, outcome) = match finished {
+                        Finished::Drop(name) => {
+                            let dropped = drop_now(&mut admin, &name);
+                            (name, dropped)
+                        }
+                        Finished::Recycle { name, key, counted } => {
+                            let outcome = recycle_or_drop(host, &mut admin, &name, &key);
+                            if counted {
+                                pool::returned(&key);
+                            }
+                            (name, outcome)
+                        }
+                    };
+                    if let Err(error) = outcome {
+                        log::debug!("taking back the test database {name}: {error}");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            log::debug!("starting the test database janitor: {error}");
+        }
+        Mutex::new(send)
+    })
+}
+
+/// What to do with a database a process left behind: recycle a finished clone of one of this
+/// process's templates, drop anything else.
+fn left_behind(name: String, comment: Option<String>) -> Finished {
+    let pool = comment
+        .as_deref()
+        .and_then(recycle::finished_template)
+        .and_then(pool::recycling_pool_named);
+    match pool {
+        Some(pool) => Finished::Recycle {
+            name,
+            key: pool.template.key.clone(),
+            counted: false,
+        },
+        None => Finished::Drop(name),
+    }
+}
+
+/// Returns the finished database `name` to `key`'s pool if the test's writes can be undone
+/// and the pool wants it; drops it otherwise.
+fn recycle_or_drop(
+    host: &Host,
+    admin: &mut Client,
+    name: &str,
+    key: &TemplateKey,
+) -> Result<(), TestServerError> {
+    let baseline = pool::recycling_pool(key).and_then(|pool| pool.baseline.clone());
+    let wanted = i64::try_from(pool::size().saturating_mul(2)).unwrap_or(i64::MAX);
+    let recycled = match baseline {
+        Some(baseline) if alone(admin, name)? && pool::ready(admin, key)? < wanted => {
+            // Most tests only read, or write only rows: the first needs no session in the
+            // database at all, the second one to empty what was written.
+            let untouched = recycle::untouched(admin, name)?;
+            if untouched && baseline.untouched_is_enough() {
+                true
+            } else {
+                let mut database = host.connect(name)?;
+                let reset = recycle::reset(&mut database, &baseline, untouched)?;
+                database.close()?;
+                match reset {
+                    Ok(()) => alone(admin, name)?,
+                    Err(reason) => {
+                        log::debug!("test database {name} is not recycled: {reason:?}");
+                        false
+                    }
+                }
+            }
+        }
+        _ => false,
+    };
+    if !recycled {
+        return drop_now(admin, name);
+    }
+    // Not while a new template of the set is built (its build drops the older contents'
+    // pools): the build holds the set's lock, and the clone is then dropped instead.
+    let lock = key.build_lock();
+    let locked: bool = admin
+        .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&lock])?
+        .get(0);
+    let returned = if locked {
+        return_to_pool(admin, name, key)
+    } else {
+        Ok(false)
+    };
+    if locked {
+        admin.execute("SELECT pg_advisory_unlock_shared($1)", &[&lock])?;
+    }
+    if returned? {
+        Ok(())
+    } else {
+        drop_now(admin, name)
+    }
+}
+
+/// Renames a reset clone into `key`'s pool, if its template is still there. Whether it did.
+fn return_to_pool(
+    admin: &mut Client,
+    name: &str,
+    key: &TemplateKey,
+) -> Result<bool, TestServerError> {
+    let template = admin.query_opt(
+        "SELECT 1 FROM pg_database WHERE datname = $1",
+        &[&key.template()],
+    )?;
+    if template.is_none() {
+        return Ok(false);
+    }
+    admin.batch_execute(&format!(
+        "COMMENT ON DATABASE {} IS NULL",
+        escape_identifier(name)
+    ))?;
+    let renamed = admin.batch_execute(&format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        escape_identifier(name),
+        escape_identifier(&key.pool_database())
+    ));
+    Ok(renamed.is_ok())
+}
+
+/// Waits (briefly) until no session is in `name`: the test's connections were closed, but
+/// their server processes exit on their own time, and renaming a database in use waits in
+/// steps of 100 ms. False when a session stays (a connection the test leaked).
+fn alone(admin: &mut Client, name: &str) -> Result<bool, TestServerError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let sessions: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )?
+            .get(0);
+        if sessions == 0 {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
