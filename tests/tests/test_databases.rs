@@ -572,6 +572,48 @@ fn a_server_named_by_migrate_test_database_url_is_used() {
     assert!(all.contains("is set but empty"), "{all}");
 }
 
+/// Run by `a_server_that_refuses_a_reset_gets_finished_databases_dropped`: a passing test's
+/// database with rows written, given back, watched until it is gone (or recycled).
+#[test]
+#[ignore = "a child process of a_server_that_refuses_a_reset_gets_finished_databases_dropped"]
+#[allow(clippy::print_stdout)]
+fn child_writes_and_gives_back() {
+    let dir = std::env::var("CHILD_DIR").unwrap();
+    let migrations = recyclable_set(Path::new(&dir), &token());
+    let migrator = Migrator::new(&migrations);
+    let (_, fate) = finish_after(&dir, &migrator, "INSERT INTO events (note) VALUES ('x')");
+    println!("FATE {fate:?}");
+}
+
+#[test]
+fn a_server_that_refuses_a_reset_gets_finished_databases_dropped() {
+    // A developer's server where the tests' role may create databases but is no superuser:
+    // `pg_stat_reset` is refused, so a database with rows written cannot be recycled. It must
+    // be dropped, not left behind.
+    let server = migrate_runtime::testing::TestServer::start().unwrap();
+    server
+        .connect("postgres")
+        .unwrap()
+        .batch_execute("CREATE ROLE tester LOGIN CREATEDB")
+        .unwrap();
+    let url = server.url("postgres").replacen("postgres@", "tester@", 1);
+    assert!(url.contains("tester@"), "{url}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let output = run_child(
+        "child_writes_and_gives_back",
+        &[("CHILD_DIR", path), ("MIGRATE_TEST_DATABASE_URL", &url)],
+    )
+    .wait_with_output()
+    .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        all.contains("FATE None"),
+        "dropped, not recycled nor left: {all}"
+    );
+}
+
 /// The shared server of `tmp` (what `TMPDIR` points at), if its `postmaster.pid` is there.
 fn shared_server_pid_file(tmp: &Path) -> Option<std::path::PathBuf> {
     let dir = std::fs::read_dir(tmp).ok()?.flatten().find(|entry| {

@@ -31,6 +31,7 @@ pub(crate) fn discard(
         .and_then(pool::recycling_pool)
         .filter(|_| pool::size() > 0);
     if let Some(pool) = recyclable {
+        janitor(host);
         let key = &pool.template.key;
         pool::with_admin(host, |admin| {
             Ok(admin.batch_execute(&format!(
@@ -104,19 +105,24 @@ fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
     static JANITOR: OnceLock<Mutex<Sender<Finished>>> = OnceLock::new();
     JANITOR.get_or_init(|| {
         let (send, receive) = channel::<Finished>();
+        // Listed here, before this process has marked anything finished (`discard` starts
+        // the janitor first): what is found was left by another process.
+        let left: Vec<Finished> = host
+            .admin()
+            .and_then(|mut admin| {
+                Ok(admin.query(
+                    "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
+                      WHERE datname LIKE 'mtg\\_%' \
+                         OR (datname LIKE 'mtd\\_%' AND shobj_description(oid, 'pg_database') LIKE $1)",
+                    &[&recycle::finished_pattern()],
+                )?)
+            })
+            .map(|rows| rows.iter().map(|row| left_behind(row.get(0), row.get(1))).collect())
+            .unwrap_or_default();
         let spawned = std::thread::Builder::new()
             .name("migrate-test-janitor".to_owned())
             .spawn(move || {
                 let Ok(mut admin) = host.admin() else { return };
-                let left: Vec<Finished> = admin
-                    .query(
-                        "SELECT datname::text, shobj_description(oid, 'pg_database') FROM pg_database \
-                          WHERE datname LIKE 'mtg\\_%' \
-                             OR (datname LIKE 'mtd\\_%' AND shobj_description(oid, 'pg_database') LIKE $1)",
-                        &[&recycle::finished_pattern()],
-                    )
-                    .map(|rows| rows.iter().map(|row| left_behind(row.get(0), row.get(1))).collect())
-                    .unwrap_or_default();
                 for finished in left.into_iter().chain(receive) {
                     let (name, outcome) = match finished {
                         Finished::Drop(name) => {
@@ -168,29 +174,14 @@ fn recycle_or_drop(
     name: &str,
     key: &TemplateKey,
 ) -> Result<(), TestServerError> {
-    let baseline = pool::recycling_pool(key).and_then(|pool| pool.baseline.clone());
-    let wanted = i64::try_from(pool::size().saturating_mul(2)).unwrap_or(i64::MAX);
-    let recycled = match baseline {
-        Some(baseline) if alone(admin, name)? && pool::ready(admin, key)? < wanted => {
-            // Most tests only read, or write only rows: the first needs no session in the
-            // database at all, the second one to empty what was written.
-            let untouched = recycle::untouched(admin, name)?;
-            if untouched && baseline.untouched_is_enough() {
-                true
-            } else {
-                let mut database = host.connect(name)?;
-                let reset = recycle::reset(&mut database, &baseline, untouched)?;
-                database.close()?;
-                match reset {
-                    Ok(()) => alone(admin, name)?,
-                    Err(reason) => {
-                        log::debug!("test database {name} is not recycled: {reason:?}");
-                        false
-                    }
-                }
-            }
-        }
-        _ => false,
+    let recycled = match pool::recycling_pool(key).and_then(|pool| pool.baseline.clone()) {
+        Some(baseline) => reset(host, admin, name, key, &baseline).unwrap_or_else(|error| {
+            // A server that refuses part of it (`pg_stat_reset` needs a superuser or a
+            // grant, for one) gets its databases dropped, never left behind.
+            log::debug!("test database {name} is not recycled: {error}");
+            false
+        }),
+        None => false,
     };
     if !recycled {
         return drop_now(admin, name);
@@ -198,21 +189,49 @@ fn recycle_or_drop(
     // Not while a new template of the set is built (its build drops the older contents'
     // pools): the build holds the set's lock, and the clone is then dropped instead.
     let lock = key.build_lock();
-    let locked: bool = admin
-        .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&lock])?
-        .get(0);
-    let returned = if locked {
-        return_to_pool(admin, name, key)
-    } else {
-        Ok(false)
+    let locked = admin
+        .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&lock])
+        .is_ok_and(|row| row.get(0));
+    let returned = locked && {
+        let returned = return_to_pool(admin, name, key);
+        let unlocked = admin.execute("SELECT pg_advisory_unlock_shared($1)", &[&lock]);
+        returned.is_ok_and(|done| done) && unlocked.is_ok()
     };
-    if locked {
-        admin.execute("SELECT pg_advisory_unlock_shared($1)", &[&lock])?;
-    }
-    if returned? {
+    if returned {
         Ok(())
     } else {
         drop_now(admin, name)
+    }
+}
+
+/// Undoes what the test did in the finished database `name`, if that can be done exactly and
+/// the pool wants it back. Whether it did (and the database is alone again).
+fn reset(
+    host: &Host,
+    admin: &mut Client,
+    name: &str,
+    key: &TemplateKey,
+    baseline: &recycle::Baseline,
+) -> Result<bool, TestServerError> {
+    let wanted = i64::try_from(pool::size().saturating_mul(2)).unwrap_or(i64::MAX);
+    if !alone(admin, name)? || pool::ready(admin, key)? >= wanted {
+        return Ok(false);
+    }
+    // Most tests only read, or write only rows: the first needs no session in the database
+    // at all, the second one to empty what was written.
+    let untouched = recycle::untouched(admin, name)?;
+    if untouched && baseline.untouched_is_enough() {
+        return Ok(true);
+    }
+    let mut database = host.connect(name)?;
+    let reset = recycle::reset(&mut database, baseline, untouched)?;
+    database.close()?;
+    match reset {
+        Ok(()) => alone(admin, name),
+        Err(reason) => {
+            log::debug!("test database {name} is not recycled: {reason:?}");
+            Ok(false)
+        }
     }
 }
 
