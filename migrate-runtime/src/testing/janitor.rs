@@ -4,7 +4,7 @@
 //! otherwise; garbage and finished databases a process left at exit are taken back by the next.
 
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -12,7 +12,7 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::host::Host;
 use super::key::TemplateKey;
-use super::pool;
+use super::pool::{self, Pool};
 use super::recycle;
 use super::TestServerError;
 
@@ -25,27 +25,26 @@ use super::TestServerError;
 pub(crate) fn discard(
     host: &'static Host,
     name: &str,
-    template: Option<&TemplateKey>,
+    template: Option<&str>,
 ) -> Result<(), TestServerError> {
     let recyclable = template
-        .and_then(pool::recycling_pool)
+        .and_then(pool::recycling_pool_named)
         .filter(|_| pool::size() > 0);
     if let Some(pool) = recyclable {
         janitor(host);
-        let key = &pool.template.key;
         pool::with_admin(host, |admin| {
             Ok(admin.batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",
                 escape_identifier(name),
-                escape_literal(&recycle::finished_comment(&key.template()))
+                escape_literal(&recycle::finished_comment(&pool.template.key.template()))
             ))?)
         })?;
-        *pool.returning.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        pool.returning_one();
         send(
             host,
             Finished::Recycle {
                 name: name.to_owned(),
-                key: key.clone(),
+                pool,
                 counted: true,
             },
         );
@@ -72,11 +71,11 @@ pub(crate) fn discard(
 enum Finished {
     /// Renamed to garbage: drop it.
     Drop(String),
-    /// A passing test's database, marked finished: recycle it into `key`'s pool, or drop it.
+    /// A passing test's database, marked finished: recycle it into `pool`, or drop it.
     /// `counted`: one of this process's, counted in the pool's `returning`.
     Recycle {
         name: String,
-        key: TemplateKey,
+        pool: Arc<Pool>,
         counted: bool,
     },
 }
@@ -129,10 +128,14 @@ fn janitor(host: &'static Host) -> &'static Mutex<Sender<Finished>> {
                             let dropped = drop_now(&mut admin, &name);
                             (name, dropped)
                         }
-                        Finished::Recycle { name, key, counted } => {
-                            let outcome = recycle_or_drop(host, &mut admin, &name, &key);
+                        Finished::Recycle {
+                            name,
+                            pool,
+                            counted,
+                        } => {
+                            let outcome = recycle_or_drop(host, &mut admin, &name, &pool);
                             if counted {
-                                pool::returned(&key);
+                                pool.returned_one();
                             }
                             (name, outcome)
                         }
@@ -159,23 +162,24 @@ fn left_behind(name: String, comment: Option<String>) -> Finished {
     match pool {
         Some(pool) => Finished::Recycle {
             name,
-            key: pool.template.key.clone(),
+            pool,
             counted: false,
         },
         None => Finished::Drop(name),
     }
 }
 
-/// Returns the finished database `name` to `key`'s pool if the test's writes can be undone
+/// Returns the finished database `name` to `pool` if the test's writes can be undone
 /// and the pool wants it; drops it otherwise.
 fn recycle_or_drop(
     host: &Host,
     admin: &mut Client,
     name: &str,
-    key: &TemplateKey,
+    pool: &Pool,
 ) -> Result<(), TestServerError> {
-    let recycled = match pool::recycling_pool(key).and_then(|pool| pool.baseline.clone()) {
-        Some(baseline) => reset(host, admin, name, key, &baseline).unwrap_or_else(|error| {
+    let key = &pool.template.key;
+    let recycled = match &pool.template.baseline {
+        Some(baseline) => reset(host, admin, name, key, baseline).unwrap_or_else(|error| {
             // A server that refuses part of it (`pg_stat_reset` needs a superuser or a
             // grant, for one) gets its databases dropped, never left behind.
             log::debug!("test database {name} is not recycled: {error}");
@@ -248,14 +252,11 @@ fn return_to_pool(
     if template.is_none() {
         return Ok(false);
     }
-    admin.batch_execute(&format!(
-        "COMMENT ON DATABASE {} IS NULL",
-        escape_identifier(name)
-    ))?;
+    // One transaction: the finished mark goes only with the rename.
     let renamed = admin.batch_execute(&format!(
-        "ALTER DATABASE {} RENAME TO {}",
-        escape_identifier(name),
-        escape_identifier(&key.pool_database())
+        "COMMENT ON DATABASE {name} IS NULL; ALTER DATABASE {name} RENAME TO {}",
+        escape_identifier(&key.pool_database()),
+        name = escape_identifier(name),
     ));
     Ok(renamed.is_ok())
 }

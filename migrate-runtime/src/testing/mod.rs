@@ -548,7 +548,6 @@ impl TestServer {
             name,
             failed: Arc::default(),
             hand_out: None,
-            template: None,
         })
     }
 }
@@ -582,10 +581,9 @@ pub struct TestDatabase<'s> {
     name: String,
     /// Set by the test attribute when the test returned an error: kept like a panic.
     failed: Arc<AtomicBool>,
-    /// How it was made, for one from the persistent server.
+    /// How it was made, for one from the persistent server (its template's pool may take it
+    /// back when its test passes).
     hand_out: Option<HandOut>,
-    /// The template it was cloned from, whose pool may take it back when its test passes.
-    template: Option<key::TemplateKey>,
 }
 
 /// Where a test database lives.
@@ -708,9 +706,10 @@ impl Drop for TestDatabase<'_> {
                 return;
             }
             host.touch();
-            if let Err(error) =
-                off_async(|| janitor::discard(host, &self.name, self.template.as_ref()))
-            {
+            if let Err(error) = off_async(|| {
+                let template = self.hand_out.as_ref().map(|made| made.template.as_str());
+                janitor::discard(host, &self.name, template)
+            }) {
                 log::debug!("dropping test database {}: {error}", self.name);
             }
             return;

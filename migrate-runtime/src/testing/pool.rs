@@ -12,7 +12,6 @@ use postgres_protocol::escape::escape_identifier;
 
 use super::host::Host;
 use super::key::TemplateKey;
-use super::recycle::Baseline;
 use super::template::{self, Template};
 use super::{off_async, Owner, TestDatabase, TestServerError};
 use crate::Migrator;
@@ -79,7 +78,6 @@ pub fn migrated_database(
         owner: Owner::Host(host),
         name,
         failed: Arc::new(AtomicBool::new(false)),
-        template: Some(template.key.clone()),
         hand_out: Some(HandOut {
             template: template.key.template(),
             built_template: template.built_here,
@@ -92,9 +90,8 @@ pub fn migrated_database(
 /// A template's ready clones, topped up by a thread of this process.
 pub(super) struct Pool {
     pub(super) template: Template,
-    /// What a finished clone must not have written to be recycled; `None`: never recycled.
-    pub(super) baseline: Option<Baseline>,
-    /// This process's finished clones in the janitor's hands, and a signal when one is done:
+    /// This process's finished clones in the janitor's hands, and a signal when one is done
+    /// (see [`Pool::returning_one`]):
     /// a hand-out that finds the pool empty waits for them rather than cloning.
     pub(super) returning: (Mutex<usize>, Condvar),
     /// Rung on each hand-out, so that the filler replaces what was taken.
@@ -134,30 +131,25 @@ pub(super) fn with_admin<T>(
     result
 }
 
-/// This process's pool for `key`, if it recycles finished clones.
-pub(super) fn recycling_pool(key: &TemplateKey) -> Option<Arc<Pool>> {
-    pools()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(key)
-        .filter(|pool| pool.baseline.is_some())
-        .cloned()
-}
-
 /// This process's recycling pool whose template is called `template`.
 pub(super) fn recycling_pool_named(template: &str) -> Option<Arc<Pool>> {
     pools()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .values()
-        .find(|pool| pool.template.key.template() == template && pool.baseline.is_some())
+        .find(|pool| pool.template.key.template() == template && pool.template.baseline.is_some())
         .cloned()
 }
 
-/// The janitor is done with one of this process's finished clones of `key`.
-pub(super) fn returned(key: &TemplateKey) {
-    if let Some(pool) = recycling_pool(key) {
-        let (count, signal) = &pool.returning;
+impl Pool {
+    /// One of this process's finished clones is in the janitor's hands.
+    pub(super) fn returning_one(&self) {
+        *self.returning.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    /// The janitor is done with one of them.
+    pub(super) fn returned_one(&self) {
+        let (count, signal) = &self.returning;
         let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
         *count = count.saturating_sub(1);
         signal.notify_all();
@@ -288,16 +280,8 @@ fn pool_for(
     // Under the map's lock: this process's other threads wait rather than build twice.
     let template = template::ensure(host, admin, key, migrator)?;
     let built_here = template.built_here;
-    let (major, _) = template::server_facts(admin)?;
-    // Undoing a test's writes needs `pg_stat_force_next_flush` (PostgreSQL 15).
-    let baseline = if major >= 15 {
-        Baseline::load(admin, &key.template())?
-    } else {
-        None
-    };
     let pool = Arc::new(Pool {
         template,
-        baseline,
         returning: (Mutex::new(0), Condvar::new()),
         wake: (Mutex::new(true), Condvar::new()),
     });

@@ -95,22 +95,9 @@ impl Baseline {
         )
     }
 
-    /// The baseline recorded on `template`; `None` when there is none (a template built by an
-    /// older version): its clones are dropped, never recycled.
-    pub(crate) fn load(
-        admin: &mut Client,
-        template: &str,
-    ) -> Result<Option<Baseline>, postgres::Error> {
-        let comment: Option<String> = admin
-            .query_opt(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                &[&template],
-            )?
-            .and_then(|row| row.get(0));
-        Ok(comment.and_then(|comment| Baseline::parse(&comment)))
-    }
-
-    fn parse(comment: &str) -> Option<Baseline> {
+    /// The baseline a template's comment records; `None` for any other comment (one written
+    /// by an older version, or by someone else): its clones are dropped, never recycled.
+    pub(crate) fn parse(comment: &str) -> Option<Baseline> {
         let rest = comment.strip_prefix(MARK)?.trim_start();
         let (sequences, oids) = rest
             .strip_prefix("sequences: ")?

@@ -58,6 +58,9 @@ pub(crate) struct Template {
     pub(crate) strategy: Strategy,
     /// Whether this call migrated it (false: it was there, or another process built it).
     pub(crate) built_here: bool,
+    /// What its finished clones must not have written to be recycled (recorded on it when
+    /// it was built); `None`: they are never recycled.
+    pub(crate) baseline: Option<Baseline>,
 }
 
 impl Template {
@@ -100,35 +103,51 @@ pub(crate) fn ensure(
         strategy: Strategy::choose(major, fsync),
         built_here: false,
         key: key.clone(),
+        baseline: None,
     };
-    if exists(admin, &template.key.template())? {
-        return Ok(template);
-    }
-    let lock = template.key.build_lock();
-    admin.execute("SELECT pg_advisory_lock($1)", &[&lock])?;
-    let built = build_if_missing(host, admin, &template.key, migrator);
-    let unlocked = admin.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
-    template.built_here = built?;
-    unlocked?;
+    let baseline = match lookup(admin, &template.key.template())? {
+        Some(baseline) => baseline,
+        None => {
+            let lock = template.key.build_lock();
+            admin.execute("SELECT pg_advisory_lock($1)", &[&lock])?;
+            let built = build_if_missing(host, admin, &template.key, migrator);
+            let unlocked = admin.execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+            let (built_here, baseline) = built?;
+            unlocked?;
+            template.built_here = built_here;
+            baseline
+        }
+    };
+    // Undoing a test's writes needs `pg_stat_force_next_flush` (PostgreSQL 15).
+    template.baseline = baseline.filter(|_| major >= 15);
     Ok(template)
 }
 
-fn exists(admin: &mut Client, database: &str) -> Result<bool, TestServerError> {
+/// The template `database`, if it exists, with the baseline its comment records (`None`
+/// inside: a template built by a version that recorded none).
+fn lookup(admin: &mut Client, database: &str) -> Result<Option<Option<Baseline>>, TestServerError> {
     Ok(admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])?
-        .is_some())
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&database],
+        )?
+        .map(|row| {
+            row.get::<_, Option<String>>(0)
+                .as_deref()
+                .and_then(Baseline::parse)
+        }))
 }
 
 /// Under the set's build lock: builds the template unless a process that held the lock
-/// before us did; then drops the set's stale templates. Whether it built.
+/// before us did; then drops the set's stale templates. Whether it built, and the baseline.
 fn build_if_missing(
     host: &Host,
     admin: &mut Client,
     key: &TemplateKey,
     migrator: &Migrator<'_>,
-) -> Result<bool, TestServerError> {
-    if exists(admin, &key.template())? {
-        return Ok(false);
+) -> Result<(bool, Option<Baseline>), TestServerError> {
+    if let Some(baseline) = lookup(admin, &key.template())? {
+        return Ok((false, baseline));
     }
     let building = key.building();
     // A builder that died left its half-migrated database: nobody else builds it under the lock.
@@ -151,15 +170,19 @@ fn build_if_missing(
             let mut client = host.connect(&building)?;
             let baseline = Baseline::measure(&mut client)?;
             client.close()?;
-            Ok(admin.batch_execute(&baseline.comment_sql(&building))?)
+            admin.batch_execute(&baseline.comment_sql(&building))?;
+            Ok(baseline)
         });
-    if let Err(error) = migrated {
-        let _ = admin.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            escape_identifier(&building)
-        ));
-        return Err(error);
-    }
+    let baseline = match migrated {
+        Ok(baseline) => baseline,
+        Err(error) => {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                escape_identifier(&building)
+            ));
+            return Err(error);
+        }
+    };
     // Only a complete template ever carries the final name; no one may connect to it (a
     // session in a template blocks every clone).
     admin.batch_execute(&format!(
@@ -172,7 +195,7 @@ fn build_if_missing(
         escape_identifier(&key.template()),
     ))?;
     drop_stale(admin, key);
-    Ok(true)
+    Ok((true, Some(baseline)))
 }
 
 /// Drops the set's templates of other contents, then their pooled and half-built clones (a
