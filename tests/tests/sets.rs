@@ -254,3 +254,16 @@ fn the_command_line_works_on_every_set() {
         run.stderr
     );
 }
+
+#[test]
+fn a_set_that_fails_with_json_still_prints_its_error_document() {
+    // Nothing listens on port 1: the first set's command fails before printing anything.
+    let run = sets_app(
+        "postgresql://postgres@127.0.0.1:1/none",
+        &["migrate", "status", "--json"],
+    );
+    assert_ne!(run.code, 0, "{}", run.all());
+    let document: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("not one JSON document ({error}): {}", run.all()));
+    assert!(document["error"]["kind"].is_string(), "{document:#}");
+}

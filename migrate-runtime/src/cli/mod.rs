@@ -512,32 +512,20 @@ fn execute_sets(
             .collect();
         let (mut client, _server) = connect(options, output)?;
         let reports = crate::Sets::from_migrators(migrators).run(&mut client)?;
-        let mut results = Vec::new();
-        output.collect();
-        for (set, report) in &reports {
-            output.note(&format!("set {set}:"));
-            output.report(report);
-            results.push((set.clone(), output.collected()));
-        }
-        output.sets(results);
-        return Ok(exit::SUCCESS);
+        return output.per_set(
+            &reports,
+            |(set, _)| set,
+            |(_, report)| {
+                output.report(report);
+                Ok(exit::SUCCESS)
+            },
+        );
     }
-    // With --json, one document for all the sets, not one per set.
-    output.collect();
-    let mut code = exit::SUCCESS;
-    let mut results = Vec::new();
-    for set in sets {
-        output.note(&format!("set {}:", set.name()));
-        code = code.max(execute(
-            &options_of(set),
-            command,
-            set.migrations(),
-            output,
-        )?);
-        results.push((set.name().to_owned(), output.collected()));
-    }
-    output.sets(results);
-    Ok(code)
+    output.per_set(
+        sets,
+        |set| set.name(),
+        |set| execute(&options_of(set), command, set.migrations(), output),
+    )
 }
 
 /// The standalone `migrate` binary: the same commands over a directory read at run time

@@ -21,7 +21,8 @@ pub(super) struct Output {
     color: bool,
     /// Steps done so far, for a JSON error that must say what happened before it.
     done: Mutex<Vec<Value>>,
-    /// With several migration sets, each set's documents, held back to be printed as one.
+    /// With several migration sets, each set's documents, held back to be printed as one
+    /// (see [`Output::per_set`]).
     collected: Mutex<Option<Vec<Value>>>,
 }
 
@@ -54,43 +55,50 @@ impl Output {
     }
 
     fn emit(&self, value: Value) {
-        let mut collected = self.collected.lock().unwrap_or_else(|p| p.into_inner());
-        match collected.as_mut() {
+        match self.held().as_mut() {
             Some(documents) => documents.push(value),
             None => println!("{value:#}"),
         }
     }
 
-    /// With `--json`, holds the documents back from now on (see [`Output::sets`]).
-    pub(super) fn collect(&self) {
+    /// Runs `each` for every set, after a `set NAME:` line on standard error. With `--json`,
+    /// what each prints is held back and printed at the end as one document,
+    /// `{"sets": [{"set": NAME, "result": ...}, ...]}`; when one fails, printing is back to
+    /// normal before the error is returned, so that its document is printed. The highest
+    /// exit code of the sets.
+    pub(super) fn per_set<T>(
+        &self,
+        items: &[T],
+        name: impl Fn(&T) -> &str,
+        mut each: impl FnMut(&T) -> Result<u8, Failure>,
+    ) -> Result<u8, Failure> {
         if self.json {
-            *self.collected.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+            *self.held() = Some(Vec::new());
         }
+        let mut code = super::exit::SUCCESS;
+        let mut results = Vec::new();
+        let ran: Result<(), Failure> = items.iter().try_for_each(|item| {
+            self.note(&format!("set {}:", name(item)));
+            code = code.max(each(item)?);
+            let mut documents = self.held().as_mut().map(std::mem::take).unwrap_or_default();
+            let result = match documents.len() {
+                0 => Value::Null,
+                1 => documents.remove(0),
+                _ => Value::Array(documents),
+            };
+            results.push(json!({ "set": name(item), "result": result }));
+            Ok(())
+        });
+        *self.held() = None;
+        ran?;
+        if self.json {
+            self.emit(json!({ "sets": results }));
+        }
+        Ok(code)
     }
 
-    /// The documents held back since the last call, as one value (`null` when there were none).
-    pub(super) fn collected(&self) -> Value {
-        let mut collected = self.collected.lock().unwrap_or_else(|p| p.into_inner());
-        let mut documents = collected.as_mut().map(std::mem::take).unwrap_or_default();
-        match documents.len() {
-            0 => Value::Null,
-            1 => documents.remove(0),
-            _ => Value::Array(documents),
-        }
-    }
-
-    /// With `--json`, one document for a command run on several migration sets:
-    /// `{"sets": [{"set": NAME, "result": ...}, ...]}`, in the sets' order.
-    pub(super) fn sets(&self, results: Vec<(String, Value)>) {
-        if !self.json {
-            return;
-        }
-        *self.collected.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let sets: Vec<Value> = results
-            .into_iter()
-            .map(|(set, result)| json!({ "set": set, "result": result }))
-            .collect();
-        self.emit(json!({ "sets": sets }));
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Vec<Value>>> {
+        self.collected.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Progress and notes go to standard error, so standard output stays the result.
