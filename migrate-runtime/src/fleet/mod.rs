@@ -372,6 +372,8 @@ impl<'m> Fleet<'m> {
             |connection, position| {
                 let tenant = chosen[position];
                 let started = Instant::now();
+                // After a stop the rest are skipped without connecting to them (`migrate`
+                // itself only sees a stop that lands between its connecting and its run).
                 let outcome = if self.stopper.is_stopped() {
                     TenantOutcome::Skipped {
                         reason: SkipReason::Interrupted,

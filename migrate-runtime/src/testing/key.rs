@@ -34,18 +34,26 @@ impl TemplateKey {
                 migration.checksum()
             ));
         }
-        let settings = &migrator.settings;
         content.update(format!(
-            "history {}\nenvironment {:?}\ntarget {:?}\nphase {}\nserver {major}\nformat {TEMPLATE_FORMAT}\n",
-            settings.tables.migrations(),
-            settings.environment,
-            settings.target,
-            settings.phase
+            "{}server {major}\nformat {TEMPLATE_FORMAT}\n",
+            Self::settings(migrator)
         ));
         TemplateKey {
             label,
             content: hex(&content.finalize()[..8]),
         }
+    }
+
+    /// The migrator's settings that change the migrated database, as text (one per line).
+    pub(crate) fn settings(migrator: &Migrator<'_>) -> String {
+        let settings = &migrator.settings;
+        format!(
+            "history {}\nenvironment {:?}\ntarget {:?}\nphase {}\n",
+            settings.tables.migrations(),
+            settings.environment,
+            settings.target,
+            settings.phase
+        )
     }
 
     /// The finished template (`mtt_`: it exists only once fully migrated).

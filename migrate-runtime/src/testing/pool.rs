@@ -186,7 +186,6 @@ pub(super) fn ready(admin: &mut Client, key: &TemplateKey) -> Result<i64, postgr
 fn cached_key(set: &str, migrator: &Migrator<'_>, major: u32) -> TemplateKey {
     type Fingerprint = (String, Vec<(i64, crate::Checksum)>, String, u32);
     static KEYS: OnceLock<Mutex<Vec<(Fingerprint, TemplateKey)>>> = OnceLock::new();
-    let settings = &migrator.settings;
     let fingerprint: Fingerprint = (
         set.to_owned(),
         migrator
@@ -194,13 +193,7 @@ fn cached_key(set: &str, migrator: &Migrator<'_>, major: u32) -> TemplateKey {
             .iter()
             .map(|migration| (migration.version(), migration.checksum()))
             .collect(),
-        format!(
-            "{} {:?} {:?} {}",
-            settings.tables.migrations(),
-            settings.environment,
-            settings.target,
-            settings.phase
-        ),
+        TemplateKey::settings(migrator),
         major,
     );
     let mut keys = KEYS
