@@ -275,16 +275,16 @@ fn run_variant(root: &Path, variant: Variant, server: &TestServer, threads: Opti
         })
         .collect();
     rows.sort_by_key(|row| row.1);
-    let hand_outs = rows
-        .iter()
-        .filter(|row| row.3 >= 0)
-        .map(|row| Duration::from_nanos(row.3 as u64))
-        .collect();
-    let setup = rows
-        .iter()
-        .filter(|row| row.0 >= 0)
-        .map(|row| Duration::from_nanos(row.0 as u64))
-        .collect();
+    // A column the test could not measure holds -1.
+    let measured = |column: fn(&(i128, u128, u128, i128)) -> i128| -> Vec<Duration> {
+        rows.iter()
+            .map(column)
+            .filter(|&nanos| nanos >= 0)
+            .map(|nanos| Duration::from_nanos(nanos as u64))
+            .collect()
+    };
+    let hand_outs = measured(|row| row.3);
+    let setup = measured(|row| row.0);
     let gaps = if threads == Some(1) {
         rows.windows(2)
             .map(|pair| Duration::from_nanos((pair[1].1 - pair[0].2) as u64))
